@@ -1,0 +1,1 @@
+//! The decision state machine per (pod, rule).

@@ -1,0 +1,1 @@
+//! Rule files: model, load, validate (and, in the daemon, reload).
