@@ -1,0 +1,517 @@
+//! The per (pod, rule) state machine: evaluations in, verdict changes out.
+//!
+//! Time is passed in as milliseconds on any clock the caller chooses (the daemon uses the
+//! wall clock, because `failOpenAfter` is measured from the pod's ContainersReady transition
+//! time, which the API server reports on the wall clock).
+
+use super::{Condition, Evaluation, Outcome, Reason, cap_message};
+use crate::rules::Policy;
+
+/// What the state machine needs from a rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Params {
+    pub rule: String,
+    pub success_threshold: u32,
+    pub failure_threshold: u32,
+    /// `for`: a failure must also have lasted this long before the gate turns False.
+    pub for_ms: i64,
+    pub on_no_data: Policy,
+    pub on_error: Policy,
+    /// `failOpenAfter` (0 = off).
+    pub fail_open_after_ms: i64,
+}
+
+/// What the state machine needs from the pod at the time of an evaluation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PodFacts {
+    /// When the pod's ContainersReady condition last turned True, if it is True.
+    pub containers_ready_since: Option<i64>,
+}
+
+/// The result of feeding one evaluation to the state machine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// The verdict changed (status, reason or message): the gate must be recomputed.
+    pub changed: bool,
+    /// The status flipped (True <-> False, or was set for the first time).
+    pub transition: bool,
+    /// A True -> False flip was refused by the panic threshold.
+    pub held_by_panic: bool,
+}
+
+/// The state of one rule on one pod.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RuleState {
+    verdict: Option<Condition>,
+    pass_streak: u32,
+    fail_streak: u32,
+    failing_since: Option<i64>,
+    ever_true: bool,
+    ever_passed: bool,
+}
+
+/// How one evaluation counts once the rule's policies are applied.
+enum Counted {
+    Pass(Reason),
+    Fail(Reason),
+    Keep,
+}
+
+fn classify(p: &Params, outcome: Outcome) -> Counted {
+    let by_policy = |policy: Policy, reason: Reason| match policy {
+        Policy::Pass => Counted::Pass(reason),
+        Policy::Fail => Counted::Fail(reason),
+        Policy::Keep => Counted::Keep,
+    };
+    match outcome {
+        Outcome::Pass => Counted::Pass(Reason::MetricsHealthy),
+        Outcome::Fail => Counted::Fail(Reason::MetricsUnhealthy),
+        Outcome::NoData => by_policy(p.on_no_data, Reason::NoData),
+        Outcome::Error => by_policy(p.on_error, Reason::SourceError),
+    }
+}
+
+impl RuleState {
+    /// The rule's current verdict; `None` until the first counted evaluation.
+    pub fn verdict(&self) -> Option<&Condition> {
+        self.verdict.as_ref()
+    }
+
+    /// Whether the rule's verdict is currently False (counts against the panic threshold).
+    pub fn is_false(&self) -> bool {
+        matches!(&self.verdict, Some(c) if !c.status)
+    }
+
+    pub fn pass_streak(&self) -> u32 {
+        self.pass_streak
+    }
+
+    pub fn fail_streak(&self) -> u32 {
+        self.fail_streak
+    }
+
+    /// Sets a verdict directly (e.g. restored from the pod's existing condition after a
+    /// restart), so a healthy pod is not re-decided from nothing.
+    pub fn restore(&mut self, verdict: Condition) {
+        self.ever_true |= verdict.status;
+        self.ever_passed |= verdict.status && verdict.reason == Reason::MetricsHealthy;
+        self.verdict = Some(verdict);
+    }
+
+    /// Feeds one evaluation. `may_flip_false` is asked only when a True verdict is about to
+    /// turn False; it returns false when the panic threshold forbids it.
+    pub fn observe(
+        &mut self,
+        p: &Params,
+        eval: &Evaluation,
+        pod: PodFacts,
+        now: i64,
+        may_flip_false: &mut dyn FnMut() -> bool,
+    ) -> Step {
+        let before = self.verdict.clone();
+        let mut held_by_panic = false;
+        let message = || cap_message(&format!("{} (rule {})", eval.detail, p.rule));
+
+        match classify(p, eval.outcome) {
+            Counted::Keep => {}
+            Counted::Pass(reason) => {
+                self.pass_streak = self.pass_streak.saturating_add(1);
+                self.fail_streak = 0;
+                self.failing_since = None;
+                if reason == Reason::MetricsHealthy {
+                    self.ever_passed = true;
+                }
+                match &self.verdict {
+                    // Already True: only a change of reason is news (e.g. NoData -> healthy,
+                    // or leaving PanicThreshold). Values alone never rewrite the message, so a
+                    // steady state costs no API writes.
+                    Some(c) if c.status => {
+                        if c.reason != reason {
+                            self.set(true, reason, message());
+                        }
+                    }
+                    _ => {
+                        if self.pass_streak >= p.success_threshold {
+                            self.set(true, reason, message());
+                        }
+                    }
+                }
+            }
+            Counted::Fail(reason) => {
+                self.fail_streak = self.fail_streak.saturating_add(1);
+                self.pass_streak = 0;
+                let since = *self.failing_since.get_or_insert(now);
+                match &self.verdict {
+                    // Never decided: the pod is not Ready anyway, so say why at once.
+                    None => self.set(false, reason, message()),
+                    Some(c) if !c.status => {
+                        if c.reason != reason {
+                            self.set(false, reason, message());
+                        }
+                    }
+                    // Failed open and never passed since: stay open until a first pass.
+                    Some(c) if c.reason == Reason::FailOpenTimeout && !self.ever_passed => {}
+                    Some(c) => {
+                        let lasted = now.saturating_sub(since) >= p.for_ms;
+                        if self.fail_streak >= p.failure_threshold && lasted {
+                            if may_flip_false() {
+                                self.set(false, reason, message());
+                            } else {
+                                held_by_panic = true;
+                                if c.reason != Reason::PanicThreshold {
+                                    let held = format!(
+                                        "held True by maxUnavailable: {} (rule {})",
+                                        eval.detail, p.rule
+                                    );
+                                    self.set(true, Reason::PanicThreshold, cap_message(&held));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        self.fail_open(p, eval, pod, now);
+
+        let changed = self.verdict != before;
+        let transition = match (&before, &self.verdict) {
+            (None, Some(_)) => true,
+            (Some(a), Some(b)) => a.status != b.status,
+            _ => false,
+        };
+        Step {
+            changed,
+            transition,
+            held_by_panic,
+        }
+    }
+
+    /// `failOpenAfter`: a gate never set True this long after ContainersReady turns True.
+    fn fail_open(&mut self, p: &Params, eval: &Evaluation, pod: PodFacts, now: i64) {
+        if p.fail_open_after_ms <= 0 || self.ever_true {
+            return;
+        }
+        let Some(ready_since) = pod.containers_ready_since else {
+            return;
+        };
+        if now.saturating_sub(ready_since) >= p.fail_open_after_ms {
+            let msg = format!(
+                "not passing {}s after ContainersReady, failing open; last: {} (rule {})",
+                p.fail_open_after_ms / 1000,
+                eval.detail,
+                p.rule
+            );
+            self.set(true, Reason::FailOpenTimeout, cap_message(&msg));
+        }
+    }
+
+    fn set(&mut self, status: bool, reason: Reason, message: String) {
+        self.ever_true |= status;
+        self.verdict = Some(Condition {
+            status,
+            reason,
+            message,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params() -> Params {
+        Params {
+            rule: "r".into(),
+            success_threshold: 1,
+            failure_threshold: 3,
+            for_ms: 0,
+            on_no_data: Policy::Fail,
+            on_error: Policy::Keep,
+            fail_open_after_ms: 0,
+        }
+    }
+
+    fn ev(outcome: Outcome, detail: &str) -> Evaluation {
+        Evaluation {
+            outcome,
+            detail: detail.into(),
+        }
+    }
+
+    fn feed(s: &mut RuleState, p: &Params, outcome: Outcome, now: i64) -> Step {
+        s.observe(
+            p,
+            &ev(outcome, "x=1 < 2"),
+            PodFacts::default(),
+            now,
+            &mut || true,
+        )
+    }
+
+    fn status(s: &RuleState) -> Option<(bool, Reason)> {
+        s.verdict().map(|c| (c.status, c.reason))
+    }
+
+    #[test]
+    fn first_pass_sets_true_with_threshold_one() {
+        let p = params();
+        let mut s = RuleState::default();
+        let step = feed(&mut s, &p, Outcome::Pass, 0);
+        assert!(step.changed && step.transition);
+        assert_eq!(status(&s), Some((true, Reason::MetricsHealthy)));
+        assert_eq!(
+            s.verdict().map(|c| c.message.as_str()),
+            Some("x=1 < 2 (rule r)")
+        );
+    }
+
+    #[test]
+    fn success_threshold_counts_consecutive_passes() {
+        let p = Params {
+            success_threshold: 3,
+            ..params()
+        };
+        let mut s = RuleState::default();
+        feed(&mut s, &p, Outcome::Fail, 0);
+        assert_eq!(status(&s), Some((false, Reason::MetricsUnhealthy)));
+        feed(&mut s, &p, Outcome::Pass, 1);
+        feed(&mut s, &p, Outcome::Pass, 2);
+        feed(&mut s, &p, Outcome::Fail, 3); // breaks the streak
+        feed(&mut s, &p, Outcome::Pass, 4);
+        feed(&mut s, &p, Outcome::Pass, 5);
+        assert_eq!(status(&s), Some((false, Reason::MetricsUnhealthy)));
+        let step = feed(&mut s, &p, Outcome::Pass, 6);
+        assert!(step.transition);
+        assert_eq!(status(&s), Some((true, Reason::MetricsHealthy)));
+    }
+
+    #[test]
+    fn failure_threshold_flips_after_consecutive_failures() {
+        let p = params();
+        let mut s = RuleState::default();
+        feed(&mut s, &p, Outcome::Pass, 0);
+        assert!(!feed(&mut s, &p, Outcome::Fail, 1).changed);
+        assert!(!feed(&mut s, &p, Outcome::Fail, 2).changed);
+        let step = feed(&mut s, &p, Outcome::Fail, 3);
+        assert!(step.changed && step.transition);
+        assert_eq!(status(&s), Some((false, Reason::MetricsUnhealthy)));
+    }
+
+    #[test]
+    fn a_pass_resets_the_failure_streak() {
+        let p = params();
+        let mut s = RuleState::default();
+        feed(&mut s, &p, Outcome::Pass, 0);
+        feed(&mut s, &p, Outcome::Fail, 1);
+        feed(&mut s, &p, Outcome::Fail, 2);
+        feed(&mut s, &p, Outcome::Pass, 3);
+        feed(&mut s, &p, Outcome::Fail, 4);
+        feed(&mut s, &p, Outcome::Fail, 5);
+        assert_eq!(status(&s), Some((true, Reason::MetricsHealthy)));
+        assert_eq!(s.fail_streak(), 2);
+    }
+
+    #[test]
+    fn for_requires_the_failure_to_last() {
+        let p = Params {
+            failure_threshold: 1,
+            for_ms: 30_000,
+            ..params()
+        };
+        let mut s = RuleState::default();
+        feed(&mut s, &p, Outcome::Pass, 0);
+        feed(&mut s, &p, Outcome::Fail, 10_000);
+        feed(&mut s, &p, Outcome::Fail, 20_000);
+        feed(&mut s, &p, Outcome::Fail, 39_999);
+        assert_eq!(status(&s), Some((true, Reason::MetricsHealthy)));
+        feed(&mut s, &p, Outcome::Fail, 40_000);
+        assert_eq!(status(&s), Some((false, Reason::MetricsUnhealthy)));
+    }
+
+    #[test]
+    fn steady_state_changes_nothing_even_when_values_move() {
+        let p = params();
+        let mut s = RuleState::default();
+        feed(&mut s, &p, Outcome::Pass, 0);
+        for (i, d) in ["x=1 < 2", "x=1.5 < 2", "x=0.2 < 2"].iter().enumerate() {
+            let step = s.observe(
+                &p,
+                &ev(Outcome::Pass, d),
+                PodFacts::default(),
+                i as i64 + 1,
+                &mut || true,
+            );
+            assert!(!step.changed, "values alone must not rewrite the condition");
+        }
+    }
+
+    #[test]
+    fn no_data_policies() {
+        // fail: counts as a failure with reason NoData.
+        let mut s = RuleState::default();
+        let p = Params {
+            failure_threshold: 1,
+            ..params()
+        };
+        feed(&mut s, &p, Outcome::Pass, 0);
+        feed(&mut s, &p, Outcome::NoData, 1);
+        assert_eq!(status(&s), Some((false, Reason::NoData)));
+
+        // pass: counts as a pass, reason NoData, then a real pass restores MetricsHealthy.
+        let p = Params {
+            on_no_data: Policy::Pass,
+            ..params()
+        };
+        let mut s = RuleState::default();
+        feed(&mut s, &p, Outcome::NoData, 0);
+        assert_eq!(status(&s), Some((true, Reason::NoData)));
+        assert!(feed(&mut s, &p, Outcome::Pass, 1).changed);
+        assert_eq!(status(&s), Some((true, Reason::MetricsHealthy)));
+
+        // keep: holds the condition and counts nothing.
+        let p = Params {
+            on_no_data: Policy::Keep,
+            failure_threshold: 2,
+            ..params()
+        };
+        let mut s = RuleState::default();
+        feed(&mut s, &p, Outcome::Pass, 0);
+        feed(&mut s, &p, Outcome::Fail, 1);
+        for t in 2..10 {
+            assert!(!feed(&mut s, &p, Outcome::NoData, t).changed);
+        }
+        assert_eq!(s.fail_streak(), 1, "keep must not reset or count");
+        feed(&mut s, &p, Outcome::Fail, 10);
+        assert_eq!(status(&s), Some((false, Reason::MetricsUnhealthy)));
+    }
+
+    #[test]
+    fn error_policies() {
+        let mut s = RuleState::default();
+        let p = params(); // onError: keep
+        feed(&mut s, &p, Outcome::Pass, 0);
+        for t in 1..20 {
+            assert!(!feed(&mut s, &p, Outcome::Error, t).changed);
+        }
+        assert_eq!(status(&s), Some((true, Reason::MetricsHealthy)));
+        // A keep on a pod never decided leaves it undecided.
+        let mut fresh = RuleState::default();
+        feed(&mut fresh, &p, Outcome::Error, 0);
+        assert_eq!(status(&fresh), None);
+
+        let p = Params {
+            on_error: Policy::Fail,
+            failure_threshold: 2,
+            ..params()
+        };
+        feed(&mut s, &p, Outcome::Error, 30);
+        assert_eq!(status(&s), Some((true, Reason::MetricsHealthy)));
+        feed(&mut s, &p, Outcome::Error, 31);
+        assert_eq!(status(&s), Some((false, Reason::SourceError)));
+        // Still failing, now on metrics: the reason changes without a status transition.
+        let step = feed(&mut s, &p, Outcome::Fail, 32);
+        assert!(step.changed && !step.transition);
+        assert_eq!(status(&s), Some((false, Reason::MetricsUnhealthy)));
+    }
+
+    #[test]
+    fn panic_threshold_holds_true() {
+        let p = Params {
+            failure_threshold: 1,
+            ..params()
+        };
+        let mut s = RuleState::default();
+        feed(&mut s, &p, Outcome::Pass, 0);
+        let mut asked = 0;
+        let step = s.observe(
+            &p,
+            &ev(Outcome::Fail, "x=5 >= 2"),
+            PodFacts::default(),
+            1,
+            &mut || {
+                asked += 1;
+                false
+            },
+        );
+        assert_eq!(asked, 1);
+        assert!(step.held_by_panic && step.changed && !step.transition);
+        assert_eq!(status(&s), Some((true, Reason::PanicThreshold)));
+        assert!(!s.is_false());
+        // Held again: counted, but the condition does not change.
+        let step = s.observe(
+            &p,
+            &ev(Outcome::Fail, "x=6 >= 2"),
+            PodFacts::default(),
+            2,
+            &mut || false,
+        );
+        assert!(step.held_by_panic && !step.changed);
+        // Room again: it flips.
+        let step = feed(&mut s, &p, Outcome::Fail, 3);
+        assert!(step.transition && !step.held_by_panic);
+        assert!(s.is_false());
+    }
+
+    #[test]
+    fn fail_open_after_timeout_then_normal_after_first_pass() {
+        let p = Params {
+            fail_open_after_ms: 60_000,
+            failure_threshold: 1,
+            ..params()
+        };
+        let pod = PodFacts {
+            containers_ready_since: Some(1_000),
+        };
+        let mut s = RuleState::default();
+        let bad = ev(Outcome::Fail, "x=5 >= 2");
+        s.observe(&p, &bad, pod, 30_000, &mut || true);
+        assert_eq!(status(&s), Some((false, Reason::MetricsUnhealthy)));
+        s.observe(&p, &bad, pod, 60_999, &mut || true);
+        assert_eq!(status(&s), Some((false, Reason::MetricsUnhealthy)));
+        let step = s.observe(&p, &bad, pod, 61_000, &mut || true);
+        assert!(step.transition);
+        assert_eq!(status(&s), Some((true, Reason::FailOpenTimeout)));
+        // Failures do not close it again before a first pass ...
+        s.observe(&p, &bad, pod, 70_000, &mut || true);
+        assert_eq!(status(&s), Some((true, Reason::FailOpenTimeout)));
+        // ... after which the rule is enforced as usual.
+        feed(&mut s, &p, Outcome::Pass, 80_000);
+        assert_eq!(status(&s), Some((true, Reason::MetricsHealthy)));
+        s.observe(&p, &bad, pod, 90_000, &mut || true);
+        assert_eq!(status(&s), Some((false, Reason::MetricsUnhealthy)));
+        // Once True, fail-open never fires again.
+        s.observe(&p, &bad, pod, 500_000, &mut || true);
+        assert_eq!(status(&s), Some((false, Reason::MetricsUnhealthy)));
+    }
+
+    #[test]
+    fn fail_open_needs_containers_ready() {
+        let p = Params {
+            fail_open_after_ms: 1,
+            ..params()
+        };
+        let mut s = RuleState::default();
+        s.observe(
+            &p,
+            &ev(Outcome::Fail, "d"),
+            PodFacts::default(),
+            1_000_000,
+            &mut || true,
+        );
+        assert_eq!(status(&s), Some((false, Reason::MetricsUnhealthy)));
+    }
+
+    #[test]
+    fn restore_keeps_a_healthy_pod_true() {
+        let p = params();
+        let mut s = RuleState::default();
+        s.restore(Condition {
+            status: true,
+            reason: Reason::MetricsHealthy,
+            message: "old".into(),
+        });
+        assert!(!feed(&mut s, &p, Outcome::Pass, 0).changed);
+        assert!(!feed(&mut s, &p, Outcome::Fail, 1).changed);
+    }
+}
