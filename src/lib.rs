@@ -10,6 +10,7 @@ pub mod exposition;
 pub mod expr;
 pub mod query;
 pub mod rules;
+pub mod ruletest;
 pub mod source;
 
 /// Every error podgate reports. Each variant carries what the user needs to fix it.
