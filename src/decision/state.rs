@@ -9,8 +9,8 @@ use crate::rules::Policy;
 
 /// What the state machine needs from a rule.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Params {
-    pub rule: String,
+pub struct Params<'a> {
+    pub rule: &'a str,
     pub success_threshold: u32,
     pub failure_threshold: u32,
     /// `for`: a failure must also have lasted this long before the gate turns False.
@@ -19,6 +19,21 @@ pub struct Params {
     pub on_error: Policy,
     /// `failOpenAfter` (0 = off).
     pub fail_open_after_ms: i64,
+}
+
+impl<'a> Params<'a> {
+    pub fn of(rule: &'a crate::rules::Rule) -> Params<'a> {
+        let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        Params {
+            rule: &rule.name,
+            success_threshold: rule.success_threshold,
+            failure_threshold: rule.failure_threshold,
+            for_ms: ms(rule.for_duration),
+            on_no_data: rule.on_no_data,
+            on_error: rule.on_error,
+            fail_open_after_ms: rule.fail_open_after.map_or(0, ms),
+        }
+    }
 }
 
 /// What the state machine needs from the pod at the time of an evaluation.
@@ -57,7 +72,7 @@ enum Counted {
     Keep,
 }
 
-fn classify(p: &Params, outcome: Outcome) -> Counted {
+fn classify(p: &Params<'_>, outcome: Outcome) -> Counted {
     let by_policy = |policy: Policy, reason: Reason| match policy {
         Policy::Pass => Counted::Pass(reason),
         Policy::Fail => Counted::Fail(reason),
@@ -98,11 +113,24 @@ impl RuleState {
         self.verdict = Some(verdict);
     }
 
+    /// Whether feeding `eval` would turn a True verdict False (before the panic threshold
+    /// is asked). Cheap unless a flip is actually near.
+    pub fn flip_pending(&self, p: &Params<'_>, eval: &Evaluation, pod: PodFacts, now: i64) -> bool {
+        let is_true = matches!(&self.verdict, Some(c) if c.status);
+        let counts_as_fail = matches!(classify(p, eval.outcome), Counted::Fail(_));
+        if !is_true || !counts_as_fail || self.fail_streak.saturating_add(1) < p.failure_threshold {
+            return false;
+        }
+        let mut probe = self.clone();
+        probe.observe(p, eval, pod, now, &mut || true);
+        probe.is_false()
+    }
+
     /// Feeds one evaluation. `may_flip_false` is asked only when a True verdict is about to
     /// turn False; it returns false when the panic threshold forbids it.
     pub fn observe(
         &mut self,
-        p: &Params,
+        p: &Params<'_>,
         eval: &Evaluation,
         pod: PodFacts,
         now: i64,
@@ -188,7 +216,7 @@ impl RuleState {
     }
 
     /// `failOpenAfter`: a gate never set True this long after ContainersReady turns True.
-    fn fail_open(&mut self, p: &Params, eval: &Evaluation, pod: PodFacts, now: i64) {
+    fn fail_open(&mut self, p: &Params<'_>, eval: &Evaluation, pod: PodFacts, now: i64) {
         if p.fail_open_after_ms <= 0 || self.ever_true {
             return;
         }
@@ -220,9 +248,9 @@ impl RuleState {
 mod tests {
     use super::*;
 
-    fn params() -> Params {
+    fn params() -> Params<'static> {
         Params {
-            rule: "r".into(),
+            rule: "r",
             success_threshold: 1,
             failure_threshold: 3,
             for_ms: 0,
@@ -239,7 +267,7 @@ mod tests {
         }
     }
 
-    fn feed(s: &mut RuleState, p: &Params, outcome: Outcome, now: i64) -> Step {
+    fn feed(s: &mut RuleState, p: &Params<'_>, outcome: Outcome, now: i64) -> Step {
         s.observe(
             p,
             &ev(outcome, "x=1 < 2"),
