@@ -232,12 +232,18 @@ pub struct SyntaxError {
 /// limit keeps the recursive tree building well inside a 2 MiB thread stack, even in debug
 /// builds (the parser's own default, 64, does not).
 const MAX_DEPTH: usize = 24;
+/// Most YAML nodes (scalars, lists, mappings) in one file, aliases expanded.
+const MAX_NODES: usize = 100_000;
 
 fn options() -> serde_saphyr::Options {
     let mut o = serde_saphyr::Options::default();
     let mut budget = o.budget.unwrap_or_default();
     budget.max_depth = MAX_DEPTH;
+    // A full 1 MiB file of rules has well under 100k nodes; lower caps keep an alias bomb
+    // from costing seconds of CPU on every reload.
+    budget.max_nodes = MAX_NODES;
     o.budget = Some(budget);
+    o.alias_limits.max_total_replayed_events = MAX_NODES;
     // Only `true`/`false` are booleans: `on`, `yes`, `no` stay strings (YAML 1.2).
     o.strict_booleans = true;
     // `.nan` or `.inf` become strings, so they get a type error with a position instead of
@@ -249,6 +255,19 @@ fn options() -> serde_saphyr::Options {
     o
 }
 
+/// Drops a trailing " at line N, column M": the diagnostic carries the position itself.
+fn strip_position(message: &str) -> &str {
+    let Some(i) = message.rfind(" at line ") else {
+        return message;
+    };
+    let tail = &message[i + " at line ".len()..];
+    let is_num = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    match tail.split_once(", column ") {
+        Some((line, column)) if is_num(line) && is_num(column) => &message[..i],
+        _ => message,
+    }
+}
+
 /// Parses one YAML document.
 pub fn parse(src: &str) -> Result<Node, SyntaxError> {
     serde_saphyr::from_str_with_options::<Node>(src, options()).map_err(|e| {
@@ -256,13 +275,7 @@ pub fn parse(src: &str) -> Result<Node, SyntaxError> {
             .location()
             .map(|l| Pos::from_location(&l))
             .filter(|p| p.line > 0);
-        let mut message = e.without_snippet().to_string();
-        // The position goes into the diagnostic; drop the parser's own " at line N, column M".
-        if let Some(i) = message.rfind(" at line ")
-            && message[i..].contains(", column ")
-        {
-            message.truncate(i);
-        }
+        let message = strip_position(&e.without_snippet().to_string()).to_string();
         SyntaxError { pos, message }
     })
 }
@@ -369,6 +382,16 @@ mod tests {
         };
         assert_eq!(e.pos.map(|p| p.line), Some(2));
         assert!(e.message.contains("duplicate"), "{}", e.message);
+    }
+
+    #[test]
+    fn parser_positions_are_stripped_from_messages() {
+        assert_eq!(strip_position("bad thing at line 3, column 4"), "bad thing");
+        assert_eq!(
+            strip_position("x (defined at line 5, column 7) (used here)"),
+            "x (defined at line 5, column 7) (used here)"
+        );
+        assert_eq!(strip_position("no position"), "no position");
     }
 
     #[test]
