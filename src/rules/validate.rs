@@ -128,15 +128,14 @@ pub(crate) fn validate_file(file: &Path, src: &str, diags: &mut Vec<Diagnostic>)
         return out;
     };
     let Some(rules) = get(&fields, "rules") else {
-        // Present but null (`rules:`), or absent.
-        let at = fields
-            .iter()
-            .find(|(k, _, _)| *k == "rules")
-            .map_or(root.at, |(_, key, _)| key.at);
+        let (at, message) = match fields.iter().find(|(k, _, _)| *k == "rules") {
+            Some((_, key, _)) => (key.at, "`rules:` holds no list"),
+            None => (root.at, "missing `rules:` list"),
+        };
         w.error(
             at,
             "rules",
-            "missing `rules:` list (write `rules: []` for a file without rules)",
+            format!("{message} (write `rules: []` for a file without rules)"),
         );
         return out;
     };
