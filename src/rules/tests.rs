@@ -291,7 +291,7 @@ fn missing_or_null_rules_is_an_error() {
         1,
         1,
         Some("rules"),
-        "missing `rules:`",
+        "`rules:` holds no list",
     );
     let errs = errors("rule: []\n");
     assert_eq!(errs.len(), 2, "{}", render(&errs));
