@@ -1571,3 +1571,21 @@ fn misspelt_required_field_is_reported_once() {
         "did you mean \"name\"",
     );
 }
+
+#[test]
+fn null_required_field_is_reported_at_its_key() {
+    let src = BASE.replace("expr: 'x > 0'", "expr:");
+    assert_at(
+        &one_error(&src),
+        start(&src, "expr:"),
+        Some("expr"),
+        "missing required field `expr`",
+    );
+    let src = BASE.replace("name: r1", "name: ~");
+    assert_at(
+        &one_error(&src),
+        start(&src, "name:"),
+        Some("rules[0].name"),
+        "missing required field `name`",
+    );
+}

@@ -79,8 +79,6 @@ const RESERVED_VAR_NAMES: &[&str] = &[
     "bitnot",
     "shl",
     "shr",
-    "math",
-    "str",
 ];
 
 const MIN_INTERVAL: Duration = Duration::from_secs(1);
@@ -170,6 +168,15 @@ fn get<'n>(fields: &Fields<'n>, key: &str) -> Option<&'n Node> {
         .find(|(k, _, _)| *k == key)
         .map(|(_, _, v)| *v)
         .filter(|v| !v.is_null())
+}
+
+/// Where to report a missing `key`: at the key when it is written with a null value, else
+/// at the mapping that lacks it.
+fn key_pos(fields: &Fields<'_>, key: &str, map: &Node) -> Pos {
+    fields
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map_or(map.at, |(_, k, _)| k.at)
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -471,7 +478,7 @@ impl Walker<'_> {
                 }
             },
             None => {
-                self.missing(node.at, "name", "");
+                self.missing(key_pos(&fields, "name", node), "name", "");
                 None
             }
         };
@@ -503,7 +510,7 @@ impl Walker<'_> {
                 }
             }),
             None => {
-                self.missing(node.at, "conditionType", "");
+                self.missing(key_pos(&fields, "conditionType", node), "conditionType", "");
                 None
             }
         };
@@ -594,15 +601,11 @@ impl Walker<'_> {
             Some(n) => self.prometheus(n),
             None => Some(PrometheusLabels::default()),
         };
-        let vars_key = fields
-            .iter()
-            .find(|(k, _, _)| *k == "vars")
-            .map(|(_, k, _)| *k);
         let vars = match get(&fields, "vars") {
             Some(n) => self.vars(n),
             None => {
                 self.missing(
-                    vars_key.map_or(node.at, |k| k.at),
+                    key_pos(&fields, "vars", node),
                     "vars",
                     " (the named numbers `expr` uses)",
                 );
@@ -612,7 +615,7 @@ impl Walker<'_> {
         let expr = match get(&fields, "expr") {
             Some(n) => self.expr(n, vars.as_ref()),
             None => {
-                self.missing(node.at, "expr", "");
+                self.missing(key_pos(&fields, "expr", node), "expr", "");
                 None
             }
         };
@@ -779,7 +782,7 @@ impl Walker<'_> {
                     })
             }
             None => {
-                self.missing(node.at, &join(path, "key"), "");
+                self.missing(key_pos(&fields, "key", node), &join(path, "key"), "");
                 None
             }
         };
@@ -799,7 +802,7 @@ impl Walker<'_> {
                 op
             }),
             None => {
-                self.missing(node.at, &join(path, "operator"), "");
+                self.missing(key_pos(&fields, "operator", node), &join(path, "operator"), "");
                 None
             }
         };
