@@ -240,6 +240,13 @@ pub fn check(paths: &[PathBuf]) -> CheckReport {
     for path in paths {
         match fs::metadata(path) {
             Ok(m) if m.is_dir() => match list_dir(path) {
+                Ok(files) if files.is_empty() => early.push(Diagnostic {
+                    severity: Severity::Warning,
+                    ..file_error(
+                        path,
+                        "no *.yaml or *.yml files in this directory".to_string(),
+                    )
+                }),
                 Ok(files) => sources.extend(files.into_iter().map(|f| Source {
                     text: read_file(&f),
                     file: f,

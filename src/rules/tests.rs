@@ -1589,3 +1589,13 @@ fn null_required_field_is_reported_at_its_key() {
         "missing required field `name`",
     );
 }
+
+#[test]
+fn check_warns_about_a_directory_without_rule_files() {
+    let dir = tempdir();
+    write(&dir.path().join("README.md"), "not rules");
+    let report = check(&[dir.path().to_path_buf()]);
+    assert_eq!(report.exit_code(), 0);
+    assert_eq!(report.warning_count(), 1);
+    assert!(report.diagnostics[0].message.contains("no *.yaml"));
+}
