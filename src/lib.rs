@@ -22,6 +22,8 @@ pub enum Error {
     Query(#[from] query::QueryError),
     #[error("{0}")]
     Expr(#[from] expr::ExprError),
+    #[error("{0}")]
+    Rules(#[from] rules::RulesError),
     #[error("{path}: {source}")]
     Io {
         path: String,

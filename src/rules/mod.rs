@@ -1,9 +1,28 @@
-//! Rule files: model, load, validate (and, in the daemon, reload).
+//! Rule files: the model, loading from a directory or files, and validation.
+//!
+//! A rule file holds `rules:`, a list of rules (see `docs/rules.md`). Loading validates the
+//! whole set and either returns a [`RuleSet`] (plus warnings) or every [`Diagnostic`] found,
+//! each with its file, line, column, rule and field. [`check`] is `podgate check`.
 
-/// What a no-data or error evaluation counts as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Policy {
-    Pass,
-    Fail,
-    Keep,
-}
+mod diag;
+pub mod duration;
+mod load;
+mod model;
+pub mod names;
+mod selector;
+mod validate;
+mod yaml;
+
+pub use diag::{Diagnostic, RulesError, Severity};
+pub use load::{
+    CheckReport, MAX_FILE_BYTES, MAX_RULES, check, list_dir, load_dir, load_files, load_str,
+};
+pub use model::{
+    DEFAULT_FAILURE_THRESHOLD, DEFAULT_INTERVAL, DEFAULT_ON_ERROR, DEFAULT_ON_NO_DATA,
+    DEFAULT_SUCCESS_THRESHOLD, DEFAULT_TIMEOUT, MaxUnavailable, Origin, Policy, Port,
+    PrometheusLabels, Rule, RuleSet, Scheme, ScrapeConfig, Var, VarSource,
+};
+pub use selector::{Operator, Requirement, Selector};
+
+#[cfg(test)]
+mod tests;
