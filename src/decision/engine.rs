@@ -107,7 +107,9 @@ impl Engine {
 
     /// Whether some rule owns `condition_type`.
     pub fn owns(&self, condition_type: &str) -> bool {
-        self.rules.iter().any(|r| r.condition_type == condition_type)
+        self.rules
+            .iter()
+            .any(|r| r.condition_type == condition_type)
     }
 
     pub fn pod_count(&self) -> usize {
@@ -253,13 +255,9 @@ impl Engine {
         };
         let tracked = &mut entry.tracked[idx];
         let rule = tracked.rule.clone();
-        let step = tracked.state.observe(
-            &Params::of(&rule),
-            eval,
-            facts,
-            now,
-            &mut || allowed,
-        );
+        let step = tracked
+            .state
+            .observe(&Params::of(&rule), eval, facts, now, &mut || allowed);
         let update = if step.changed {
             recompute_gates(key, entry)
                 .into_iter()
@@ -278,10 +276,7 @@ impl Engine {
         let start = PodKey::new(namespace, "");
         let mut covered = 0usize;
         let mut unavailable = 0usize;
-        for (k, e) in self
-            .pods
-            .range((Bound::Included(&start), Bound::Unbounded))
-        {
+        for (k, e) in self.pods.range((Bound::Included(&start), Bound::Unbounded)) {
             if k.namespace != namespace {
                 break;
             }
@@ -346,4 +341,255 @@ fn recompute_gates(key: &PodKey, entry: &mut PodEntry) -> Vec<GateUpdate> {
         }
     }
     updates
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decision::{Outcome, Reason};
+    use crate::rules::load_str;
+
+    const GATE: &str = "example.com/healthy";
+
+    fn rules(yaml: &str) -> RuleSet {
+        match load_str("test.yaml", yaml) {
+            Ok(set) => set,
+            Err(e) => panic!("test rules do not load: {e}"),
+        }
+    }
+
+    fn rule(name: &str, extra: &str) -> String {
+        format!(
+            "  - name: {name}\n    conditionType: {GATE}\n    failureThreshold: 1\n{extra}    vars: {{x: {{scrape: 'x'}}}}\n    expr: 'x < 1'\n"
+        )
+    }
+
+    fn pod(uid: &str) -> PodInfo {
+        PodInfo {
+            uid: uid.into(),
+            gates: vec![GATE.into()],
+            ..PodInfo::default()
+        }
+    }
+
+    fn ev(outcome: Outcome) -> Evaluation {
+        Evaluation {
+            outcome,
+            detail: "x=0".into(),
+        }
+    }
+
+    fn gate_of(e: &Engine, key: &PodKey) -> Option<(bool, Reason)> {
+        e.pods
+            .get(key)
+            .and_then(|p| p.gates.get(GATE).cloned().flatten())
+            .map(|c| (c.status, c.reason))
+    }
+
+    #[test]
+    fn only_pods_declaring_the_gate_and_matching_the_selector_are_covered() {
+        let set = rules(&format!(
+            "rules:\n{}",
+            rule(
+                "r",
+                "    selector:\n      namespaces: [shop]\n      matchLabels: {app: web}\n"
+            )
+        ));
+        let mut e = Engine::new(&set);
+        let mut web = pod("1");
+        web.labels.insert("app".into(), "web".into());
+        e.upsert_pod(PodKey::new("shop", "a"), web.clone());
+        e.upsert_pod(PodKey::new("other", "b"), web.clone());
+        e.upsert_pod(PodKey::new("shop", "c"), pod("3"));
+        let mut no_gate = web;
+        no_gate.gates.clear();
+        e.upsert_pod(PodKey::new("shop", "d"), no_gate);
+        let covered: Vec<String> = e
+            .pod_keys()
+            .filter(|k| !e.rules_for(k).is_empty())
+            .map(|k| k.to_string())
+            .collect();
+        assert_eq!(covered, ["shop/a"]);
+    }
+
+    #[test]
+    fn an_update_only_when_the_gate_changes() {
+        let set = rules(&format!("rules:\n{}", rule("r", "")));
+        let mut e = Engine::new(&set);
+        let key = PodKey::new("ns", "p");
+        e.upsert_pod(key.clone(), pod("1"));
+        let first = e.observe(&key, "r", &ev(Outcome::Pass), 0);
+        let update = first.update.expect("first pass sets the gate True");
+        assert!(update.condition.status);
+        assert_eq!(update.condition_type, GATE);
+        for t in 1..5 {
+            assert_eq!(e.observe(&key, "r", &ev(Outcome::Pass), t).update, None);
+        }
+        let down = e.observe(&key, "r", &ev(Outcome::Fail), 10);
+        assert_eq!(down.update.map(|u| u.condition.status), Some(false));
+    }
+
+    #[test]
+    fn existing_condition_is_picked_up_and_not_rewritten() {
+        let set = rules(&format!("rules:\n{}", rule("r", "")));
+        let mut e = Engine::new(&set);
+        let key = PodKey::new("ns", "p");
+        let mut info = pod("1");
+        let healthy = Condition {
+            status: true,
+            reason: Reason::MetricsHealthy,
+            message: "from before".into(),
+        };
+        info.conditions.insert(GATE.into(), healthy);
+        assert!(e.upsert_pod(key.clone(), info).is_empty());
+        assert_eq!(e.observe(&key, "r", &ev(Outcome::Pass), 0).update, None);
+    }
+
+    #[test]
+    fn panic_threshold_limits_false_pods_per_namespace() {
+        let set = rules(&format!(
+            "rules:\n{}",
+            rule("r", "    maxUnavailable: 50%\n")
+        ));
+        let mut e = Engine::new(&set);
+        let keys: Vec<PodKey> = (0..4).map(|i| PodKey::new("ns", format!("p{i}"))).collect();
+        for (i, k) in keys.iter().enumerate() {
+            e.upsert_pod(k.clone(), pod(&i.to_string()));
+            e.observe(k, "r", &ev(Outcome::Pass), 0);
+        }
+        // Another namespace does not count against this one.
+        let other = PodKey::new("other", "q");
+        e.upsert_pod(other.clone(), pod("9"));
+        e.observe(&other, "r", &ev(Outcome::Pass), 0);
+
+        let mut held = 0;
+        for k in &keys {
+            let o = e.observe(k, "r", &ev(Outcome::Fail), 1);
+            if o.step.is_some_and(|s| s.held_by_panic) {
+                held += 1;
+            }
+        }
+        assert_eq!(held, 2, "50% of 4 pods may go False, the rest are held");
+        let states: Vec<_> = keys.iter().map(|k| gate_of(&e, k)).collect();
+        assert_eq!(
+            states
+                .iter()
+                .filter(|s| **s == Some((false, Reason::MetricsUnhealthy)))
+                .count(),
+            2
+        );
+        assert_eq!(
+            states
+                .iter()
+                .filter(|s| **s == Some((true, Reason::PanicThreshold)))
+                .count(),
+            2
+        );
+        let o = e.observe(&other, "r", &ev(Outcome::Fail), 1);
+        assert_eq!(o.update.map(|u| u.condition.status), Some(false));
+
+        // One recovers: a held pod may now go False.
+        e.observe(&keys[0], "r", &ev(Outcome::Pass), 2);
+        let flipped = keys[2..]
+            .iter()
+            .filter(|k| {
+                e.observe(k, "r", &ev(Outcome::Fail), 3)
+                    .update
+                    .is_some_and(|u| !u.condition.status)
+            })
+            .count();
+        assert_eq!(flipped, 1);
+    }
+
+    #[test]
+    fn reload_keeps_streaks_of_unchanged_rules_only() {
+        let two = format!("rules:\n{}{}", rule("a", ""), rule("b", ""));
+        let set = rules(&two.replace("failureThreshold: 1", "failureThreshold: 3"));
+        let mut e = Engine::new(&set);
+        let key = PodKey::new("ns", "p");
+        e.upsert_pod(key.clone(), pod("1"));
+        for r in ["a", "b"] {
+            e.observe(&key, r, &ev(Outcome::Pass), 0);
+            e.observe(&key, r, &ev(Outcome::Fail), 1);
+            e.observe(&key, r, &ev(Outcome::Fail), 2);
+        }
+        // b changes its expression; a is untouched.
+        let text = format!(
+            "rules:\n{}{}",
+            rule("a", ""),
+            rule("b", "").replace("x < 1", "x < 2")
+        )
+        .replace("failureThreshold: 1", "failureThreshold: 3");
+        e.set_rules(&rules(&text));
+        assert_eq!(e.state(&key, "a").map(|s| s.fail_streak()), Some(2));
+        assert_eq!(e.state(&key, "b").map(|s| s.fail_streak()), Some(0));
+    }
+
+    #[test]
+    fn several_rules_on_one_gate_and_override() {
+        let set = rules(&format!("rules:\n{}{}", rule("a", ""), rule("b", "")));
+        let mut e = Engine::new(&set);
+        let key = PodKey::new("ns", "p");
+        e.upsert_pod(key.clone(), pod("1"));
+        assert_eq!(
+            e.observe(&key, "a", &ev(Outcome::Pass), 0).update,
+            None,
+            "b undecided"
+        );
+        let both = e.observe(&key, "b", &ev(Outcome::Pass), 0).update;
+        assert_eq!(both.map(|u| u.condition.status), Some(true));
+        let failing = e.observe(&key, "b", &ev(Outcome::Fail), 1).update;
+        let failing = failing.expect("b fails the gate");
+        assert!(failing.condition.message.contains("(rule b)"));
+
+        let mut over = pod("1");
+        over.override_by = Some(Override::Namespace);
+        let ups = e.upsert_pod(key.clone(), over);
+        assert_eq!(ups.len(), 1);
+        assert_eq!(ups[0].condition.reason, Reason::Overridden);
+        // Removing the override resumes from the rules' verdicts.
+        let ups = e.upsert_pod(key.clone(), pod("1"));
+        assert_eq!(ups.first().map(|u| u.condition.status), Some(false));
+    }
+
+    #[test]
+    fn a_new_uid_is_a_new_pod() {
+        let set = rules(&format!(
+            "rules:\n{}",
+            rule("r", "").replace("failureThreshold: 1", "failureThreshold: 3")
+        ));
+        let mut e = Engine::new(&set);
+        let key = PodKey::new("ns", "p");
+        e.upsert_pod(key.clone(), pod("1"));
+        e.observe(&key, "r", &ev(Outcome::Pass), 0);
+        e.observe(&key, "r", &ev(Outcome::Fail), 1);
+        e.upsert_pod(key.clone(), pod("1"));
+        assert_eq!(e.state(&key, "r").map(|s| s.fail_streak()), Some(1));
+        e.upsert_pod(key.clone(), pod("2"));
+        assert_eq!(e.state(&key, "r").map(|s| s.fail_streak()), Some(0));
+        assert!(e.state(&key, "r").is_some_and(|s| s.verdict().is_none()));
+    }
+
+    #[test]
+    fn verdict_counts_per_rule() {
+        let set = rules(&format!("rules:\n{}", rule("r", "")));
+        let mut e = Engine::new(&set);
+        for (i, o) in [Outcome::Pass, Outcome::Fail, Outcome::Error]
+            .into_iter()
+            .enumerate()
+        {
+            let k = PodKey::new("ns", format!("p{i}"));
+            e.upsert_pod(k.clone(), pod(&i.to_string()));
+            e.observe(&k, "r", &ev(o), 0);
+        }
+        let c = e.verdict_counts();
+        assert_eq!(
+            c.get("r"),
+            Some(&VerdictCounts {
+                true_: 1,
+                false_: 1,
+                unknown: 1
+            })
+        );
+    }
 }

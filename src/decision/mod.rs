@@ -4,6 +4,7 @@
 //! `state` is the per (pod, rule) state machine; `gate` combines the rules that own one
 //! condition type and applies the override.
 
+pub mod engine;
 pub mod gate;
 pub mod state;
 
