@@ -2,6 +2,7 @@
 //! 0 success (for `eval`: pass), 1 rule/test failure (for `eval`: fail or no data),
 //! 2 invalid input or source error, 64 usage error.
 
+mod check;
 mod samples;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +25,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Validate rule files; every error is printed as file:line:col.
+    Check(check::Args),
     /// Print every sample of an exposition body exactly as podgate parses it.
     Samples(samples::Args),
     /// Print the version.
@@ -49,6 +52,7 @@ pub fn main() -> i32 {
     };
     crate::source::init_tls();
     match cli.command {
+        Command::Check(args) => check::run(args),
         Command::Samples(args) => samples::run(args),
         Command::Version => {
             println!("podgate {}", env!("CARGO_PKG_VERSION"));
