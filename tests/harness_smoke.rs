@@ -388,10 +388,7 @@ async fn metrics_endpoint_is_reachable_at_the_pod_ip() {
     let url = format!("http://{ip}:{port}/metrics");
     assert_eq!(url, endpoint.url());
 
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap_or_else(|e| panic!("http client: {e}"));
+    let http = support::http_client(Duration::from_secs(5));
     let response = http
         .get(&url)
         .send()

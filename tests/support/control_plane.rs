@@ -139,6 +139,7 @@ impl ControlPlane {
 /// A kube client from a kubeconfig file. Clients belong to the tokio runtime that made them,
 /// so each test makes its own.
 pub async fn client_from(kubeconfig: &Path) -> Client {
+    super::install_crypto_provider();
     let kc = Kubeconfig::read_from(kubeconfig)
         .unwrap_or_else(|e| panic!("reading kubeconfig {}: {e}", kubeconfig.display()));
     let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())

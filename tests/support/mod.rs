@@ -24,6 +24,26 @@ pub use metrics_endpoint::{MetricsEndpoint, MetricsResponse};
 pub use pods::{Kubelet, TestPod, condition, condition_status, ready_as_kubelet};
 pub use prometheus::Prometheus;
 
+/// Selects ring as the process-wide rustls provider. Both ring (kube) and aws-lc-rs (reqwest)
+/// are compiled in, and rustls refuses to guess between them. Every helper that opens a TLS
+/// or HTTP client calls this; calling it again is a no-op.
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Err means another provider was installed first, which serves as well.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// A plain HTTP client for tests (e.g. to scrape a [`MetricsEndpoint`] directly).
+pub fn http_client(timeout: Duration) -> reqwest::Client {
+    install_crypto_provider();
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .unwrap_or_else(|e| panic!("building an HTTP client: {e}"))
+}
+
 /// What a `wait_for` poll saw: done with a value, or not yet (with what it observed).
 ///
 /// Implemented for `Option<T>` (`None` = not yet) and for `Result<T, S>` where `Err(state)`

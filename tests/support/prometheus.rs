@@ -42,10 +42,7 @@ impl Prometheus {
         let config = dir.path().join("prometheus.yml");
         std::fs::write(&config, config_yaml)
             .unwrap_or_else(|e| panic!("prometheus: writing {}: {e}", config.display()));
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap_or_else(|e| panic!("prometheus: building an HTTP client: {e}"));
+        let http = super::http_client(Duration::from_secs(10));
 
         // The port is free when picked but may be taken before Prometheus binds it: retry.
         let mut last_log = String::new();
