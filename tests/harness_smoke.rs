@@ -421,17 +421,27 @@ async fn metrics_endpoint_is_reachable_at_the_pod_ip() {
     assert_eq!(response.text().await.ok().as_deref(), Some("down\n"));
 
     // A delay longer than the client's timeout makes the scrape time out.
-    endpoint.set_delay(Duration::from_secs(3));
+    endpoint.set_delay(Duration::from_secs(5));
     let slow = http
         .get(&url)
-        .timeout(Duration::from_millis(200))
+        .timeout(Duration::from_millis(500))
         .send()
         .await;
     assert!(
         slow.as_ref().is_err_and(|e| e.is_timeout()),
         "expected a timeout, got {slow:?}"
     );
-    assert_eq!(endpoint.requests(), 3);
+    wait_for(
+        "the slow request to be counted",
+        Duration::from_secs(5),
+        || async {
+            match endpoint.requests() {
+                3 => Ok(()),
+                n => Err(n),
+            }
+        },
+    )
+    .await;
 }
 
 #[tokio::test]
