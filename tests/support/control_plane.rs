@@ -1,0 +1,217 @@
+//! The control plane the tests run against, and a fresh namespace per test.
+//!
+//! `scripts/test` starts one control plane and passes its env file in `PODGATE_TEST_ENV`.
+//! Without it (e.g. `cargo test --test x` by hand) the first test in a binary runs
+//! `scripts/control-plane start`, which starts an instance or reuses the running one; it keeps
+//! running after the tests (`scripts/control-plane stop` ends it).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, ObjectMeta, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+/// Connection details of the running control plane (parsed from its env file).
+#[derive(Debug)]
+pub struct ControlPlane {
+    env_file: PathBuf,
+    vars: BTreeMap<String, String>,
+    apiserver: String,
+    admin_kubeconfig: PathBuf,
+    podgate_kubeconfig: PathBuf,
+}
+
+static CONTROL_PLANE: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
+
+impl ControlPlane {
+    /// The control plane for this test binary, started or reused on first use. Fails the test
+    /// with the reason if there is none and none can be started.
+    pub fn get() -> &'static ControlPlane {
+        match CONTROL_PLANE.get_or_init(Self::locate) {
+            Ok(cp) => cp,
+            Err(reason) => panic!("no Kubernetes control plane for the tests: {reason}"),
+        }
+    }
+
+    fn locate() -> Result<ControlPlane, String> {
+        let env_file = match std::env::var_os("PODGATE_TEST_ENV") {
+            Some(path) if !path.is_empty() => PathBuf::from(path),
+            _ => Self::start_with_script()?,
+        };
+        Self::from_env_file(&env_file)
+    }
+
+    fn start_with_script() -> Result<PathBuf, String> {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/control-plane");
+        // The script's own progress goes to stderr, which the test harness shows on failure.
+        let output = Command::new(&script)
+            .arg("start")
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+        if !output.status.success() {
+            return Err(format!(
+                "{} start failed ({}); its messages are above",
+                script.display(),
+                output.status
+            ));
+        }
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let path = stdout.lines().last().map(str::trim).unwrap_or_default();
+        if path.is_empty() {
+            return Err(format!(
+                "{} start printed no env file path",
+                script.display()
+            ));
+        }
+        Ok(PathBuf::from(path))
+    }
+
+    fn from_env_file(env_file: &Path) -> Result<ControlPlane, String> {
+        let text = std::fs::read_to_string(env_file).map_err(|e| {
+            format!(
+                "cannot read the control plane env file {} ({e}); is it running? \
+                 (scripts/control-plane start)",
+                env_file.display()
+            )
+        })?;
+        let vars: BTreeMap<String, String> = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+        let var = |key: &str| {
+            vars.get(key)
+                .cloned()
+                .ok_or_else(|| format!("{} has no {key}", env_file.display()))
+        };
+        let cp = ControlPlane {
+            env_file: env_file.to_path_buf(),
+            apiserver: var("PODGATE_TEST_APISERVER")?,
+            admin_kubeconfig: PathBuf::from(var("PODGATE_TEST_ADMIN_KUBECONFIG")?),
+            podgate_kubeconfig: PathBuf::from(var("PODGATE_TEST_PODGATE_KUBECONFIG")?),
+            vars,
+        };
+        Ok(cp)
+    }
+
+    /// `https://127.0.0.1:<port>` of the kube-apiserver.
+    pub fn apiserver_url(&self) -> &str {
+        &self.apiserver
+    }
+
+    pub fn env_file(&self) -> &Path {
+        &self.env_file
+    }
+
+    /// A variable of the env file (e.g. `PODGATE_TEST_ADMIN_TOKEN`).
+    pub fn var(&self, key: &str) -> Option<&str> {
+        self.vars.get(key).map(String::as_str)
+    }
+
+    /// Kubeconfig of the `system:masters` admin user.
+    pub fn admin_kubeconfig_path(&self) -> &Path {
+        &self.admin_kubeconfig
+    }
+
+    /// Kubeconfig of the user `system:serviceaccount:podgate:podgate`, which holds exactly the
+    /// permissions `deploy/base` grants podgate.
+    pub fn podgate_kubeconfig_path(&self) -> &Path {
+        &self.podgate_kubeconfig
+    }
+
+    /// A client with cluster-admin rights (creates namespaces, plays the kubelet).
+    pub async fn admin_client(&self) -> Client {
+        client_from(&self.admin_kubeconfig).await
+    }
+
+    /// A client with podgate's RBAC only.
+    pub async fn podgate_client(&self) -> Client {
+        client_from(&self.podgate_kubeconfig).await
+    }
+}
+
+/// A kube client from a kubeconfig file. Clients belong to the tokio runtime that made them,
+/// so each test makes its own.
+pub async fn client_from(kubeconfig: &Path) -> Client {
+    super::install_crypto_provider();
+    let kc = Kubeconfig::read_from(kubeconfig)
+        .unwrap_or_else(|e| panic!("reading kubeconfig {}: {e}", kubeconfig.display()));
+    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("loading kubeconfig {}: {e}", kubeconfig.display()));
+    Client::try_from(config)
+        .unwrap_or_else(|e| panic!("client from kubeconfig {}: {e}", kubeconfig.display()))
+}
+
+/// A namespace of its own for one test, named `<prefix>-<unique suffix>`.
+///
+/// Namespaces are not deleted: without a controller manager a deleted namespace stays
+/// Terminating forever, and a unique name is all the isolation a test needs.
+#[derive(Clone)]
+pub struct TestNamespace {
+    name: String,
+    admin: Client,
+}
+
+impl TestNamespace {
+    pub async fn new(prefix: &str) -> TestNamespace {
+        let admin = ControlPlane::get().admin_client().await;
+        let name = namespace_name(prefix, &super::unique_suffix());
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                labels: Some(BTreeMap::from([(
+                    "podgate.dev/test".to_string(),
+                    "true".to_string(),
+                )])),
+                ..ObjectMeta::default()
+            },
+            ..Namespace::default()
+        };
+        Api::<Namespace>::all(admin.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .unwrap_or_else(|e| panic!("creating test namespace {name}: {e}"));
+        TestNamespace { name, admin }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The admin client the namespace was created with.
+    pub fn admin_client(&self) -> Client {
+        self.admin.clone()
+    }
+
+    /// An `Api` for namespaced resources of this namespace through `client`.
+    pub fn api<K>(&self, client: Client) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        Api::namespaced(client, &self.name)
+    }
+}
+
+/// A valid namespace name (DNS label: lowercase alphanumerics and '-', at most 63 chars).
+fn namespace_name(prefix: &str, suffix: &str) -> String {
+    let mut clean: String = prefix
+        .chars()
+        .map(|c| c.to_ascii_lowercase())
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    clean = clean.trim_matches('-').to_string();
+    if clean.is_empty() {
+        clean = "test".to_string();
+    }
+    let room = 63usize.saturating_sub(suffix.len() + 1);
+    clean.truncate(room);
+    format!("{}-{suffix}", clean.trim_end_matches('-'))
+}

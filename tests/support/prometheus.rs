@@ -1,0 +1,226 @@
+//! A real Prometheus server (the Debian package's `/usr/bin/prometheus`, or
+//! `PODGATE_TEST_PROMETHEUS`) on 127.0.0.1 with a free port and its own storage; killed when
+//! dropped.
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+const DEFAULT_BINARY: &str = "/usr/bin/prometheus";
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct Prometheus {
+    child: Child,
+    dir: TempDir,
+    port: u16,
+    http: reqwest::Client,
+}
+
+impl Prometheus {
+    /// Starts Prometheus with `config_yaml` as its configuration file and waits until
+    /// `/-/ready` answers 200.
+    pub async fn start(config_yaml: &str) -> Prometheus {
+        let binary = std::env::var_os("PODGATE_TEST_PROMETHEUS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_BINARY));
+        if !binary.exists() {
+            panic!(
+                "{} not found: install the Debian package prometheus (scripts/test does) \
+                 or set PODGATE_TEST_PROMETHEUS",
+                binary.display()
+            );
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("podgate-prometheus-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("prometheus: creating a temp dir: {e}"));
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(&config, config_yaml)
+            .unwrap_or_else(|e| panic!("prometheus: writing {}: {e}", config.display()));
+        let http = super::http_client(Duration::from_secs(10));
+
+        // The port is free when picked but may be taken before Prometheus binds it: retry.
+        let mut last_log = String::new();
+        for _attempt in 0..5 {
+            let port = free_port();
+            let mut child = spawn(&binary, dir.path(), &config, port);
+            match wait_ready(&mut child, &http, port, dir.path()).await {
+                Ok(()) => {
+                    return Prometheus {
+                        child,
+                        dir,
+                        port,
+                        http,
+                    };
+                }
+                Err(log) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    if !log.contains("address already in use") {
+                        panic!("prometheus did not become ready: {log}");
+                    }
+                    last_log = log;
+                }
+            }
+        }
+        panic!("prometheus could not bind a free port in 5 attempts: {last_log}");
+    }
+
+    /// `http://127.0.0.1:<port>`
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Its temp dir (config, TSDB, log).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Prometheus's own log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
+    }
+
+    /// An instant query; returns the `data` object of a successful answer, fails the test
+    /// otherwise.
+    pub async fn query(&self, promql: &str) -> Value {
+        let url = format!(
+            "{}/api/v1/query?query={}",
+            self.url(),
+            percent_encode(promql)
+        );
+        let response = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("prometheus query {promql:?}: {e}"));
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .unwrap_or_else(|e| panic!("prometheus query {promql:?}: reading the body: {e}"));
+        let json: Value = serde_json::from_str(&text).unwrap_or_else(|e| {
+            panic!("prometheus query {promql:?}: HTTP {status}, body not JSON ({e}): {text}")
+        });
+        if json.get("status").and_then(Value::as_str) != Some("success") {
+            panic!("prometheus query {promql:?} failed: HTTP {status}: {text}");
+        }
+        json.get("data").cloned().unwrap_or(Value::Null)
+    }
+
+    /// Asks Prometheus to reload its configuration after the test rewrote it at
+    /// `dir()/prometheus.yml`.
+    pub async fn reload(&self) {
+        let url = format!("{}/-/reload", self.url());
+        let response = self
+            .http
+            .post(&url)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("prometheus reload: {e}"));
+        if !response.status().is_success() {
+            let status = response.status();
+            let body = response.text().await.unwrap_or_default();
+            panic!("prometheus reload: HTTP {status}: {body}");
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits for `/-/ready`; on failure returns what went wrong with the log tail.
+async fn wait_ready(
+    child: &mut Child,
+    http: &reqwest::Client,
+    port: u16,
+    dir: &Path,
+) -> Result<(), String> {
+    let url = format!("http://127.0.0.1:{port}/-/ready");
+    let log = || {
+        let text = std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default();
+        tail(&text, 30)
+    };
+    let started = Instant::now();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!(
+                "prometheus exited with {status} during startup; log:\n{}",
+                log()
+            ));
+        }
+        if let Ok(r) = http.get(&url).send().await
+            && r.status().is_success()
+        {
+            return Ok(());
+        }
+        if started.elapsed() > READY_TIMEOUT {
+            return Err(format!(
+                "{url} not ready after {READY_TIMEOUT:?}; log:\n{}",
+                log()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn spawn(binary: &Path, dir: &Path, config: &Path, port: u16) -> Child {
+    let log_path = dir.join("prometheus.log");
+    let log = File::create(&log_path)
+        .unwrap_or_else(|e| panic!("prometheus: creating {}: {e}", log_path.display()));
+    let log_err = log
+        .try_clone()
+        .unwrap_or_else(|e| panic!("prometheus: {}: {e}", log_path.display()));
+    Command::new(binary)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--web.enable-lifecycle")
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .spawn()
+        .unwrap_or_else(|e| panic!("prometheus: starting {}: {e}", binary.display()))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("prometheus: finding a free port: {e}"))
+}
+
+/// Percent-encodes a query parameter value (everything but RFC 3986 unreserved characters).
+fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() * 3);
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
