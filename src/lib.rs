@@ -12,6 +12,7 @@ pub mod query;
 pub mod rules;
 pub mod ruletest;
 pub mod source;
+pub mod telemetry;
 
 /// Every error podgate reports. Each variant carries what the user needs to fix it.
 #[derive(Debug, thiserror::Error)]

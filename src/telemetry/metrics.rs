@@ -1,0 +1,348 @@
+//! podgate's own metrics (prefix `podgate_`). No label holds a pod name: cardinality is
+//! bounded by the number of rules.
+
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleLabel {
+    pub rule: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleResult {
+    pub rule: String,
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabel {
+    pub source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceResult {
+    pub source: String,
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Transition {
+    pub rule: String,
+    pub status: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleStatus {
+    pub rule: String,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub version: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms .. ~16 s
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+/// Every metric podgate exports. Cheap to clone (all handles are shared).
+#[derive(Clone)]
+pub struct Metrics {
+    pub evaluations: Family<RuleResult, Counter>,
+    pub evaluation_duration: HistogramFamily<RuleLabel>,
+    pub source_requests: Family<SourceResult, Counter>,
+    pub source_request_duration: HistogramFamily<SourceLabel>,
+    pub gate_transitions: Family<Transition, Counter>,
+    pub gates: Family<RuleStatus, Gauge>,
+    pub panic_threshold_holds: Family<RuleLabel, Counter>,
+    pub kube_writes: Family<ResultLabel, Counter>,
+    pub kube_write_duration: Histogram,
+    pub pods_tracked: Gauge,
+    pub pods_unowned_gates: Gauge,
+    pub config_reloads: Family<ResultLabel, Counter>,
+    pub config_last_reload_successful: Gauge,
+    pub config_last_reload_success_timestamp: Gauge<f64, AtomicU64>,
+    pub rules_loaded: Gauge,
+    pub leader: Gauge,
+    pub build_info: Family<BuildLabels, Gauge>,
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them in a new registry.
+    pub fn new() -> (Metrics, Registry) {
+        let m = Metrics {
+            evaluations: Family::default(),
+            evaluation_duration: Family::new_with_constructor(latency_histogram),
+            source_requests: Family::default(),
+            source_request_duration: Family::new_with_constructor(latency_histogram),
+            gate_transitions: Family::default(),
+            gates: Family::default(),
+            panic_threshold_holds: Family::default(),
+            kube_writes: Family::default(),
+            kube_write_duration: latency_histogram(),
+            pods_tracked: Gauge::default(),
+            pods_unowned_gates: Gauge::default(),
+            config_reloads: Family::default(),
+            config_last_reload_successful: Gauge::default(),
+            config_last_reload_success_timestamp: Gauge::default(),
+            rules_loaded: Gauge::default(),
+            leader: Gauge::default(),
+            build_info: Family::default(),
+        };
+        let mut r = Registry::with_prefix("podgate");
+        r.register(
+            "evaluations",
+            "Rule evaluations by result (pass, fail, nodata, error)",
+            m.evaluations.clone(),
+        );
+        r.register(
+            "evaluation_duration_seconds",
+            "Time to evaluate a rule on one pod, source requests included",
+            m.evaluation_duration.clone(),
+        );
+        r.register(
+            "source_requests",
+            "Requests to metric sources (scrape, prometheus) by result",
+            m.source_requests.clone(),
+        );
+        r.register(
+            "source_request_duration_seconds",
+            "Duration of requests to metric sources",
+            m.source_request_duration.clone(),
+        );
+        r.register(
+            "gate_transitions",
+            "Gate status transitions by rule, new status and reason",
+            m.gate_transitions.clone(),
+        );
+        r.register(
+            "gates",
+            "Pods per rule verdict (True, False, Unknown)",
+            m.gates.clone(),
+        );
+        r.register(
+            "panic_threshold_holds",
+            "Evaluations whose True-to-False flip maxUnavailable refused",
+            m.panic_threshold_holds.clone(),
+        );
+        r.register(
+            "kube_writes",
+            "pods/status writes by result (ok, conflict, error, skipped)",
+            m.kube_writes.clone(),
+        );
+        r.register(
+            "kube_write_duration_seconds",
+            "Duration of pods/status writes",
+            m.kube_write_duration.clone(),
+        );
+        r.register(
+            "pods_tracked",
+            "Pods covered by at least one rule",
+            m.pods_tracked.clone(),
+        );
+        r.register(
+            "pods_unowned_gates",
+            "Pods declaring a podgate-looking gate that no loaded rule owns",
+            m.pods_unowned_gates.clone(),
+        );
+        r.register(
+            "config_reloads",
+            "Rule set reloads by result (success, failure)",
+            m.config_reloads.clone(),
+        );
+        r.register(
+            "config_last_reload_successful",
+            "Whether the last rule reload succeeded (1) or was rejected (0)",
+            m.config_last_reload_successful.clone(),
+        );
+        r.register(
+            "config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful rule load",
+            m.config_last_reload_success_timestamp.clone(),
+        );
+        r.register("rules_loaded", "Rules in force", m.rules_loaded.clone());
+        r.register(
+            "leader",
+            "Whether this instance may write (leader, or no election)",
+            m.leader.clone(),
+        );
+        r.register(
+            "build_info",
+            "podgate build information",
+            m.build_info.clone(),
+        );
+        m.build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+            })
+            .set(1);
+        (m, r)
+    }
+
+    pub fn evaluation(&self, rule: &str, result: &str, took: Duration) {
+        self.evaluations
+            .get_or_create(&RuleResult {
+                rule: rule.to_string(),
+                result: result.to_string(),
+            })
+            .inc();
+        self.evaluation_duration
+            .get_or_create(&RuleLabel {
+                rule: rule.to_string(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn source_request(&self, source: &str, result: &str, took: Duration) {
+        self.source_requests
+            .get_or_create(&SourceResult {
+                source: source.to_string(),
+                result: result.to_string(),
+            })
+            .inc();
+        self.source_request_duration
+            .get_or_create(&SourceLabel {
+                source: source.to_string(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn transition(&self, rule: &str, status: &str, reason: &str) {
+        self.gate_transitions
+            .get_or_create(&Transition {
+                rule: rule.to_string(),
+                status: status.to_string(),
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn panic_hold(&self, rule: &str) {
+        self.panic_threshold_holds
+            .get_or_create(&RuleLabel {
+                rule: rule.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn kube_write(&self, result: &str, took: Duration) {
+        self.kube_writes
+            .get_or_create(&ResultLabel {
+                result: result.to_string(),
+            })
+            .inc();
+        self.kube_write_duration.observe(took.as_secs_f64());
+    }
+
+    pub fn reload(&self, ok: bool, rules: usize, now_unix: f64) {
+        let result = if ok { "success" } else { "failure" };
+        self.config_reloads
+            .get_or_create(&ResultLabel {
+                result: result.to_string(),
+            })
+            .inc();
+        self.config_last_reload_successful.set(i64::from(ok));
+        if ok {
+            self.config_last_reload_success_timestamp.set(now_unix);
+            self.rules_loaded
+                .set(i64::try_from(rules).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Replaces the per-rule verdict gauges (rules that went away disappear).
+    pub fn set_gates<'a>(&self, counts: impl Iterator<Item = (&'a str, [(&'a str, usize); 3])>) {
+        self.gates.clear();
+        for (rule, by_status) in counts {
+            for (status, n) in by_status {
+                self.gates
+                    .get_or_create(&RuleStatus {
+                        rule: rule.to_string(),
+                        status: status.to_string(),
+                    })
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+        }
+    }
+}
+
+/// The registry in OpenMetrics text.
+pub fn encode(registry: &Registry) -> Result<String, std::fmt::Error> {
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, registry)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exposition::{self, Format};
+
+    #[test]
+    fn every_spec_metric_is_exported_and_parses() {
+        let (m, r) = Metrics::new();
+        m.evaluation("r1", "pass", Duration::from_millis(3));
+        m.source_request("scrape", "ok", Duration::from_millis(2));
+        m.transition("r1", "True", "MetricsHealthy");
+        m.set_gates([("r1", [("True", 2), ("False", 1), ("Unknown", 0)])].into_iter());
+        m.panic_hold("r1");
+        m.kube_write("ok", Duration::from_millis(5));
+        m.reload(true, 3, 1_700_000_000.0);
+        let text = encode(&r).expect("encode");
+        let names: Vec<String> = exposition::parse(&text, Format::OpenMetrics)
+            .map(|s| s.map(|s| s.name.to_string()))
+            .collect::<Result<_, _>>()
+            .expect("our own /metrics parses as OpenMetrics");
+        for want in [
+            "podgate_evaluations_total",
+            "podgate_evaluation_duration_seconds_bucket",
+            "podgate_source_requests_total",
+            "podgate_source_request_duration_seconds_bucket",
+            "podgate_gate_transitions_total",
+            "podgate_gates",
+            "podgate_panic_threshold_holds_total",
+            "podgate_kube_writes_total",
+            "podgate_kube_write_duration_seconds_bucket",
+            "podgate_pods_tracked",
+            "podgate_config_reloads_total",
+            "podgate_config_last_reload_successful",
+            "podgate_config_last_reload_success_timestamp_seconds",
+            "podgate_rules_loaded",
+            "podgate_leader",
+            "podgate_build_info",
+        ] {
+            assert!(
+                names.iter().any(|n| n == want),
+                "{want} missing from:\n{text}"
+            );
+        }
+        assert!(!text.contains("pod=\""), "no per-pod labels");
+    }
+
+    #[test]
+    fn gates_gauge_forgets_removed_rules() {
+        let (m, r) = Metrics::new();
+        m.set_gates([("old", [("True", 1), ("False", 0), ("Unknown", 0)])].into_iter());
+        m.set_gates([("new", [("True", 1), ("False", 0), ("Unknown", 0)])].into_iter());
+        let text = encode(&r).expect("encode");
+        assert!(text.contains("rule=\"new\""));
+        assert!(!text.contains("rule=\"old\""));
+    }
+}
