@@ -9,6 +9,7 @@ pub mod duration;
 mod load;
 mod model;
 pub mod names;
+pub mod reload;
 mod selector;
 mod validate;
 mod yaml;

@@ -1,0 +1,121 @@
+//! Reloading the rules directory: a watch on the directory (not the files, so a ConfigMap
+//! volume's atomic `..data` symlink swap is seen) plus SIGHUP, both reduced to "look again".
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+
+use super::{RuleSet, list_dir, load_dir};
+
+/// How long to wait for a burst of file events to settle before reloading.
+pub const SETTLE: Duration = Duration::from_millis(300);
+
+/// Keeps the directory watch alive; dropping it stops the events.
+pub struct DirWatch {
+    _watcher: notify::RecommendedWatcher,
+}
+
+/// Watches `dir` and sends `()` on every change (coalesced: at most one pending).
+pub fn watch_dir(dir: &Path, tx: mpsc::Sender<()>) -> Result<DirWatch, String> {
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        // Access events (reads) are noise; everything else may change what a load sees.
+        if let Ok(ev) = res
+            && !matches!(ev.kind, notify::EventKind::Access(_))
+        {
+            let _ = tx.try_send(());
+        }
+    })
+    .map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
+    watcher
+        .watch(dir, RecursiveMode::NonRecursive)
+        .map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
+    Ok(DirWatch { _watcher: watcher })
+}
+
+/// Sends `()` on every SIGHUP.
+#[cfg(unix)]
+pub fn watch_sighup(tx: mpsc::Sender<()>) -> Result<(), String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            let _ = tx.try_send(());
+        }
+    });
+    Ok(())
+}
+
+/// Loads `dir` as a candidate to replace `current`. An emptied directory is refused while
+/// rules are in force: an unmounted or half-written ConfigMap must not remove every gate's
+/// rules (write a file with `rules: []` to really remove them all).
+pub fn reload(dir: &PathBuf, current: &RuleSet) -> Result<RuleSet, String> {
+    let files = list_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    if files.is_empty() && !current.is_empty() {
+        return Err(format!(
+            "{} has no *.yaml rule files; keeping the {} rule(s) in force",
+            dir.display(),
+            current.len()
+        ));
+    }
+    load_dir(dir).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULE: &str = "rules:\n  - name: r\n    conditionType: example.com/g\n    vars: {x: {scrape: 'x'}}\n    expr: 'x < 1'\n";
+
+    #[test]
+    fn emptied_directory_keeps_the_rules_in_force() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().to_path_buf();
+        std::fs::write(path.join("a.yaml"), RULE).expect("write");
+        let first = reload(&path, &RuleSet::default()).expect("loads");
+        assert_eq!(first.len(), 1);
+        std::fs::remove_file(path.join("a.yaml")).expect("rm");
+        let e = reload(&path, &first).expect_err("emptied dir refused");
+        assert!(e.contains("keeping the 1 rule(s)"), "{e}");
+        // With nothing in force an empty directory is simply no rules.
+        assert!(
+            reload(&path, &RuleSet::default())
+                .expect("empty")
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn invalid_set_is_an_error_with_positions() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().to_path_buf();
+        std::fs::write(path.join("a.yaml"), "rules:\n  - name: r\n    bogus: 1\n").expect("write");
+        let e = reload(&path, &RuleSet::default()).expect_err("invalid");
+        assert!(e.contains("a.yaml:3:5"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_configmap_style_symlink_swap_is_seen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        let v1 = root.join("..2026_01_01_v1");
+        std::fs::create_dir(&v1).expect("mkdir");
+        std::fs::write(v1.join("a.yaml"), RULE).expect("write");
+        std::os::unix::fs::symlink("..2026_01_01_v1", root.join("..data")).expect("link");
+        std::os::unix::fs::symlink("..data/a.yaml", root.join("a.yaml")).expect("link");
+
+        let (tx, mut rx) = mpsc::channel(1);
+        let _w = watch_dir(root, tx).expect("watch");
+        // The kubelet's swap: new timestamped dir, new link, renamed over ..data.
+        let v2 = root.join("..2026_01_01_v2");
+        std::fs::create_dir(&v2).expect("mkdir");
+        std::fs::write(v2.join("a.yaml"), RULE.replace("x < 1", "x < 2")).expect("write");
+        std::os::unix::fs::symlink("..2026_01_01_v2", root.join("..data_tmp")).expect("link");
+        std::fs::rename(root.join("..data_tmp"), root.join("..data")).expect("swap");
+        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+        assert!(matches!(got, Ok(Some(()))), "no event for the ..data swap");
+        let set = reload(&root.to_path_buf(), &RuleSet::default()).expect("loads");
+        assert_eq!(set.rules[0].expr_text, "x < 2");
+    }
+}
