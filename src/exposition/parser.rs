@@ -111,6 +111,23 @@ fn starts_with_at(b: &[u8], i: usize, prefix: &[u8]) -> bool {
     b.get(i..).is_some_and(|rest| rest.starts_with(prefix))
 }
 
+/// Whose labels or timestamp a message is about; formatted only when an error is reported,
+/// so naming it costs nothing on the hot path.
+#[derive(Clone, Copy)]
+enum Owner<'n> {
+    Sample(&'n str),
+    Exemplar(&'n str),
+}
+
+impl std::fmt::Display for Owner<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Owner::Sample(name) => f.write_str(name),
+            Owner::Exemplar(name) => write!(f, "the exemplar of {name}"),
+        }
+    }
+}
+
 enum Keyword {
     Help,
     Type,
@@ -720,7 +737,7 @@ impl<'a> Parser<'a> {
         let mut i = name_end;
         let mut labels = Labels::EMPTY;
         if self.at(i) == Some(b'{') {
-            let (parsed, after) = self.om_labels(name, i, true)?;
+            let (parsed, after) = self.om_labels(Owner::Sample(name), i)?;
             labels = parsed;
             i = after;
         }
@@ -752,7 +769,7 @@ impl<'a> Parser<'a> {
                     ),
                 ));
             }
-            timestamp_ms = Some(self.om_timestamp(ts_start, i, name)?);
+            timestamp_ms = Some(self.om_timestamp(ts_start, i, Owner::Sample(name))?);
         }
         match self.at(i) {
             Some(b'\n') => i += 1,
@@ -792,7 +809,7 @@ impl<'a> Parser<'a> {
     }
 
     /// OpenMetrics timestamps are seconds as a float; Prometheus keeps `trunc(s * 1000)` ms.
-    fn om_timestamp(&self, start: usize, end: usize, name: &str) -> Parsed<i64> {
+    fn om_timestamp(&self, start: usize, end: usize, name: Owner<'_>) -> Parsed<i64> {
         let token = self.slice(start, end);
         let seconds = parse_value(token)
             .map_err(|e| self.value_error(start, token, &format!("timestamp of {name}"), e))?;
@@ -811,13 +828,9 @@ impl<'a> Parser<'a> {
     /// The label set opening at `open` with OpenMetrics rules: no blanks, a comma between
     /// labels and none after the last. Returns it and the position after `}`. Exemplar
     /// labels are not checked for duplicates: Prometheus would only drop the exemplar.
-    fn om_labels(
-        &mut self,
-        owner: &str,
-        open: usize,
-        sample_labels: bool,
-    ) -> Parsed<(Labels<'a>, usize)> {
+    fn om_labels(&mut self, owner: Owner<'_>, open: usize) -> Parsed<(Labels<'a>, usize)> {
         let b = self.body.as_bytes();
+        let sample_labels = matches!(owner, Owner::Sample(_));
         if sample_labels {
             self.names.clear();
         }
@@ -886,8 +899,8 @@ impl<'a> Parser<'a> {
     /// The exemplar whose label set opens at `open`; returns the start of the next line.
     fn om_exemplar(&mut self, open: usize, name: &str) -> Parsed<usize> {
         let b = self.body.as_bytes();
-        let owner = format!("the exemplar of {name}");
-        let (labels, mut i) = self.om_labels(&owner, open, false)?;
+        let owner = Owner::Exemplar(name);
+        let (labels, mut i) = self.om_labels(owner, open)?;
         let value_start = i + 1;
         if self.at(i) != Some(b' ') || scan_om_token(b, value_start) == value_start {
             let at = if self.at(i) == Some(b' ') { i + 1 } else { i };
@@ -916,7 +929,7 @@ impl<'a> Parser<'a> {
                     ),
                 ));
             }
-            timestamp_ms = Some(self.om_timestamp(ts_start, i, &owner)?);
+            timestamp_ms = Some(self.om_timestamp(ts_start, i, owner)?);
         }
         match self.at(i) {
             Some(b'\n') => i += 1,
