@@ -1,19 +1,43 @@
 //! The Prometheus text (0.0.4) and OpenMetrics (1.0) exposition parser.
 //!
-//! Placeholder interface; the parser replaces it.
+//! [`parse`] returns an iterator of [`Sample`]s borrowed from the body. It accepts what a
+//! Prometheus 2.42 server accepts when it scrapes a target, rule for rule, and nothing it
+//! rejects: every line it cannot read is a [`ParseError`] naming the 1-based line and what
+//! was wrong, never a skipped or altered sample. After an error the iterator ends. A body that
+//! fails to parse must be rejected as a whole, as Prometheus fails the whole scrape.
+//!
+//! Parsing does not allocate per sample: names, label names and label values are slices of
+//! the body. [`Labels`] keeps the validated text of a label set and reads it on demand; only
+//! a label value containing an escape sequence is copied (a `Cow::Owned`), when it is read.
+//!
+//! See `docs/exposition.md` for the accepted syntax in detail.
 
-use std::borrow::Cow;
+mod float;
+mod labels;
+mod parser;
+mod sample;
 
+pub use float::PromValue;
+pub use labels::{Labels, LabelsIter};
+pub use parser::Parser;
+pub use sample::{Exemplar, MetricType, Sample};
+
+/// An exposition format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// Prometheus text format 0.0.4 (`text/plain; version=0.0.4`).
     Text,
+    /// OpenMetrics 1.0 (`application/openmetrics-text`).
     OpenMetrics,
 }
 
 impl Format {
-    /// Picks the format from a response `Content-Type` header.
+    /// Picks the format from a response `Content-Type` header as Prometheus does:
+    /// `application/openmetrics-text` (any parameters, any case) is OpenMetrics, anything
+    /// else, including a missing header, is the text format.
     pub fn from_content_type(content_type: &str) -> Format {
-        if content_type.starts_with("application/openmetrics-text") {
+        let media_type = content_type.split(';').next().unwrap_or("").trim();
+        if media_type.eq_ignore_ascii_case("application/openmetrics-text") {
             Format::OpenMetrics
         } else {
             Format::Text
@@ -21,45 +45,52 @@ impl Format {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+/// A body that is not valid exposition input: the 1-based line and what is wrong there.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: {message}")]
 pub struct ParseError {
     pub line: usize,
     pub message: String,
 }
 
-/// The label set of one sample, borrowed from the body.
-#[derive(Debug, Clone, Copy)]
-pub struct Labels<'a> {
-    raw: &'a str,
+/// Parses `body` in `format`, yielding its samples in order.
+///
+/// ```
+/// use podgate::exposition::{parse, Format};
+///
+/// let body = "# TYPE http_requests_total counter\n\
+///             http_requests_total{code=\"200\",path=\"/api\"} 1042\n";
+/// let samples: Vec<_> = parse(body, Format::Text).collect::<Result<_, _>>()?;
+/// assert_eq!(samples[0].name, "http_requests_total");
+/// assert_eq!(samples[0].labels.get("code").as_deref(), Some("200"));
+/// assert_eq!(samples[0].value, 1042.0);
+/// # Ok::<(), podgate::exposition::ParseError>(())
+/// ```
+pub fn parse(body: &str, format: Format) -> Parser<'_> {
+    Parser::new(body, format)
 }
 
-impl<'a> Labels<'a> {
-    pub fn iter(&self) -> impl Iterator<Item = (&'a str, Cow<'a, str>)> + 'a {
-        let _ = self.raw;
-        std::iter::empty()
-    }
+/// Checks that a raw response body is UTF-8 and returns it as text for [`parse`]; otherwise
+/// the error names the line of the first invalid byte.
+///
+/// Metric names and label names are ASCII and Prometheus refuses label values and HELP text
+/// that are not UTF-8, so a body with invalid bytes is refused as a whole. (Prometheus
+/// tolerates them inside plain `#` comments of the text format; podgate does not.)
+pub fn decode_body(body: &[u8]) -> Result<&str, ParseError> {
+    std::str::from_utf8(body).map_err(|e| {
+        let valid = e.valid_up_to();
+        let line = 1 + body
+            .get(..valid)
+            .map_or(0, |before| before.iter().filter(|&&c| c == b'\n').count());
+        ParseError {
+            line,
+            message: format!(
+                "invalid UTF-8 at byte {} of the body (exposition bodies must be UTF-8)",
+                valid + 1
+            ),
+        }
+    })
 }
 
-#[derive(Debug, Clone)]
-pub struct Sample<'a> {
-    pub name: &'a str,
-    pub labels: Labels<'a>,
-    pub value: f64,
-    pub timestamp_ms: Option<i64>,
-}
-
-pub struct Parser<'a> {
-    _body: &'a str,
-}
-
-pub fn parse(body: &str, _format: Format) -> Parser<'_> {
-    Parser { _body: body }
-}
-
-impl<'a> Iterator for Parser<'a> {
-    type Item = Result<Sample<'a>, ParseError>;
-    fn next(&mut self) -> Option<Self::Item> {
-        None
-    }
-}
+#[cfg(test)]
+mod tests;

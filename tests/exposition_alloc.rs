@@ -1,0 +1,141 @@
+//! Parsing does not allocate per sample: a counting global allocator (in this test binary
+//! only) shows that the number of allocations does not grow with the number of samples.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::fmt::Write;
+
+use podgate::exposition::{Format, parse};
+
+struct Counting;
+
+thread_local! {
+    // Per thread, so the test harness's own threads do not disturb the count.
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the counter is a
+// const-initialised thread-local without destructor, which never allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.with(|n| n.set(n.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.with(|n| n.set(n.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.with(|n| n.set(n.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> usize {
+    ALLOCATIONS.with(Cell::get)
+}
+
+/// `series` escape-free samples with labels, metadata and comments, in `format`.
+fn body(series: usize, format: Format) -> String {
+    let mut out = String::new();
+    for family in 0..series.div_ceil(100) {
+        let _ = writeln!(out, "# HELP http_requests_{family}_total Requests served.");
+        let _ = writeln!(out, "# TYPE http_requests_{family}_total counter");
+        for i in 0..100.min(series - family * 100) {
+            let _ = write!(
+                out,
+                "http_requests_{family}_total{{code=\"{}\",method=\"get\",path=\"/api/v{i}\",\
+                 instance=\"10.0.{family}.{i}:8080\"}} {}.5",
+                200 + i % 5,
+                i * 7
+            );
+            if format == Format::OpenMetrics && i % 10 == 0 {
+                let _ = write!(out, " 1700000000.123 # {{trace_id=\"t{i}\"}} 0.5");
+            }
+            out.push('\n');
+        }
+    }
+    if format == Format::OpenMetrics {
+        out.push_str("# EOF\n");
+    }
+    out
+}
+
+/// Parses `body` consuming every sample, name, label and value; returns the number of
+/// allocations made while doing it and the number of samples.
+fn count_allocations(body: &str, format: Format) -> (usize, usize) {
+    let before = allocations();
+    let mut samples = 0;
+    let mut checksum = 0.0;
+    let mut parser = parse(body, format);
+    while let Some(item) = parser.next() {
+        let Ok(sample) = item else {
+            panic!("synthetic body must parse");
+        };
+        samples += 1;
+        checksum += sample.value + sample.name.len() as f64;
+        for (name, value) in sample.labels.iter() {
+            checksum += (name.len() + value.len()) as f64;
+        }
+        if let Some(code) = sample.labels.get("code") {
+            checksum += code.len() as f64;
+        }
+        checksum += parser.metric_type(sample.name) as u8 as f64;
+    }
+    let made = allocations() - before;
+    std::hint::black_box(checksum);
+    (made, samples)
+}
+
+#[test]
+fn allocations_do_not_grow_with_the_number_of_samples() {
+    for format in [Format::Text, Format::OpenMetrics] {
+        let small = body(100, format);
+        let large = body(10_000, format);
+        let (small_allocs, small_samples) = count_allocations(&small, format);
+        let (large_allocs, large_samples) = count_allocations(&large, format);
+        assert_eq!(small_samples, 100);
+        assert_eq!(large_samples, 10_000);
+        // A constant handful (the reusable label-name buffer growing), independent of size.
+        assert!(
+            large_allocs <= 8,
+            "{format:?}: {large_allocs} allocations for 10,000 samples"
+        );
+        assert_eq!(
+            small_allocs, large_allocs,
+            "{format:?}: allocations grow with the number of samples"
+        );
+    }
+}
+
+#[test]
+fn the_counter_sees_allocations() {
+    // Guards the test above against a counter that never counts.
+    let before = allocations();
+    let v: Vec<u64> = std::hint::black_box((0..100).collect());
+    assert!(allocations() > before);
+    // An escaped value is copied when read: one allocation per read.
+    let body = "m{a=\"with \\\"escape\\\"\"} 1\n";
+    let sample = parse(body, Format::Text)
+        .next()
+        .and_then(Result::ok)
+        .expect("one sample");
+    let before = allocations();
+    let value = sample.labels.get("a");
+    assert_eq!(allocations() - before, 1);
+    assert_eq!(value.as_deref(), Some("with \"escape\""));
+    drop(v);
+}
