@@ -5,6 +5,8 @@
 //! against that pod's [`SeriesStore`] ([`Query::eval`]), yielding one number or "no data"
 //! with a reason. The language reference is `docs/query.md`.
 
+#[cfg(test)]
+mod conformance_tests;
 mod eval;
 mod parse;
 mod store;

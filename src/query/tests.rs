@@ -311,7 +311,10 @@ fn a_series_absent_from_a_scrape_is_stale() {
         reason.to_string().starts_with("no series matched"),
         "{reason}"
     );
-    // Evaluating at an earlier time sees the scrape of that time.
+    assert!(
+        reason.to_string().contains("1 series went stale"),
+        "{reason}"
+    );
     assert_eq!(number(&instant, &store, 75_000), 60.0);
 }
 
