@@ -31,8 +31,8 @@ impl Normalized {
 enum Part {
     /// A run of literal characters (number, boolean or identifier), as a byte range.
     Literal(usize, usize),
-    /// A double-quoted string literal, as a byte range including the quotes.
-    Str,
+    /// A double-quoted string literal and the byte offset of its opening quote.
+    Str(usize),
     /// One operator or punctuation character and its byte offset.
     Op(char, usize),
     Space,
@@ -74,7 +74,7 @@ fn split(src: &str) -> Result<Vec<Part>, ExprError> {
             if !closed {
                 return Err(err(src, pos, "unterminated string literal"));
             }
-            parts.push(Part::Str);
+            parts.push(Part::Str(pos));
         } else if c == '/' && matches!(chars.peek(), Some((_, '/' | '*'))) {
             return Err(err(src, pos, "comments are not supported in expressions"));
         } else if OPERATOR_CHARS.contains(c) {
@@ -117,7 +117,10 @@ pub(super) fn normalize(src: &str) -> Result<Normalized, ExprError> {
             Part::Space => {
                 i += 1;
             }
-            Part::Str => {
+            Part::Str(start) => {
+                if after_value {
+                    return Err(err(src, start, "missing operator before this string"));
+                }
                 after_value = true;
                 unary_run = 0;
                 i += 1;
@@ -210,6 +213,15 @@ pub(super) fn normalize(src: &str) -> Result<Normalized, ExprError> {
             }
             Part::Literal(start, end) => {
                 let literal = &src[start..end];
+                // evalexpr reads `f x` as a call of `f`; nested without parentheses that
+                // builds an arbitrarily deep tree. Calls need parentheses here.
+                if after_value {
+                    return Err(err(
+                        src,
+                        start,
+                        format!("missing operator before `{literal}`"),
+                    ));
+                }
                 after_value = true;
                 unary_run = 0;
                 if let Some(hex) = literal.strip_prefix("0x")

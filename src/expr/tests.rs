@@ -163,6 +163,15 @@ fn rejected_constructs() {
             .contains("2 arguments")
     );
     assert!(compile_err("isnan() ").message.contains("1 argument"));
+    let e = compile_err("isnan x");
+    assert_eq!(e.column, Some(7));
+    assert!(e.message.contains("missing operator"), "{e}");
+    assert!(
+        compile_err("(x) 1 > 0")
+            .message
+            .contains("missing operator")
+    );
+    assert!(compile_err("x \"a\"").message.contains("missing operator"));
 }
 
 #[test]

@@ -138,11 +138,11 @@ pub(crate) fn eval(
     let Some(scrape) = store.scrape_at_or_before(now_ms) else {
         return Ok(QueryValue::NoData(NoData::NoScrape));
     };
-    if let VectorExpr::Instant(_) = vector {
-        let age_ms = now_ms - scrape;
-        if age_ms > store.limits().lookback_ms {
-            return Ok(QueryValue::NoData(NoData::ScrapeTooOld { age_ms }));
-        }
+    let age_ms = now_ms - scrape;
+    if let VectorExpr::Instant(_) = vector
+        && age_ms > store.limits().lookback_ms
+    {
+        return Ok(QueryValue::NoData(NoData::ScrapeTooOld { age_ms }));
     }
     match expr {
         QueryExpr::Vector(vector) => {
@@ -160,7 +160,7 @@ pub(crate) fn eval(
                     ),
                 });
             }
-            Ok(match no_data(vector, &stats) {
+            Ok(match no_data(vector, &stats, age_ms) {
                 Some(reason) => QueryValue::NoData(reason),
                 None => QueryValue::Number(value),
             })
@@ -168,7 +168,7 @@ pub(crate) fn eval(
         QueryExpr::Aggregate { op, inner } => {
             let mut agg = Aggregator::new(*op);
             let stats = for_each(inner, store, now_ms, scrape, &mut |_, v| agg.add(v))?;
-            Ok(match no_data(inner, &stats) {
+            Ok(match no_data(inner, &stats, age_ms) {
                 Some(reason) => QueryValue::NoData(reason),
                 None => QueryValue::Number(agg.result()),
             })
@@ -188,7 +188,7 @@ pub(crate) fn eval(
             if let Some(e) = bad {
                 return Err(e);
             }
-            if let Some(reason) = no_data(inner, &stats) {
+            if let Some(reason) = no_data(inner, &stats, age_ms) {
                 return Ok(QueryValue::NoData(reason));
             }
             Ok(bucket_quantile(*q, &mut buckets))
@@ -208,9 +208,13 @@ fn describe(vector: &VectorExpr) -> String {
     }
 }
 
-fn no_data(vector: &VectorExpr, stats: &VectorStats) -> Option<NoData> {
+fn no_data(vector: &VectorExpr, stats: &VectorStats, age_ms: i64) -> Option<NoData> {
     if stats.produced > 0 {
         return None;
+    }
+    // Nothing in the window because scrapes stopped succeeding: say that, not "no series".
+    if stats.matched == 0 && age_ms >= vector.range_ms() && vector.range_ms() > 0 {
+        return Some(NoData::ScrapeTooOld { age_ms });
     }
     if stats.matched == 0 {
         return Some(NoData::NoSeries {

@@ -196,7 +196,12 @@ const SUPPORTED: &str = "sum, min, max, avg, count, rate, increase, histogram_qu
 struct Parser<'a> {
     src: &'a str,
     pos: usize,
+    /// Parentheses open around the current position.
+    depth: usize,
 }
+
+/// Deepest accepted parenthesis nesting.
+const MAX_PAREN_DEPTH: usize = 64;
 
 pub(crate) fn parse(src: &str) -> Result<QueryExpr, QueryError> {
     if src.len() > MAX_QUERY_BYTES {
@@ -208,7 +213,11 @@ pub(crate) fn parse(src: &str) -> Result<QueryExpr, QueryError> {
             ),
         });
     }
-    let mut p = Parser { src, pos: 0 };
+    let mut p = Parser {
+        src,
+        pos: 0,
+        depth: 0,
+    };
     p.skip_ws();
     if p.at_end() {
         return Err(p.error("empty query"));
@@ -357,8 +366,13 @@ impl<'a> Parser<'a> {
         self.skip_ws();
         if self.peek() == Some('(') {
             let open = self.pos;
+            if self.depth >= MAX_PAREN_DEPTH {
+                return Err(self.error(format!("parentheses nested deeper than {MAX_PAREN_DEPTH}")));
+            }
+            self.depth += 1;
             self.pos += 1;
             let inner = self.query()?;
+            self.depth -= 1;
             self.skip_ws();
             if !self.eat(')') {
                 return Err(self.error(format!(

@@ -150,6 +150,9 @@ fn rejects_unsupported_constructs() {
             .message
             .contains("number")
     );
+    let deep = format!("{}x{}", "(".repeat(65), ")".repeat(65));
+    assert_eq!(parse_err(&deep).column, 65);
+    q(&format!("{}x{}", "(".repeat(64), ")".repeat(64)));
 }
 
 #[test]
@@ -411,9 +414,9 @@ fn rate_needs_two_points() {
     );
     ingest(&mut store, 20_000, &[("c", &[], 2.0)]);
     number(&rate, &store, 20_000);
-    // Both points outside the window: nothing matched.
+    // Both points outside the window because scraping stopped: said so.
     let reason = no_data(&rate, &store, 200_000);
-    assert!(matches!(reason, NoData::NoSeries { .. }), "{reason}");
+    assert_eq!(reason.to_string(), "the latest successful scrape is 3m old");
     // The window is left-open: a point exactly at now - range does not count.
     let reason = no_data(&rate, &store, 70_000);
     assert_eq!(
