@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod decision;
+pub mod evaluate;
 pub mod exposition;
 pub mod expr;
 pub mod query;

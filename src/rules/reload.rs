@@ -1,7 +1,7 @@
 //! Reloading the rules directory: a watch on the directory (not the files, so a ConfigMap
 //! volume's atomic `..data` symlink swap is seen) plus SIGHUP, both reduced to "look again".
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
@@ -50,7 +50,7 @@ pub fn watch_sighup(tx: mpsc::Sender<()>) -> Result<(), String> {
 /// Loads `dir` as a candidate to replace `current`. An emptied directory is refused while
 /// rules are in force: an unmounted or half-written ConfigMap must not remove every gate's
 /// rules (write a file with `rules: []` to really remove them all).
-pub fn reload(dir: &PathBuf, current: &RuleSet) -> Result<RuleSet, String> {
+pub fn reload(dir: &Path, current: &RuleSet) -> Result<RuleSet, String> {
     let files = list_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
     if files.is_empty() && !current.is_empty() {
         return Err(format!(
@@ -115,7 +115,7 @@ mod tests {
         std::fs::rename(root.join("..data_tmp"), root.join("..data")).expect("swap");
         let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
         assert!(matches!(got, Ok(Some(()))), "no event for the ..data swap");
-        let set = reload(&root.to_path_buf(), &RuleSet::default()).expect("loads");
+        let set = reload(root, &RuleSet::default()).expect("loads");
         assert_eq!(set.rules[0].expr_text, "x < 2");
     }
 }
