@@ -114,13 +114,14 @@ fn decide(rule: &Rule, vars: &[VarReport]) -> Evaluation {
             detail: group_by_message("source error", &errors),
         };
     }
+    // A variable the expression tests with isnan() gets NaN for "no data" and decides for
+    // itself; any other variable without a number makes the whole evaluation "no data".
     let missing: Vec<(&str, &str)> = vars
         .iter()
+        .filter(|v| !nan_aware.contains(&v.name))
         .filter_map(|v| match &v.result {
             VarResult::NoData(why) => Some((v.name.as_str(), why.as_str())),
-            VarResult::Value(x) if x.is_nan() && !nan_aware.contains(&v.name) => {
-                Some((v.name.as_str(), "the value is NaN"))
-            }
+            VarResult::Value(x) if x.is_nan() => Some((v.name.as_str(), "the value is NaN")),
             _ => None,
         })
         .collect();
@@ -134,7 +135,8 @@ fn decide(rule: &Rule, vars: &[VarReport]) -> Evaluation {
         .iter()
         .filter_map(|v| match v.result {
             VarResult::Value(x) => Some((v.name.as_str(), x)),
-            _ => None,
+            VarResult::NoData(_) => Some((v.name.as_str(), f64::NAN)),
+            VarResult::Error(_) => None,
         })
         .collect();
     match rule.expr.eval(&values) {

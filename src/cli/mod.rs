@@ -3,7 +3,9 @@
 //! 2 invalid input or source error, 64 usage error.
 
 mod check;
+mod eval;
 mod samples;
+mod test;
 
 use clap::{Parser, Subcommand};
 
@@ -27,8 +29,12 @@ pub struct Cli {
 pub enum Command {
     /// Validate rule files; every error is printed as file:line:col.
     Check(check::Args),
+    /// Evaluate one rule once and print every variable, the expression and the verdict.
+    Eval(eval::Args),
     /// Print every sample of an exposition body exactly as podgate parses it.
     Samples(samples::Args),
+    /// Run rule unit tests: samples per step for a pod, expected gate status per step.
+    Test(test::Args),
     /// Print the version.
     Version,
 }
@@ -53,7 +59,9 @@ pub fn main() -> i32 {
     crate::source::init_tls();
     match cli.command {
         Command::Check(args) => check::run(args),
+        Command::Eval(args) => eval::run(args),
         Command::Samples(args) => samples::run(args),
+        Command::Test(args) => test::run(args),
         Command::Version => {
             println!("podgate {}", env!("CARGO_PKG_VERSION"));
             EXIT_OK

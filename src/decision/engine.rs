@@ -138,6 +138,11 @@ impl Engine {
             .map(|t| &t.state)
     }
 
+    /// The condition last computed for a gate of a pod (None: undecided or not podgate's).
+    pub fn gate(&self, key: &PodKey, condition_type: &str) -> Option<&Condition> {
+        self.pods.get(key)?.gates.get(condition_type)?.as_ref()
+    }
+
     /// The keys of every tracked pod.
     pub fn pod_keys(&self) -> impl Iterator<Item = &PodKey> {
         self.pods.keys()
