@@ -120,6 +120,9 @@ pub fn run_file(path: &Path) -> Result<FileReport, String> {
     Ok(report)
 }
 
+/// One input series' sample at a step: name, labels, value.
+type StepSample<'a> = (&'a str, Vec<(&'a str, &'a str)>, f64);
+
 struct Series {
     name: String,
     labels: Vec<(String, String)>,
@@ -245,7 +248,7 @@ fn run_case(set: &rules::RuleSet, case: &TestCase) -> Result<Vec<String>, String
     let mut failures = Vec::new();
     for step in 0..steps {
         let now = ready_at + interval * i64::try_from(step).unwrap_or(i64::MAX);
-        let samples: Vec<(&str, Vec<(&str, &str)>, f64)> = series
+        let samples: Vec<StepSample<'_>> = series
             .iter()
             .filter_map(|s| {
                 let v = s.values.get(step).copied().flatten()?;
