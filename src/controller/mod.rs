@@ -1,0 +1,437 @@
+//! The daemon's controller: the loop that owns the decision engine.
+//!
+//! Inputs arrive on channels — pod events from the watcher, evaluation results from the pod
+//! tasks, reload triggers — and are handled one at a time, so the engine needs no lock.
+//! Gate updates go out on one channel to the single writer, which writes only while it may
+//! (leader, not dry run).
+
+pub mod pod;
+pub mod promql;
+pub mod target;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{error, info, warn};
+
+use crate::decision::engine::{Engine, GateUpdate, PodKey};
+use crate::kube::watch::{PodEvent, PodSnapshot};
+use crate::query::StoreLimits;
+use crate::rules::{RuleSet, reload};
+use crate::rules::Scheme;
+use crate::telemetry::metrics::Metrics;
+use crate::telemetry::server::{Health, now_ms};
+
+use pod::{EvalMsg, PodConfig};
+use target::{Endpoint, Target};
+
+/// Limits and knobs of the controller.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub rules_dir: PathBuf,
+    /// Concurrent scrapes and queries across all pods.
+    pub concurrency: usize,
+    pub body_limit: usize,
+    pub sample_limit: usize,
+    pub store_limits: StoreLimits,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            rules_dir: PathBuf::from("/etc/podgate/rules"),
+            concurrency: 256,
+            body_limit: crate::source::scrape::DEFAULT_BODY_LIMIT,
+            sample_limit: 50_000,
+            store_limits: StoreLimits::default(),
+        }
+    }
+}
+
+/// HTTP clients for scraping: one for plain http and system-trusted https, one per custom
+/// TLS setting.
+pub struct HttpClients {
+    default: reqwest::Client,
+    custom: Mutex<HashMap<(Option<PathBuf>, bool), reqwest::Client>>,
+}
+
+impl HttpClients {
+    pub fn new() -> Result<HttpClients, String> {
+        crate::source::init_tls();
+        let default = reqwest::Client::builder()
+            .pool_max_idle_per_host(1)
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"))?;
+        Ok(HttpClients {
+            default,
+            custom: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn for_endpoint(&self, ep: &Endpoint) -> Result<reqwest::Client, String> {
+        if ep.scheme == Scheme::Http || (ep.ca_file.is_none() && !ep.insecure_skip_verify) {
+            return Ok(self.default.clone());
+        }
+        let key = (ep.ca_file.clone(), ep.insecure_skip_verify);
+        let mut cache = self
+            .custom
+            .lock()
+            .map_err(|_| "HTTP client cache poisoned".to_string())?;
+        if let Some(c) = cache.get(&key) {
+            return Ok(c.clone());
+        }
+        let mut b = reqwest::Client::builder().pool_max_idle_per_host(1);
+        if let Some(ca) = &ep.ca_file {
+            let pem = std::fs::read(ca)
+                .map_err(|e| format!("scrape.caFile {}: {e}", ca.display()))?;
+            let cert = reqwest::Certificate::from_pem(&pem)
+                .map_err(|e| format!("scrape.caFile {}: {e}", ca.display()))?;
+            b = b.add_root_certificate(cert);
+        }
+        if ep.insecure_skip_verify {
+            b = b.danger_accept_invalid_certs(true);
+        }
+        let c = b.build().map_err(|e| format!("HTTP client: {e}"))?;
+        cache.insert(key, c.clone());
+        Ok(c)
+    }
+}
+
+/// What pod tasks share.
+pub struct Shared {
+    pub metrics: Metrics,
+    pub http: HttpClients,
+    pub permits: Semaphore,
+    pub body_limit: usize,
+    pub sample_limit: usize,
+    pub store_limits: StoreLimits,
+    /// The Prometheus source, when configured.
+    pub prometheus: Option<()>,
+}
+
+struct PodTask {
+    config: watch::Sender<Arc<PodConfig>>,
+    handle: JoinHandle<()>,
+}
+
+impl Drop for PodTask {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
+
+/// The controller loop's state.
+pub struct Controller {
+    settings: Settings,
+    shared: Arc<Shared>,
+    health: Arc<Health>,
+    engine: Engine,
+    rules: RuleSet,
+    snapshots: HashMap<PodKey, PodSnapshot>,
+    tasks: HashMap<PodKey, PodTask>,
+    results_tx: mpsc::Sender<EvalMsg>,
+    results_rx: mpsc::Receiver<EvalMsg>,
+    updates: mpsc::Sender<GateUpdate>,
+    /// Pods carrying a gate no rule owns, logged once each.
+    unowned_logged: HashSet<(PodKey, String)>,
+}
+
+impl Controller {
+    pub fn new(
+        settings: Settings,
+        rules: RuleSet,
+        metrics: Metrics,
+        health: Arc<Health>,
+        updates: mpsc::Sender<GateUpdate>,
+    ) -> Result<Controller, String> {
+        let shared = Arc::new(Shared {
+            metrics,
+            http: HttpClients::new()?,
+            permits: Semaphore::new(settings.concurrency.max(1)),
+            body_limit: settings.body_limit,
+            sample_limit: settings.sample_limit,
+            store_limits: settings.store_limits,
+            prometheus: None,
+        });
+        let (results_tx, results_rx) = mpsc::channel(1024);
+        shared.metrics.reload(true, rules.len(), now_ms() as f64 / 1000.0);
+        health.set_rules_loaded(true);
+        Ok(Controller {
+            settings,
+            engine: Engine::new(&rules),
+            rules,
+            shared,
+            health,
+            snapshots: HashMap::new(),
+            tasks: HashMap::new(),
+            results_tx,
+            results_rx,
+            updates,
+            unowned_logged: HashSet::new(),
+        })
+    }
+
+    /// Runs until `shutdown` turns true or the pod event channel closes.
+    pub async fn run(
+        mut self,
+        mut pods: mpsc::Receiver<PodEvent>,
+        mut reloads: mpsc::Receiver<()>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut turns = 0u64;
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => {
+                    if *shutdown.borrow() {
+                        break;
+                    }
+                }
+                ev = pods.recv() => match ev {
+                    Some(ev) => self.on_pod_event(ev).await,
+                    None => break,
+                },
+                Some(msg) = self.results_rx.recv() => self.on_result(msg).await,
+                Some(()) = reloads.recv() => {
+                    // Let a burst of file events settle, then load once.
+                    tokio::time::sleep(reload::SETTLE).await;
+                    while reloads.try_recv().is_ok() {}
+                    self.reload().await;
+                }
+                _ = tick.tick() => {
+                    self.health.beat();
+                    turns += 1;
+                    if turns % 5 == 0 {
+                        self.refresh_gauges();
+                    }
+                }
+            }
+        }
+        self.tasks.clear();
+        info!("controller stopped");
+    }
+
+    async fn send(&self, updates: Vec<GateUpdate>) {
+        for u in updates {
+            if self.updates.send(u).await.is_err() {
+                warn!("the writer has stopped; gate update dropped");
+            }
+        }
+    }
+
+    async fn on_pod_event(&mut self, ev: PodEvent) {
+        match ev {
+            PodEvent::Synced => {
+                self.health.set_cache_synced(true);
+                info!(pods = self.snapshots.len(), "pod cache synced");
+            }
+            PodEvent::Delete(key) => {
+                self.engine.remove_pod(&key);
+                self.snapshots.remove(&key);
+                self.tasks.remove(&key);
+            }
+            PodEvent::Upsert(snap) => {
+                if snap.deleting {
+                    self.engine.remove_pod(&snap.key);
+                    self.snapshots.remove(&snap.key);
+                    self.tasks.remove(&snap.key);
+                    return;
+                }
+                self.note_unowned(&snap);
+                let updates = self.engine.upsert_pod(snap.key.clone(), snap.info.clone());
+                self.send(updates).await;
+                self.snapshots.insert(snap.key.clone(), snap.clone());
+                self.sync_task(&snap.key);
+            }
+        }
+    }
+
+    fn note_unowned(&mut self, snap: &PodSnapshot) {
+        for g in &snap.info.gates {
+            if !self.engine.owns(g) && self.unowned_logged.insert((snap.key.clone(), g.clone()))
+            {
+                info!(pod = %snap.key, gate = %g, "pod declares a readiness gate no rule owns; not touching it");
+            }
+        }
+    }
+
+    /// Starts, updates or stops the pod's task to match its snapshot and rules.
+    fn sync_task(&mut self, key: &PodKey) {
+        let Some(snap) = self.snapshots.get(key) else {
+            self.tasks.remove(key);
+            return;
+        };
+        let rules = self.engine.rules_for(key);
+        let (Some(ip), Some(ready_since), false) = (
+            snap.pod_ip,
+            snap.info.containers_ready_since,
+            rules.is_empty() || !snap.evaluable(),
+        ) else {
+            self.tasks.remove(key);
+            return;
+        };
+        let spread = rules
+            .iter()
+            .filter(|r| {
+                self.engine
+                    .state(key, &r.name)
+                    .is_some_and(|s| s.verdict().is_some())
+            })
+            .map(|r| r.name.clone())
+            .collect();
+        let cfg = Arc::new(PodConfig {
+            key: key.clone(),
+            uid: snap.info.uid.clone(),
+            target: Target {
+                ip,
+                port_annotation: snap.prometheus_port.clone(),
+                path_annotation: snap.prometheus_path.clone(),
+                container_ports: snap.container_ports.clone(),
+            },
+            node: snap.node_name.clone(),
+            labels: snap.info.labels.clone(),
+            ready_since,
+            rules,
+            spread,
+        });
+        if let Some(task) = self.tasks.get(key) {
+            let same = {
+                let cur = task.config.borrow();
+                cur.uid == cfg.uid
+                    && cur.target == cfg.target
+                    && cur.ready_since == cfg.ready_since
+                    && cur.labels == cfg.labels
+                    && cur.node == cfg.node
+                    && cur.rules.len() == cfg.rules.len()
+                    && cur.rules.iter().zip(&cfg.rules).all(|(a, b)| Arc::ptr_eq(a, b))
+            };
+            if same {
+                return;
+            }
+            if task.config.borrow().uid == cfg.uid {
+                let _ = task.config.send(cfg);
+                return;
+            }
+        }
+        let (tx, rx) = watch::channel(cfg);
+        let handle = tokio::spawn(pod::run(self.shared.clone(), rx, self.results_tx.clone()));
+        self.tasks.insert(
+            key.clone(),
+            PodTask {
+                config: tx,
+                handle,
+            },
+        );
+    }
+
+    async fn on_result(&mut self, msg: EvalMsg) {
+        // A result for a pod that has gone, or been replaced under the same name, is stale.
+        if self.snapshots.get(&msg.key).map(|s| s.info.uid.as_str()) != Some(msg.uid.as_str()) {
+            return;
+        }
+        let rule = &msg.rule;
+        let eval = &msg.result.evaluation;
+        self.shared
+            .metrics
+            .evaluation(&rule.name, eval.outcome.as_str(), msg.took);
+        let before = self
+            .engine
+            .state(&msg.key, &rule.name)
+            .and_then(|s| s.verdict().cloned());
+        let observed = self.engine.observe(&msg.key, &rule.name, eval, msg.at_ms);
+        let Some(step) = observed.step else {
+            return;
+        };
+        if step.held_by_panic {
+            self.shared.metrics.panic_hold(&rule.name);
+        }
+        if step.changed {
+            let after = self
+                .engine
+                .state(&msg.key, &rule.name)
+                .and_then(|s| s.verdict().cloned());
+            if let Some(c) = &after {
+                if step.transition {
+                    self.shared
+                        .metrics
+                        .transition(&rule.name, c.status_str(), c.reason.as_str());
+                }
+                info!(
+                    pod = %msg.key,
+                    rule = %rule.name,
+                    gate = %rule.condition_type,
+                    status = c.status_str(),
+                    reason = c.reason.as_str(),
+                    message = %c.message,
+                    previous = before.as_ref().map_or("Unknown", |b| b.status_str()),
+                    dry_run = rule.dry_run,
+                    "rule verdict changed"
+                );
+            }
+        }
+        if let Some(update) = observed.update {
+            self.send(vec![update]).await;
+        }
+    }
+
+    async fn reload(&mut self) {
+        let now = now_ms() as f64 / 1000.0;
+        match reload::reload(&self.settings.rules_dir, &self.rules) {
+            Ok(set) => {
+                let updates = self.engine.set_rules(&set);
+                info!(rules = set.len(), "rules reloaded");
+                for w in &set.warnings {
+                    warn!("{w}");
+                }
+                self.rules = set;
+                self.shared.metrics.reload(true, self.rules.len(), now);
+                self.health.set_reload_error(None);
+                self.send(updates).await;
+                let keys: Vec<PodKey> = self.snapshots.keys().cloned().collect();
+                for k in keys {
+                    self.sync_task(&k);
+                }
+            }
+            Err(e) => {
+                error!(error = %e, "rules rejected; the previous rules stay in force");
+                self.shared.metrics.reload(false, self.rules.len(), now);
+                self.health.set_reload_error(Some(e));
+            }
+        }
+    }
+
+    fn refresh_gauges(&self) {
+        let counts = self.engine.verdict_counts();
+        self.shared
+            .metrics
+            .set_gates(counts.iter().map(|(rule, c)| {
+                (
+                    rule.as_str(),
+                    [("True", c.true_), ("False", c.false_), ("Unknown", c.unknown)],
+                )
+            }));
+        let tracked = self
+            .engine
+            .pod_keys()
+            .filter(|k| !self.engine.rules_for(k).is_empty())
+            .count();
+        self.shared
+            .metrics
+            .pods_tracked
+            .set(i64::try_from(tracked).unwrap_or(i64::MAX));
+        let unowned = self
+            .snapshots
+            .values()
+            .filter(|s| s.info.gates.iter().any(|g| !self.engine.owns(g)))
+            .count();
+        self.shared
+            .metrics
+            .pods_unowned_gates
+            .set(i64::try_from(unowned).unwrap_or(i64::MAX));
+    }
+}

@@ -1,0 +1,285 @@
+//! One task per evaluable pod: it keeps the pod's scrape history, scrapes each endpoint once
+//! per tick for every rule due on it, evaluates the due rules and sends the results to the
+//! controller loop, which owns the decisions.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+
+use super::Shared;
+use super::target::{Endpoint, Target, resolve};
+use crate::decision::engine::PodKey;
+use crate::evaluate::{RuleEvaluation, ScrapeInput, evaluate_rule};
+use crate::exposition::{self, ParseError, Sample};
+use crate::query::{Interest, SeriesStore};
+use crate::rules::{Rule, VarSource};
+use crate::source::scrape::{self, ScrapeError};
+use crate::telemetry::server::now_ms;
+
+/// What a pod task works from; replaced (through a watch channel) when the pod or the rules
+/// change.
+#[derive(Debug, Clone)]
+pub struct PodConfig {
+    pub key: PodKey,
+    pub uid: String,
+    pub target: Target,
+    pub node: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    /// When ContainersReady turned True (ms).
+    pub ready_since: i64,
+    pub rules: Vec<Arc<Rule>>,
+    /// Rules already decided on this pod (e.g. found on the pod after a restart): their first
+    /// evaluation is spread over the interval so a restart does not scrape everything at once.
+    /// Undecided rules are evaluated at once, so a new pod's gate turns True quickly.
+    pub spread: HashSet<String>,
+}
+
+/// One evaluation, for the controller loop.
+#[derive(Debug)]
+pub struct EvalMsg {
+    pub key: PodKey,
+    pub uid: String,
+    pub rule: Arc<Rule>,
+    pub result: RuleEvaluation,
+    pub at_ms: i64,
+    pub took: Duration,
+}
+
+struct EndpointState {
+    store: SeriesStore,
+    /// The last scrape's error; `None` after a good scrape.
+    error: Option<String>,
+}
+
+/// A deterministic offset in `[0, interval)` from the pod's uid.
+fn spread_offset(uid: &str, interval_ms: i64) -> i64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    uid.hash(&mut h);
+    let span = u64::try_from(interval_ms.max(1)).unwrap_or(1);
+    i64::try_from(h.finish() % span).unwrap_or(0)
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+pub async fn run(
+    shared: Arc<Shared>,
+    mut config: watch::Receiver<Arc<PodConfig>>,
+    results: mpsc::Sender<EvalMsg>,
+) {
+    let mut cfg = config.borrow_and_update().clone();
+    let mut endpoints: HashMap<Endpoint, EndpointState> = HashMap::new();
+    let mut due: HashMap<String, i64> = HashMap::new();
+    let mut last_ingest_ms = 0i64;
+    loop {
+        // (Re)schedule rules that are new to this task.
+        let now = now_ms();
+        due.retain(|name, _| cfg.rules.iter().any(|r| &r.name == name));
+        for r in &cfg.rules {
+            due.entry(r.name.clone()).or_insert_with(|| {
+                let start = cfg.ready_since.saturating_add(ms(r.initial_delay)).max(now);
+                if cfg.spread.contains(&r.name) {
+                    start + spread_offset(&cfg.uid, ms(r.interval))
+                } else {
+                    start
+                }
+            });
+        }
+        let next = due.values().copied().min().unwrap_or(now + 60_000);
+        let wait = Duration::from_millis(u64::try_from(next - now).unwrap_or(0));
+        tokio::select! {
+            changed = config.changed() => {
+                if changed.is_err() {
+                    return; // the controller dropped the pod
+                }
+                cfg = config.borrow_and_update().clone();
+                continue;
+            }
+            _ = tokio::time::sleep(wait) => {}
+        }
+
+        let mut now = now_ms();
+        // The store needs strictly increasing scrape times.
+        if now <= last_ingest_ms {
+            now = last_ingest_ms + 1;
+        }
+        let due_rules: Vec<Arc<Rule>> = cfg
+            .rules
+            .iter()
+            .filter(|r| due.get(&r.name).is_some_and(|t| *t <= now))
+            .cloned()
+            .collect();
+        if due_rules.is_empty() {
+            continue;
+        }
+
+        // One scrape per endpoint serves every due rule that reads it.
+        let mut resolved: Vec<(Arc<Rule>, Option<Result<Endpoint, String>>)> = Vec::new();
+        let mut to_scrape: HashMap<Endpoint, Duration> = HashMap::new();
+        for r in &due_rules {
+            let ep = uses_scrape(r).then(|| resolve(&r.scrape, &cfg.target));
+            if let Some(Ok(e)) = &ep {
+                let t = to_scrape.entry(e.clone()).or_insert(r.timeout);
+                *t = (*t).max(r.timeout);
+            }
+            resolved.push((r.clone(), ep));
+        }
+        for (ep, timeout) in &to_scrape {
+            let interest = Interest::new(
+                cfg.rules
+                    .iter()
+                    .filter(|r| resolve(&r.scrape, &cfg.target).as_ref() == Ok(ep))
+                    .flat_map(|r| scrape_queries(r)),
+            );
+            let state = endpoints
+                .entry(ep.clone())
+                .or_insert_with(|| EndpointState {
+                    store: SeriesStore::new(interest.clone(), shared.store_limits),
+                    error: None,
+                });
+            state.store.set_interest(interest);
+            state.error = scrape_into(&shared, ep, *timeout, &mut state.store, now)
+                .await
+                .err();
+            last_ingest_ms = now;
+        }
+        // Endpoints no rule uses any more are forgotten.
+        endpoints.retain(|ep, _| {
+            cfg.rules
+                .iter()
+                .any(|r| uses_scrape(r) && resolve(&r.scrape, &cfg.target).as_ref() == Ok(ep))
+        });
+
+        for (rule, ep) in resolved {
+            let started = Instant::now();
+            let unresolved;
+            let input = match &ep {
+                None => ScrapeInput::Failed("the rule has no scrape variables"),
+                Some(Err(e)) => {
+                    unresolved = format!("cannot scrape: {e}");
+                    ScrapeInput::Failed(&unresolved)
+                }
+                Some(Ok(e)) => match endpoints.get(e) {
+                    Some(EndpointState { error: Some(err), .. }) => ScrapeInput::Failed(err),
+                    Some(state) => ScrapeInput::Store(&state.store),
+                    None => ScrapeInput::Failed("not scraped"),
+                },
+            };
+            let mut promql = super::promql::values_for(&shared, &rule, &cfg).await;
+            let result = evaluate_rule(&rule, input, &mut |v| promql.take(v), now);
+            let msg = EvalMsg {
+                key: cfg.key.clone(),
+                uid: cfg.uid.clone(),
+                rule: rule.clone(),
+                result,
+                at_ms: now,
+                took: started.elapsed(),
+            };
+            if results.send(msg).await.is_err() {
+                return;
+            }
+            let interval = ms(rule.interval);
+            if let Some(t) = due.get_mut(&rule.name) {
+                *t = if *t + interval > now { *t + interval } else { now + interval };
+            }
+        }
+    }
+}
+
+fn uses_scrape(r: &Rule) -> bool {
+    r.vars.iter().any(|v| matches!(v.source, VarSource::Scrape(_)))
+}
+
+fn scrape_queries(r: &Rule) -> impl Iterator<Item = &crate::query::Query> {
+    r.vars.iter().filter_map(|v| match &v.source {
+        VarSource::Scrape(q) => Some(q),
+        VarSource::Promql(_) => None,
+    })
+}
+
+/// Why a scraped body was not taken.
+#[derive(Debug)]
+enum BodyError {
+    Parse(ParseError),
+    TooManySamples(usize),
+}
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BodyError::Parse(e) => write!(f, "invalid exposition: {e}"),
+            BodyError::TooManySamples(n) => write!(f, "more than the {n} sample limit"),
+        }
+    }
+}
+
+/// Scrapes `ep` and ingests the body whole, or not at all.
+async fn scrape_into(
+    shared: &Shared,
+    ep: &Endpoint,
+    timeout: Duration,
+    store: &mut SeriesStore,
+    now: i64,
+) -> Result<(), String> {
+    let client = shared.http.for_endpoint(ep)?;
+    let permit = shared.permits.acquire().await;
+    let started = Instant::now();
+    let fetched = scrape::fetch(&client, &ep.url, timeout, shared.body_limit).await;
+    drop(permit);
+    let took = started.elapsed();
+    let scraped = match fetched {
+        Ok(s) => s,
+        Err(e) => {
+            let result = if matches!(e, ScrapeError::Timeout { .. }) {
+                "timeout"
+            } else {
+                "error"
+            };
+            shared.metrics.source_request("scrape", result, took);
+            return Err(e.to_string());
+        }
+    };
+    let limit = shared.sample_limit;
+    let mut count = 0usize;
+    let samples = exposition::parse(&scraped.body, scraped.format).map(
+        |s: Result<Sample<'_>, ParseError>| {
+            count += 1;
+            if count > limit {
+                return Err(BodyError::TooManySamples(limit));
+            }
+            s.map_err(BodyError::Parse)
+        },
+    );
+    match store.ingest(now, samples) {
+        Ok(_) => {
+            shared.metrics.source_request("scrape", "ok", took);
+            Ok(())
+        }
+        Err(e) => {
+            shared.metrics.source_request("scrape", "invalid", took);
+            Err(format!("scrape {}: {e}", ep.url))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_is_within_the_interval_and_stable() {
+        for uid in ["a", "b", "0f1e2d3c", ""] {
+            let o = spread_offset(uid, 10_000);
+            assert!((0..10_000).contains(&o));
+            assert_eq!(o, spread_offset(uid, 10_000));
+        }
+        let distinct: HashSet<i64> = (0..100)
+            .map(|i| spread_offset(&format!("pod-{i}"), 10_000))
+            .collect();
+        assert!(distinct.len() > 90, "offsets spread out");
+    }
+}
