@@ -8,6 +8,7 @@ pub mod cli;
 pub mod decision;
 pub mod exposition;
 pub mod expr;
+pub mod kube;
 pub mod query;
 pub mod rules;
 pub mod ruletest;
@@ -24,6 +25,8 @@ pub enum Error {
     Expr(#[from] expr::ExprError),
     #[error("{0}")]
     Rules(#[from] rules::RulesError),
+    #[error("{0}")]
+    Kube(#[from] kube::KubeError),
     #[error("{path}: {source}")]
     Io {
         path: String,
