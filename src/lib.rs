@@ -9,6 +9,7 @@ pub mod decision;
 pub mod evaluate;
 pub mod exposition;
 pub mod expr;
+pub mod kube;
 pub mod query;
 pub mod rules;
 pub mod ruletest;
@@ -26,6 +27,8 @@ pub enum Error {
     Expr(#[from] expr::ExprError),
     #[error("{0}")]
     Rules(#[from] rules::RulesError),
+    #[error("{0}")]
+    Kube(#[from] kube::KubeError),
     #[error("{path}: {source}")]
     Io {
         path: String,
