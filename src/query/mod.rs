@@ -1,7 +1,23 @@
 //! The scrape-variable language (a PromQL subset evaluated on one pod's samples) and PromQL
 //! templates for `promql:` variables.
 //!
-//! Placeholder interface; the query engine replaces it.
+//! A scrape query is parsed once ([`parse`]) and evaluated after every scrape of a pod
+//! against that pod's [`SeriesStore`] ([`Query::eval`]), yielding one number or "no data"
+//! with a reason. The language reference is `docs/query.md`.
+
+#[cfg(test)]
+mod conformance_tests;
+mod eval;
+mod parse;
+mod store;
+mod template;
+#[cfg(test)]
+mod tests;
+
+pub use eval::{EvalError, NoData, QueryValue};
+pub use parse::MAX_QUERY_BYTES;
+pub use store::{IngestError, IngestStats, Interest, ScrapedSample, SeriesStore, StoreLimits};
+pub use template::{Placeholder, RenderError, Template};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("column {column}: {message}")]
@@ -14,25 +30,32 @@ pub struct QueryError {
 /// A compiled scrape query.
 #[derive(Debug, Clone)]
 pub struct Query {
+    /// The query as written in the rule.
     pub source: String,
+    expr: parse::QueryExpr,
 }
 
+/// Compiles a scrape query.
 pub fn parse(src: &str) -> Result<Query, QueryError> {
     Ok(Query {
         source: src.to_string(),
+        expr: parse::parse(src)?,
     })
 }
 
-/// A compiled `promql:` template.
-#[derive(Debug, Clone)]
-pub struct Template {
-    pub source: String,
-}
+impl Query {
+    /// Evaluates the query on the pod's stored samples at `now_ms` (Unix milliseconds).
+    pub fn eval(&self, store: &SeriesStore, now_ms: i64) -> Result<QueryValue, EvalError> {
+        eval::eval(&self.expr, store, now_ms)
+    }
 
-impl Template {
-    pub fn parse(src: &str) -> Result<Template, QueryError> {
-        Ok(Template {
-            source: src.to_string(),
-        })
+    /// The metric name the query reads, when its selector names one.
+    pub fn metric_name(&self) -> Option<&str> {
+        self.expr.vector().selector().name.as_deref()
+    }
+
+    /// The range of its `rate`/`increase` window in milliseconds; 0 for an instant query.
+    pub fn range_ms(&self) -> i64 {
+        self.expr.vector().range_ms()
     }
 }

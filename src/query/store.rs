@@ -1,0 +1,543 @@
+//! The per-pod series store: the recent history of the series that the pod's scrape queries
+//! need, fed after every successful scrape.
+//!
+//! Points carry the scrape time (the moment podgate scraped the pod), never a timestamp the
+//! exposition carried: every sample of one scrape shares one time, which keeps rate windows
+//! and staleness consistent with what podgate actually observed. Only series whose metric
+//! name some query reads are kept (see [`Interest`]), and only points recent enough for the
+//! longest range any query uses. A scrape is ingested atomically: when the sample source
+//! fails half-way, or a limit is exceeded, the store is left as it was.
+
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::convert::Infallible;
+use std::hash::BuildHasher;
+
+use super::Query;
+use super::parse::Selector;
+use crate::exposition;
+
+/// One sample of a scrape, as the store needs it. Implemented for the exposition parser's
+/// [`exposition::Sample`]; tests and tools can implement it for their own types.
+pub trait ScrapedSample {
+    fn metric_name(&self) -> &str;
+    fn value(&self) -> f64;
+    /// Calls `visit` with every label (name, value) of the sample, `__name__` excluded.
+    fn visit_labels(&self, visit: &mut dyn FnMut(&str, &str));
+}
+
+impl ScrapedSample for exposition::Sample<'_> {
+    fn metric_name(&self) -> &str {
+        self.name
+    }
+
+    fn value(&self) -> f64 {
+        self.value
+    }
+
+    fn visit_labels(&self, visit: &mut dyn FnMut(&str, &str)) {
+        for (name, value) in self.labels.iter() {
+            visit(name, &value);
+        }
+    }
+}
+
+/// A borrowed sample: `(metric name, labels, value)`.
+impl ScrapedSample for (&str, &[(&str, &str)], f64) {
+    fn metric_name(&self) -> &str {
+        self.0
+    }
+
+    fn value(&self) -> f64 {
+        self.2
+    }
+
+    fn visit_labels(&self, visit: &mut dyn FnMut(&str, &str)) {
+        for (name, value) in self.1 {
+            visit(name, value);
+        }
+    }
+}
+
+/// What a set of compiled queries needs from a scrape: metric names (plus the selectors that
+/// name no metric) and the longest range.
+#[derive(Debug, Clone, Default)]
+pub struct Interest {
+    names: HashSet<Box<str>>,
+    /// Selectors without a metric name (`{__name__=~"http_.*"}`): a series is kept when it
+    /// matches one of them.
+    nameless: Vec<Selector>,
+    longest_range_ms: i64,
+}
+
+impl Interest {
+    pub fn new<'q>(queries: impl IntoIterator<Item = &'q Query>) -> Interest {
+        let mut interest = Interest::default();
+        for query in queries {
+            let vector = query.expr.vector();
+            let selector = vector.selector();
+            match &selector.name {
+                Some(name) => {
+                    interest.names.insert(name.clone());
+                }
+                None => interest.nameless.push(selector.clone()),
+            }
+            interest.longest_range_ms = interest.longest_range_ms.max(vector.range_ms());
+        }
+        interest
+    }
+
+    /// The longest range (ms) any query uses; 0 when all are instant.
+    pub fn longest_range_ms(&self) -> i64 {
+        self.longest_range_ms
+    }
+
+    /// Metric names the queries read (selectors without a fixed name are not listed).
+    pub fn metric_names(&self) -> impl Iterator<Item = &str> {
+        self.names.iter().map(|n| &**n)
+    }
+
+    /// Whether a sample belongs to a series some query reads. Allocation-free.
+    pub fn wants<S: ScrapedSample + ?Sized>(&self, sample: &S) -> bool {
+        self.names.contains(sample.metric_name())
+            || self
+                .nameless
+                .iter()
+                .any(|selector| selector_matches_sample(selector, sample))
+    }
+}
+
+fn selector_matches_sample<S: ScrapedSample + ?Sized>(selector: &Selector, sample: &S) -> bool {
+    if let Some(name) = &selector.name
+        && **name != *sample.metric_name()
+    {
+        return false;
+    }
+    selector.matchers.iter().all(|matcher| {
+        if &*matcher.label == "__name__" {
+            return matcher.matches(sample.metric_name());
+        }
+        let mut found: Option<bool> = None;
+        sample.visit_labels(&mut |name, value| {
+            if found.is_none() && name == &*matcher.label {
+                found = Some(matcher.matches(value));
+            }
+        });
+        // An absent label has the empty value, as in Prometheus.
+        found.unwrap_or_else(|| matcher.matches(""))
+    })
+}
+
+/// Bounds on what one pod's store holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreLimits {
+    /// Series kept per pod; a scrape that would exceed it is rejected with an error.
+    pub max_series: usize,
+    /// Points kept per series; older points are dropped first. A range function whose
+    /// window reaches back past a dropped point reports an error rather than a wrong rate.
+    pub max_points_per_series: usize,
+    /// Extra history kept beyond the longest range, so an evaluation a little after the
+    /// scrape still sees a full window.
+    pub retention_margin_ms: i64,
+    /// How old the latest scrape may be for instant selectors to use it (Prometheus's
+    /// lookback delta).
+    pub lookback_ms: i64,
+}
+
+impl Default for StoreLimits {
+    fn default() -> Self {
+        StoreLimits {
+            max_series: 10_000,
+            max_points_per_series: 64,
+            retention_margin_ms: 60_000,
+            lookback_ms: 300_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Point {
+    pub t: i64,
+    pub v: f64,
+}
+
+/// One series' identity and recent points (oldest first, strictly increasing times).
+#[derive(Debug, Clone)]
+pub(crate) struct Series {
+    name: Box<str>,
+    /// Sorted by label name; labels with an empty value are dropped, as Prometheus does.
+    labels: Box<[(Box<str>, Box<str>)]>,
+    pub points: VecDeque<Point>,
+    /// Time of the newest point dropped because of `max_points_per_series`.
+    pub evicted_until_ms: Option<i64>,
+    hash: u64,
+}
+
+impl Series {
+    /// A label's value; the empty string when absent (`__name__` gives the metric name).
+    pub fn label(&self, name: &str) -> &str {
+        if name == "__name__" {
+            return &self.name;
+        }
+        match self.labels.binary_search_by(|(k, _)| (**k).cmp(name)) {
+            Ok(i) => self.labels.get(i).map_or("", |(_, v)| v),
+            Err(_) => "",
+        }
+    }
+
+    pub fn matches(&self, selector: &Selector) -> bool {
+        if let Some(name) = &selector.name
+            && *name != self.name
+        {
+            return false;
+        }
+        selector
+            .matchers
+            .iter()
+            .all(|m| m.matches(self.label(&m.label)))
+    }
+
+    /// Whether `sample` is this series (same name and same non-empty labels).
+    fn is<S: ScrapedSample + ?Sized>(&self, sample: &S) -> bool {
+        if *self.name != *sample.metric_name() {
+            return false;
+        }
+        let mut count = 0usize;
+        let mut same = true;
+        sample.visit_labels(&mut |name, value| {
+            if !same || value.is_empty() {
+                return;
+            }
+            count += 1;
+            same = self
+                .labels
+                .binary_search_by(|(k, _)| (**k).cmp(name))
+                .ok()
+                .and_then(|i| self.labels.get(i))
+                .is_some_and(|(_, v)| **v == *value);
+        });
+        same && count == self.labels.len()
+    }
+
+    /// The labels as `{a="1", b="2"}`, for messages.
+    pub fn describe(&self) -> String {
+        let mut out = self.name.to_string();
+        out.push('{');
+        for (i, (k, v)) in self.labels.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(&format!("{k}={v:?}"));
+        }
+        out.push('}');
+        out
+    }
+}
+
+/// A stored series, seen as a sample: lets [`Interest::wants`] re-check kept series.
+impl ScrapedSample for Series {
+    fn metric_name(&self) -> &str {
+        &self.name
+    }
+
+    fn value(&self) -> f64 {
+        self.points.back().map_or(f64::NAN, |p| p.v)
+    }
+
+    fn visit_labels(&self, visit: &mut dyn FnMut(&str, &str)) {
+        for (k, v) in self.labels.iter() {
+            visit(k, v);
+        }
+    }
+}
+
+/// Counts from one ingested scrape.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IngestStats {
+    /// Samples the scrape held.
+    pub samples: usize,
+    /// Samples stored (their series is read by some query).
+    pub kept: usize,
+    /// Samples whose series already had a sample in this scrape; the first one is kept, as
+    /// Prometheus does.
+    pub duplicates: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum IngestError<E> {
+    /// The sample source (usually the exposition parser) failed; nothing was stored.
+    #[error("{0}")]
+    Source(E),
+    #[error(
+        "the pod exposes more than {limit} series that scrape queries read; \
+         narrow the selectors or raise the per-pod series limit"
+    )]
+    TooManySeries { limit: usize },
+    #[error("scrape time {scrape_ms} is not after the previous scrape at {previous_ms}")]
+    OutOfOrder { scrape_ms: i64, previous_ms: i64 },
+    #[error("sample {series} has the label `{label}` twice")]
+    DuplicateLabel { series: String, label: String },
+}
+
+/// The recent history of one pod's series. See the module docs.
+#[derive(Debug)]
+pub struct SeriesStore {
+    interest: Interest,
+    limits: StoreLimits,
+    hasher: RandomState,
+    series: Vec<Series>,
+    /// Identity hash → indices into `series` (collisions share an entry).
+    index: HashMap<u64, Vec<usize>>,
+    /// Times of recent successful scrapes, oldest first.
+    scrapes: VecDeque<i64>,
+    /// Series given a point in the scrape being ingested (reused between scrapes).
+    touched: Vec<usize>,
+}
+
+impl SeriesStore {
+    pub fn new(interest: Interest, limits: StoreLimits) -> SeriesStore {
+        SeriesStore {
+            interest,
+            limits,
+            hasher: RandomState::new(),
+            series: Vec::new(),
+            index: HashMap::new(),
+            scrapes: VecDeque::new(),
+            touched: Vec::new(),
+        }
+    }
+
+    pub fn interest(&self) -> &Interest {
+        &self.interest
+    }
+
+    pub fn limits(&self) -> &StoreLimits {
+        &self.limits
+    }
+
+    /// Number of series held.
+    pub fn len(&self) -> usize {
+        self.series.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.series.is_empty()
+    }
+
+    /// Time of the latest ingested scrape.
+    pub fn last_scrape_ms(&self) -> Option<i64> {
+        self.scrapes.back().copied()
+    }
+
+    /// The latest scrape at or before `now_ms`.
+    pub(crate) fn scrape_at_or_before(&self, now_ms: i64) -> Option<i64> {
+        let i = self.scrapes.partition_point(|&t| t <= now_ms);
+        i.checked_sub(1).and_then(|i| self.scrapes.get(i)).copied()
+    }
+
+    pub(crate) fn series(&self) -> &[Series] {
+        &self.series
+    }
+
+    /// Replaces the interest (after a rule reload) and drops series no query reads any more.
+    pub fn set_interest(&mut self, interest: Interest) {
+        self.interest = interest;
+        let before = self.series.len();
+        let interest = &self.interest;
+        self.series.retain(|s| interest.wants(s));
+        if self.series.len() != before {
+            self.rebuild_index();
+        }
+        self.apply_retention();
+    }
+
+    /// Ingests a scrape whose samples cannot fail.
+    pub fn ingest_samples<S: ScrapedSample>(
+        &mut self,
+        scrape_ms: i64,
+        samples: impl IntoIterator<Item = S>,
+    ) -> Result<IngestStats, IngestError<Infallible>> {
+        self.ingest(scrape_ms, samples.into_iter().map(Ok))
+    }
+
+    /// Ingests one scrape taken at `scrape_ms`, atomically: on any error the store is left
+    /// unchanged. Samples of series no query reads are skipped without allocating; known
+    /// series are found by hashing borrowed data.
+    pub fn ingest<S: ScrapedSample, E>(
+        &mut self,
+        scrape_ms: i64,
+        samples: impl IntoIterator<Item = Result<S, E>>,
+    ) -> Result<IngestStats, IngestError<E>> {
+        if let Some(previous_ms) = self.last_scrape_ms()
+            && scrape_ms <= previous_ms
+        {
+            return Err(IngestError::OutOfOrder {
+                scrape_ms,
+                previous_ms,
+            });
+        }
+        let existing = self.series.len();
+        self.touched.clear();
+        let mut stats = IngestStats::default();
+        for item in samples {
+            let result = match item {
+                Ok(sample) => {
+                    stats.samples += 1;
+                    if self.interest.wants(&sample) {
+                        self.append(&sample, scrape_ms)
+                    } else {
+                        continue;
+                    }
+                }
+                Err(e) => Err(IngestError::Source(e)),
+            };
+            match result {
+                Ok(true) => stats.kept += 1,
+                Ok(false) => stats.duplicates += 1,
+                Err(e) => {
+                    self.rollback(existing, scrape_ms);
+                    return Err(e);
+                }
+            }
+        }
+        self.scrapes.push_back(scrape_ms);
+        self.commit();
+        Ok(stats)
+    }
+
+    fn identity_hash<S: ScrapedSample + ?Sized>(&self, sample: &S) -> u64 {
+        let hasher = &self.hasher;
+        // Labels may come in any order: combine their hashes with a commutative sum.
+        let mut acc = hasher.hash_one(sample.metric_name());
+        sample.visit_labels(&mut |name, value| {
+            if !value.is_empty() {
+                acc = acc.wrapping_add(hasher.hash_one((name, value)));
+            }
+        });
+        acc
+    }
+
+    /// Appends the sample's value; `Ok(false)` when its series already has a point at this
+    /// time (a duplicate within the scrape).
+    fn append<S: ScrapedSample + ?Sized, E>(
+        &mut self,
+        sample: &S,
+        scrape_ms: i64,
+    ) -> Result<bool, IngestError<E>> {
+        let hash = self.identity_hash(sample);
+        let point = Point {
+            t: scrape_ms,
+            v: sample.value(),
+        };
+        if let Some(ids) = self.index.get(&hash) {
+            for &id in ids {
+                let Some(series) = self.series.get_mut(id) else {
+                    continue;
+                };
+                if series.is(sample) {
+                    if series.points.back().is_some_and(|p| p.t == scrape_ms) {
+                        return Ok(false);
+                    }
+                    series.points.push_back(point);
+                    self.touched.push(id);
+                    return Ok(true);
+                }
+            }
+        }
+        if self.series.len() >= self.limits.max_series {
+            return Err(IngestError::TooManySeries {
+                limit: self.limits.max_series,
+            });
+        }
+        let mut labels: Vec<(Box<str>, Box<str>)> = Vec::new();
+        sample.visit_labels(&mut |name, value| {
+            if !value.is_empty() && name != "__name__" {
+                labels.push((name.into(), value.into()));
+            }
+        });
+        labels.sort();
+        if let Some(pair) = labels
+            .windows(2)
+            .find(|w| matches!(w, [a, b] if a.0 == b.0))
+        {
+            let label = pair.first().map(|(k, _)| k.to_string()).unwrap_or_default();
+            return Err(IngestError::DuplicateLabel {
+                series: sample.metric_name().to_string(),
+                label,
+            });
+        }
+        let id = self.series.len();
+        self.series.push(Series {
+            name: sample.metric_name().into(),
+            labels: labels.into_boxed_slice(),
+            points: VecDeque::from([point]),
+            evicted_until_ms: None,
+            hash,
+        });
+        self.index.entry(hash).or_default().push(id);
+        Ok(true)
+    }
+
+    fn rollback(&mut self, existing: usize, scrape_ms: i64) {
+        for &id in &self.touched {
+            if let Some(series) = self.series.get_mut(id)
+                && series.points.back().is_some_and(|p| p.t == scrape_ms)
+            {
+                series.points.pop_back();
+            }
+        }
+        self.touched.clear();
+        if self.series.len() > existing {
+            self.series.truncate(existing);
+            self.rebuild_index();
+        }
+    }
+
+    fn commit(&mut self) {
+        let cap = self.limits.max_points_per_series.max(1);
+        for series in &mut self.series {
+            while series.points.len() > cap {
+                if let Some(p) = series.points.pop_front() {
+                    series.evicted_until_ms = Some(p.t);
+                }
+            }
+        }
+        self.touched.clear();
+        self.apply_retention();
+    }
+
+    /// Drops points and scrape times older than any query can use, and series left empty.
+    fn apply_retention(&mut self) {
+        let Some(last) = self.last_scrape_ms() else {
+            return;
+        };
+        let range = self.interest.longest_range_ms;
+        // Instant-only interest needs the latest scrape alone.
+        let keep_after = if range == 0 {
+            last - 1
+        } else {
+            last.saturating_sub(range)
+                .saturating_sub(self.limits.retention_margin_ms)
+        };
+        while self.scrapes.len() > 1 && self.scrapes.front().is_some_and(|&t| t <= keep_after) {
+            self.scrapes.pop_front();
+        }
+        let before = self.series.len();
+        for series in &mut self.series {
+            while series.points.front().is_some_and(|p| p.t <= keep_after) {
+                series.points.pop_front();
+            }
+        }
+        self.series.retain(|s| !s.points.is_empty());
+        if self.series.len() != before {
+            self.rebuild_index();
+        }
+    }
+
+    fn rebuild_index(&mut self) {
+        self.index.clear();
+        for (id, series) in self.series.iter().enumerate() {
+            self.index.entry(series.hash).or_default().push(id);
+        }
+    }
+}
