@@ -1,6 +1,7 @@
-//! Where variable values come from: the pod's own endpoint (`scrape`) and, in the daemon,
-//! a Prometheus server.
+//! Where variable values come from: the pod's own endpoint (`scrape`) and a Prometheus
+//! server (`prometheus`).
 
+pub mod prometheus;
 pub mod scrape;
 
 use std::sync::Once;
