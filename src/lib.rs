@@ -5,6 +5,7 @@
 //! Kubernetes types and no I/O in it.
 
 pub mod cli;
+pub mod controller;
 pub mod decision;
 pub mod evaluate;
 pub mod exposition;

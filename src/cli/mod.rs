@@ -4,6 +4,7 @@
 
 mod check;
 mod eval;
+mod run;
 mod samples;
 mod test;
 
@@ -27,6 +28,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the daemon: watch pods, evaluate rules, write gate conditions.
+    Run(Box<run::Args>),
     /// Validate rule files; every error is printed as file:line:col.
     Check(check::Args),
     /// Evaluate one rule once and print every variable, the expression and the verdict.
@@ -58,6 +61,7 @@ pub fn main() -> i32 {
     };
     crate::source::init_tls();
     match cli.command {
+        Command::Run(args) => run::run(*args),
         Command::Check(args) => check::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Samples(args) => samples::run(args),

@@ -21,8 +21,9 @@ use tracing::{error, info, warn};
 use crate::decision::engine::{Engine, GateUpdate, PodKey};
 use crate::kube::watch::{PodEvent, PodSnapshot};
 use crate::query::StoreLimits;
-use crate::rules::{RuleSet, reload};
 use crate::rules::Scheme;
+use crate::rules::{RuleSet, reload};
+use crate::source::prometheus::PrometheusClient;
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::server::{Health, now_ms};
 
@@ -86,8 +87,8 @@ impl HttpClients {
         }
         let mut b = reqwest::Client::builder().pool_max_idle_per_host(1);
         if let Some(ca) = &ep.ca_file {
-            let pem = std::fs::read(ca)
-                .map_err(|e| format!("scrape.caFile {}: {e}", ca.display()))?;
+            let pem =
+                std::fs::read(ca).map_err(|e| format!("scrape.caFile {}: {e}", ca.display()))?;
             let cert = reqwest::Certificate::from_pem(&pem)
                 .map_err(|e| format!("scrape.caFile {}: {e}", ca.display()))?;
             b = b.add_root_certificate(cert);
@@ -110,7 +111,8 @@ pub struct Shared {
     pub sample_limit: usize,
     pub store_limits: StoreLimits,
     /// The Prometheus source, when configured.
-    pub prometheus: Option<()>,
+    pub prometheus: Option<Arc<PrometheusClient>>,
+    pub batches: promql::Batches,
 }
 
 struct PodTask {
@@ -138,6 +140,7 @@ pub struct Controller {
     updates: mpsc::Sender<GateUpdate>,
     /// Pods carrying a gate no rule owns, logged once each.
     unowned_logged: HashSet<(PodKey, String)>,
+    batch_tasks: Vec<JoinHandle<()>>,
 }
 
 impl Controller {
@@ -147,6 +150,7 @@ impl Controller {
         metrics: Metrics,
         health: Arc<Health>,
         updates: mpsc::Sender<GateUpdate>,
+        prometheus: Option<Arc<PrometheusClient>>,
     ) -> Result<Controller, String> {
         let shared = Arc::new(Shared {
             metrics,
@@ -155,10 +159,13 @@ impl Controller {
             body_limit: settings.body_limit,
             sample_limit: settings.sample_limit,
             store_limits: settings.store_limits,
-            prometheus: None,
+            prometheus,
+            batches: promql::Batches::default(),
         });
         let (results_tx, results_rx) = mpsc::channel(1024);
-        shared.metrics.reload(true, rules.len(), now_ms() as f64 / 1000.0);
+        shared
+            .metrics
+            .reload(true, rules.len(), now_ms() as f64 / 1000.0);
         health.set_rules_loaded(true);
         Ok(Controller {
             settings,
@@ -172,6 +179,7 @@ impl Controller {
             results_rx,
             updates,
             unowned_logged: HashSet::new(),
+            batch_tasks: Vec::new(),
         })
     }
 
@@ -182,6 +190,7 @@ impl Controller {
         mut reloads: mpsc::Receiver<()>,
         mut shutdown: watch::Receiver<bool>,
     ) {
+        self.batch_tasks = promql::spawn_batches(&self.shared, &self.rules.rules);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut turns = 0u64;
         loop {
@@ -213,6 +222,9 @@ impl Controller {
             }
         }
         self.tasks.clear();
+        for t in self.batch_tasks.drain(..) {
+            t.abort();
+        }
         info!("controller stopped");
     }
 
@@ -253,8 +265,7 @@ impl Controller {
 
     fn note_unowned(&mut self, snap: &PodSnapshot) {
         for g in &snap.info.gates {
-            if !self.engine.owns(g) && self.unowned_logged.insert((snap.key.clone(), g.clone()))
-            {
+            if !self.engine.owns(g) && self.unowned_logged.insert((snap.key.clone(), g.clone())) {
                 info!(pod = %snap.key, gate = %g, "pod declares a readiness gate no rule owns; not touching it");
             }
         }
@@ -308,7 +319,11 @@ impl Controller {
                     && cur.labels == cfg.labels
                     && cur.node == cfg.node
                     && cur.rules.len() == cfg.rules.len()
-                    && cur.rules.iter().zip(&cfg.rules).all(|(a, b)| Arc::ptr_eq(a, b))
+                    && cur
+                        .rules
+                        .iter()
+                        .zip(&cfg.rules)
+                        .all(|(a, b)| Arc::ptr_eq(a, b))
             };
             if same {
                 return;
@@ -320,13 +335,8 @@ impl Controller {
         }
         let (tx, rx) = watch::channel(cfg);
         let handle = tokio::spawn(pod::run(self.shared.clone(), rx, self.results_tx.clone()));
-        self.tasks.insert(
-            key.clone(),
-            PodTask {
-                config: tx,
-                handle,
-            },
-        );
+        self.tasks
+            .insert(key.clone(), PodTask { config: tx, handle });
     }
 
     async fn on_result(&mut self, msg: EvalMsg) {
@@ -392,6 +402,10 @@ impl Controller {
                 self.shared.metrics.reload(true, self.rules.len(), now);
                 self.health.set_reload_error(None);
                 self.send(updates).await;
+                for t in self.batch_tasks.drain(..) {
+                    t.abort();
+                }
+                self.batch_tasks = promql::spawn_batches(&self.shared, &self.rules.rules);
                 let keys: Vec<PodKey> = self.snapshots.keys().cloned().collect();
                 for k in keys {
                     self.sync_task(&k);
@@ -412,7 +426,11 @@ impl Controller {
             .set_gates(counts.iter().map(|(rule, c)| {
                 (
                     rule.as_str(),
-                    [("True", c.true_), ("False", c.false_), ("Unknown", c.unknown)],
+                    [
+                        ("True", c.true_),
+                        ("False", c.false_),
+                        ("Unknown", c.unknown),
+                    ],
                 )
             }));
         let tracked = self

@@ -164,12 +164,21 @@ pub async fn run(
                     ScrapeInput::Failed(&unresolved)
                 }
                 Some(Ok(e)) => match endpoints.get(e) {
-                    Some(EndpointState { error: Some(err), .. }) => ScrapeInput::Failed(err),
+                    Some(EndpointState {
+                        error: Some(err), ..
+                    }) => ScrapeInput::Failed(err),
                     Some(state) => ScrapeInput::Store(&state.store),
                     None => ScrapeInput::Failed("not scraped"),
                 },
             };
             let mut promql = super::promql::values_for(&shared, &rule, &cfg).await;
+            if promql.pending {
+                // A batched query has not answered yet: try again shortly.
+                if let Some(t) = due.get_mut(&rule.name) {
+                    *t = now + 1000;
+                }
+                continue;
+            }
             let result = evaluate_rule(&rule, input, &mut |v| promql.take(v), now);
             let msg = EvalMsg {
                 key: cfg.key.clone(),
@@ -184,14 +193,20 @@ pub async fn run(
             }
             let interval = ms(rule.interval);
             if let Some(t) = due.get_mut(&rule.name) {
-                *t = if *t + interval > now { *t + interval } else { now + interval };
+                *t = if *t + interval > now {
+                    *t + interval
+                } else {
+                    now + interval
+                };
             }
         }
     }
 }
 
 fn uses_scrape(r: &Rule) -> bool {
-    r.vars.iter().any(|v| matches!(v.source, VarSource::Scrape(_)))
+    r.vars
+        .iter()
+        .any(|v| matches!(v.source, VarSource::Scrape(_)))
 }
 
 fn scrape_queries(r: &Rule) -> impl Iterator<Item = &crate::query::Query> {

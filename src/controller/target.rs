@@ -36,9 +36,14 @@ pub fn resolve(cfg: &ScrapeConfig, t: &Target) -> Result<Endpoint, String> {
             .map(|(_, p)| *p)
             .ok_or_else(|| format!("the pod declares no container port named {name:?}"))?,
         None => match &t.port_annotation {
-            Some(a) => a.trim().parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
-                format!("annotation prometheus.io/port={a:?} is not a port number")
-            })?,
+            Some(a) => a
+                .trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| {
+                    format!("annotation prometheus.io/port={a:?} is not a port number")
+                })?,
             None => t.container_ports.first().map(|(_, p)| *p).ok_or_else(|| {
                 "no scrape port: set scrape.port, annotate prometheus.io/port, or declare a \
                  container port"

@@ -1,0 +1,328 @@
+//! `podgate run`: the daemon. The controller, the writer, the watcher, leader election and
+//! the metrics server, joined; SIGTERM stops writing, releases the lease and exits.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tracing::{error, info, warn};
+
+use crate::controller::{Controller, Settings};
+use crate::kube::events::EventRecorder;
+use crate::kube::lease::{LeaderElection, LeaseConfig, daemon_namespace, default_identity};
+use crate::kube::watch::{PodWatcher, WatchScope};
+use crate::kube::write::Writer;
+use crate::rules::{self, reload};
+use crate::source::prometheus::{BasicAuth, PrometheusClient, PrometheusConfig};
+use crate::telemetry::metrics::Metrics;
+use crate::telemetry::server::{self, Health};
+use crate::telemetry::{self, LogFormat};
+
+use super::{EXIT_INVALID, EXIT_OK, EXIT_USAGE, fail};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Directory of rule files (a ConfigMap volume); watched for changes.
+    #[arg(long, env = "PODGATE_RULES_DIR", default_value = "/etc/podgate/rules")]
+    rules_dir: PathBuf,
+    /// Prometheus server for `promql:` variables.
+    #[arg(long, env = "PODGATE_PROMETHEUS_URL")]
+    prometheus_url: Option<String>,
+    /// File holding a bearer token for Prometheus (re-read when it changes).
+    #[arg(long, env = "PODGATE_PROMETHEUS_BEARER_TOKEN_FILE")]
+    prometheus_bearer_token_file: Option<PathBuf>,
+    /// Basic auth user name for Prometheus.
+    #[arg(long, env = "PODGATE_PROMETHEUS_USERNAME")]
+    prometheus_username: Option<String>,
+    /// File holding the basic auth password for Prometheus.
+    #[arg(long, env = "PODGATE_PROMETHEUS_PASSWORD_FILE")]
+    prometheus_password_file: Option<PathBuf>,
+    /// CA bundle (PEM) to verify Prometheus's certificate.
+    #[arg(long, env = "PODGATE_PROMETHEUS_CA_FILE")]
+    prometheus_ca_file: Option<PathBuf>,
+    /// Do not verify Prometheus's certificate (logged as a warning).
+    #[arg(long, env = "PODGATE_PROMETHEUS_INSECURE_SKIP_VERIFY")]
+    prometheus_insecure_skip_verify: bool,
+    /// Extra header for Prometheus requests, `Name: value` (repeatable).
+    #[arg(long = "prometheus-header", value_name = "NAME: VALUE")]
+    prometheus_headers: Vec<String>,
+    /// Watch only these namespaces (repeatable; default: all).
+    #[arg(long = "namespace", env = "PODGATE_NAMESPACE", value_delimiter = ',')]
+    namespaces: Vec<String>,
+    /// Address of the /metrics, /healthz and /readyz server.
+    #[arg(long, env = "PODGATE_METRICS_ADDR", default_value = "0.0.0.0:9464")]
+    metrics_addr: SocketAddr,
+    /// Elect a leader on a Lease; only the leader writes.
+    #[arg(long, env = "PODGATE_LEADER_ELECTION")]
+    leader_election: bool,
+    /// Namespace of the Lease (default: the namespace podgate runs in).
+    #[arg(long, env = "PODGATE_LEASE_NAMESPACE")]
+    lease_namespace: Option<String>,
+    /// Lease duration: a standby takes over this long after a leader vanishes.
+    #[arg(long, env = "PODGATE_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    lease_duration: Duration,
+    /// Node-local mode (DaemonSet): only the pods of --node-name, no election.
+    #[arg(long, env = "PODGATE_NODE_LOCAL")]
+    node_local: bool,
+    /// This node's name, for --node-local.
+    #[arg(long, env = "NODE_NAME")]
+    node_name: Option<String>,
+    /// Decide, log and export metrics, but write nothing.
+    #[arg(long, env = "PODGATE_DRY_RUN")]
+    dry_run: bool,
+    #[arg(long, env = "PODGATE_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Kubeconfig file (default: in-cluster, then $KUBECONFIG or ~/.kube/config).
+    #[arg(long, env = "PODGATE_KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// Scrapes and queries in flight at once, across all pods.
+    #[arg(long, env = "PODGATE_CONCURRENCY", default_value_t = 256)]
+    concurrency: usize,
+    /// Largest scrape body accepted, in bytes (after decompression).
+    #[arg(long, env = "PODGATE_BODY_LIMIT", default_value_t = crate::source::scrape::DEFAULT_BODY_LIMIT)]
+    body_limit: usize,
+    /// Most samples accepted from one scrape.
+    #[arg(long, env = "PODGATE_SAMPLE_LIMIT", default_value_t = 50_000)]
+    sample_limit: usize,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    rules::duration::parse_duration(s)
+}
+
+pub fn run(args: Args) -> i32 {
+    telemetry::init_logging(args.log_format);
+    if args.node_local && args.node_name.as_deref().is_none_or(str::is_empty) {
+        return fail(
+            EXIT_USAGE,
+            "--node-local needs --node-name or NODE_NAME (the downward API's spec.nodeName)",
+        );
+    }
+    if args.node_local && args.leader_election {
+        return fail(
+            EXIT_USAGE,
+            "--node-local and --leader-election exclude each other: each node-local instance writes its own node's pods",
+        );
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(EXIT_INVALID, format!("cannot start the async runtime: {e}")),
+    };
+    match rt.block_on(daemon(args)) {
+        Ok(()) => EXIT_OK,
+        Err(e) => fail(EXIT_INVALID, e),
+    }
+}
+
+fn prometheus_client(
+    args: &Args,
+    metrics: &Metrics,
+) -> Result<Option<Arc<PrometheusClient>>, String> {
+    let Some(url) = &args.prometheus_url else {
+        return Ok(None);
+    };
+    let basic_auth = match (&args.prometheus_username, &args.prometheus_password_file) {
+        (Some(u), Some(p)) => Some(BasicAuth {
+            username: u.clone(),
+            password_file: p.clone(),
+        }),
+        (None, None) => None,
+        _ => {
+            return Err("--prometheus-username and --prometheus-password-file go together".into());
+        }
+    };
+    let mut headers = Vec::new();
+    for h in &args.prometheus_headers {
+        let Some((k, v)) = h.split_once(':') else {
+            return Err(format!("--prometheus-header {h:?}: expected `Name: value`"));
+        };
+        headers.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    let config = PrometheusConfig {
+        url: url.clone(),
+        bearer_token_file: args.prometheus_bearer_token_file.clone(),
+        basic_auth,
+        headers,
+        ca_file: args.prometheus_ca_file.clone(),
+        insecure_skip_verify: args.prometheus_insecure_skip_verify,
+    };
+    let m = metrics.clone();
+    let client = PrometheusClient::new(config)
+        .map_err(|e| e.to_string())?
+        .with_observer(Arc::new(move |result, took| {
+            m.source_request("prometheus", result.as_str(), took)
+        }));
+    Ok(Some(Arc::new(client)))
+}
+
+async fn daemon(args: Args) -> Result<(), String> {
+    crate::source::init_tls();
+    let (metrics, registry) = Metrics::new();
+    let health = Arc::new(Health::default());
+    let rules = rules::load_dir(&args.rules_dir).map_err(|e| {
+        format!(
+            "rules in {} are invalid, not starting:\n{e}",
+            args.rules_dir.display()
+        )
+    })?;
+    for w in &rules.warnings {
+        warn!("{w}");
+    }
+    info!(rules = rules.len(), dir = %args.rules_dir.display(), "rules loaded");
+    let prometheus = prometheus_client(&args, &metrics)?;
+    let client = crate::kube::client::connect(args.kubeconfig.as_deref())
+        .await
+        .map_err(|e| e.to_string())?;
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+
+    // Who may write: the leader (or everyone, without election), never in dry run, never
+    // while shutting down.
+    let election = if args.leader_election {
+        let ns = match &args.lease_namespace {
+            Some(ns) => ns.clone(),
+            None => daemon_namespace(&client),
+        };
+        let mut cfg = LeaseConfig::new(ns);
+        cfg.duration = args.lease_duration;
+        Some(
+            LeaderElection::start(client.clone(), cfg)
+                .await
+                .map_err(|e| e.to_string())?,
+        )
+    } else {
+        None
+    };
+    let (may_write_tx, may_write_rx) = watch::channel(false);
+    {
+        let mut leader = election.as_ref().map(LeaderElection::subscribe);
+        let mut shutdown = shutdown_rx.clone();
+        let metrics = metrics.clone();
+        let dry_run = args.dry_run;
+        tokio::spawn(async move {
+            loop {
+                let is_leader = leader.as_mut().is_none_or(|l| *l.borrow_and_update());
+                let stopping = *shutdown.borrow_and_update();
+                metrics.leader.set(i64::from(is_leader && !stopping));
+                let _ = may_write_tx.send(is_leader && !dry_run && !stopping);
+                let leader_changed = async {
+                    match leader.as_mut() {
+                        Some(l) => l.changed().await.is_ok(),
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    ok = leader_changed => if !ok { break },
+                    r = shutdown.changed() => if r.is_err() { break },
+                }
+            }
+        });
+    }
+    if args.dry_run {
+        warn!("dry run: decisions are logged and exported, nothing is written");
+    }
+
+    let (updates_tx, updates_rx) = mpsc::channel(4096);
+    let writer = {
+        let m = metrics.clone();
+        Writer::new(client.clone(), may_write_rx)
+            .with_events(EventRecorder::new(client.clone(), default_identity()))
+            .with_observer(move |result: crate::kube::write::WriteResult, took| {
+                m.kube_write(result.as_str(), took)
+            })
+    };
+    let writer_task = tokio::spawn(writer.run(updates_rx));
+
+    let (pods_tx, pods_rx) = mpsc::channel(1024);
+    let scope = WatchScope {
+        namespaces: args.namespaces.clone(),
+        node_name: if args.node_local {
+            args.node_name.clone()
+        } else {
+            None
+        },
+    };
+    let watcher_task = tokio::spawn(PodWatcher::new(client.clone(), scope).run(pods_tx));
+
+    let (reload_tx, reload_rx) = mpsc::channel(1);
+    let _dir_watch = match reload::watch_dir(&args.rules_dir, reload_tx.clone()) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            warn!(error = %e, "rules directory is not watched; reload with SIGHUP");
+            None
+        }
+    };
+    reload::watch_sighup(reload_tx)?;
+
+    let server_task = {
+        let mut shutdown = shutdown_rx.clone();
+        let addr = args.metrics_addr;
+        let registry = Arc::new(registry);
+        let health = health.clone();
+        tokio::spawn(async move {
+            let stop = async move {
+                while !*shutdown.borrow_and_update() {
+                    if shutdown.changed().await.is_err() {
+                        break;
+                    }
+                }
+            };
+            if let Err(e) = server::serve(addr, registry, health, stop).await {
+                error!(error = %e, %addr, "metrics server failed");
+            }
+        })
+    };
+
+    let settings = Settings {
+        rules_dir: args.rules_dir.clone(),
+        concurrency: args.concurrency,
+        body_limit: args.body_limit,
+        sample_limit: args.sample_limit,
+        ..Settings::default()
+    };
+    let controller = Controller::new(settings, rules, metrics, health, updates_tx, prometheus)?;
+    let controller_task = tokio::spawn(controller.run(pods_rx, reload_rx, shutdown_rx.clone()));
+    info!(addr = %args.metrics_addr, "podgate running");
+
+    wait_for_signal().await;
+    info!("shutting down");
+    // Stop writing first, then everything else; all within a few seconds.
+    let _ = shutdown_tx.send(true);
+    let deadline = Duration::from_secs(4);
+    watcher_task.abort();
+    let _ = tokio::time::timeout(deadline, controller_task).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), writer_task).await;
+    if let Some(e) = election {
+        let _ = tokio::time::timeout(Duration::from_secs(2), e.shutdown()).await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), server_task).await;
+    info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
