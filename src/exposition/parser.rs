@@ -13,6 +13,7 @@ use super::sample::{Exemplar, MetricType, Sample};
 use super::{Format, ParseError};
 
 /// Iterator over the samples of an exposition body; see [`parse`](super::parse).
+#[derive(Debug)]
 pub struct Parser<'a> {
     body: &'a str,
     format: Format,
