@@ -36,9 +36,15 @@ fn check(body: &str, format: Format, line_count: usize) {
                 let _ = parser.help();
             }
             Err(e) => {
-                assert!((1..=line_count).contains(&e.line), "{e} ({line_count} lines)");
+                assert!(
+                    (1..=line_count).contains(&e.line),
+                    "{e} ({line_count} lines)"
+                );
                 assert!(!e.message.is_empty());
-                assert!(parser.next().is_none(), "the iterator must end after an error");
+                assert!(
+                    parser.next().is_none(),
+                    "the iterator must end after an error"
+                );
                 return;
             }
         }
@@ -74,5 +80,8 @@ fn check_sample(sample: &Sample<'_>) {
         ),
         other => panic!("{printed:?} does not read back: {other:?}"),
     }
-    assert!(again.next().is_none(), "{printed:?} reads back as several samples");
+    assert!(
+        again.next().is_none(),
+        "{printed:?} reads back as several samples"
+    );
 }
