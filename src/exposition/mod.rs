@@ -33,15 +33,75 @@ pub enum Format {
 
 impl Format {
     /// Picks the format from a response `Content-Type` header as Prometheus does:
-    /// `application/openmetrics-text` (any parameters, any case) is OpenMetrics, anything
-    /// else, including a missing header, is the text format.
+    /// `application/openmetrics-text` (any case, with well-formed parameters) is OpenMetrics;
+    /// anything else, including a missing or malformed header, is the text format.
     pub fn from_content_type(content_type: &str) -> Format {
-        let media_type = content_type.split(';').next().unwrap_or("").trim();
-        if media_type.eq_ignore_ascii_case("application/openmetrics-text") {
+        let (media_type, parameters) = content_type
+            .find(';')
+            .map_or((content_type, ""), |i| content_type.split_at(i));
+        if media_type
+            .trim()
+            .eq_ignore_ascii_case("application/openmetrics-text")
+            && parameters_are_well_formed(parameters)
+        {
             Format::OpenMetrics
         } else {
             Format::Text
         }
+    }
+}
+
+/// Whether `rest` (`; key=value ...` after a media type) is well formed by the rules of Go's
+/// `mime.ParseMediaType`; Prometheus falls back to the text format when it is not.
+fn parameters_are_well_formed(mut rest: &str) -> bool {
+    fn token_len(s: &str) -> usize {
+        s.bytes()
+            .take_while(|&c| (0x21..0x7f).contains(&c) && !b"()<>@,;:\\\"/[]?=".contains(&c))
+            .count()
+    }
+    let mut keys: Vec<String> = Vec::new();
+    loop {
+        rest = rest.trim_start();
+        let Some(param) = rest.strip_prefix(';') else {
+            return rest.is_empty();
+        };
+        let param = param.trim_start();
+        if param.is_empty() {
+            // A trailing semicolon is ignored.
+            return true;
+        }
+        let key_len = token_len(param);
+        let Some((key, after_key)) = param.split_at_checked(key_len) else {
+            return false;
+        };
+        let Some(value) = after_key.trim_start().strip_prefix('=') else {
+            return false;
+        };
+        let value = value.trim_start();
+        let value_len = if value.starts_with('"') {
+            // A quoted string with backslash escapes, up to the closing quote.
+            let mut escaped = false;
+            let close = value.bytes().enumerate().skip(1).find(|&(_, c)| {
+                let done = !escaped && c == b'"';
+                escaped = !escaped && c == b'\\';
+                done
+            });
+            match close {
+                Some((i, _)) => i + 1,
+                None => return false,
+            }
+        } else {
+            token_len(value)
+        };
+        if key.is_empty() || value_len == 0 {
+            return false;
+        }
+        let key = key.to_ascii_lowercase();
+        if keys.contains(&key) {
+            return false;
+        }
+        keys.push(key);
+        rest = value.get(value_len..).unwrap_or("");
     }
 }
 

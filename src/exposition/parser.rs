@@ -13,6 +13,7 @@ use super::sample::{Exemplar, MetricType, Sample};
 use super::{Format, ParseError};
 
 /// Iterator over the samples of an exposition body; see [`parse`](super::parse).
+#[derive(Debug)]
 pub struct Parser<'a> {
     body: &'a str,
     format: Format,
@@ -128,6 +129,15 @@ impl std::fmt::Display for Owner<'_> {
     }
 }
 
+/// Explains a stray carriage return: the body has CRLF line endings.
+fn crlf_hint(token: &str) -> &'static str {
+    if token.ends_with('\r') {
+        " (lines must end with \\n alone, not \\r\\n)"
+    } else {
+        ""
+    }
+}
+
 enum Keyword {
     Help,
     Type,
@@ -234,11 +244,10 @@ impl<'a> Parser<'a> {
     }
 
     fn value_error(&self, start: usize, token: &str, what: &str, e: FloatError) -> Fail {
-        let mut message = format!("{what} {token:?} {}", e.describe());
-        if token.ends_with('\r') {
-            message.push_str(" (lines must end with \\n alone, not \\r\\n)");
-        }
-        self.fail(start, message)
+        self.fail(
+            start,
+            format!("{what} {token:?} {}{}", e.describe(), crlf_hint(token)),
+        )
     }
 
     // ----- Prometheus text format 0.0.4 -------------------------------------------------
@@ -341,7 +350,8 @@ impl<'a> Parser<'a> {
                             name_end,
                             format!(
                                 "invalid metric type {other:?} for {name} (expected counter, \
-                                 gauge, histogram, summary or untyped)"
+                                 gauge, histogram, summary or untyped){}",
+                                crlf_hint(other)
                             ),
                         ));
                     }
@@ -705,7 +715,8 @@ impl<'a> Parser<'a> {
                             format!(
                                 "invalid metric type {other:?} for {name} (expected counter, \
                                  gauge, histogram, gaugehistogram, summary, info, stateset or \
-                                 unknown)"
+                                 unknown){}",
+                                crlf_hint(other)
                             ),
                         ));
                     }

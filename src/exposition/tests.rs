@@ -79,6 +79,8 @@ fn format_from_content_type() {
         "application/openmetrics-text",
         "Application/OpenMetrics-Text;version=0.0.1",
         " application/openmetrics-text ; version=1.0.0",
+        "application/openmetrics-text;",
+        "application/openmetrics-text; version=1.0.0; charset=\"utf-8; really\"",
     ] {
         assert_eq!(Format::from_content_type(ct), Format::OpenMetrics, "{ct}");
     }
@@ -88,6 +90,15 @@ fn format_from_content_type() {
         "",
         "application/json",
         "application/openmetrics-textual",
+        // Malformed parameters make Go's mime.ParseMediaType fail; Prometheus then
+        // falls back to the text parser.
+        "application/openmetrics-text; version",
+        "application/openmetrics-text; version=",
+        "application/openmetrics-text; version=1;;",
+        "application/openmetrics-text; =1",
+        "application/openmetrics-text; a=1; A=2",
+        "application/openmetrics-text; a=\"unterminated",
+        "application/openmetrics-text x",
     ] {
         assert_eq!(Format::from_content_type(ct), Format::Text, "{ct}");
     }
@@ -496,6 +507,7 @@ fn text_bad_metadata() {
         1,
         "expected a blank after the metric name",
     );
+    assert_text_err("# TYPE a gauge\r\n", 1, "not \\r\\n");
 }
 
 // ----- OpenMetrics: what is accepted ----------------------------------------------------------

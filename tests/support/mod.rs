@@ -9,6 +9,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod control_plane;
+pub mod daemon;
 pub mod metrics_endpoint;
 pub mod pods;
 pub mod prometheus;

@@ -1,0 +1,135 @@
+//! `podgate run` against the real control plane: the gate lifecycle end to end.
+
+mod support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Event, Pod};
+use kube::api::{Api, ListParams};
+use support::daemon::{Daemon, rules_dir};
+use support::{
+    Kubelet, MetricsEndpoint, TestNamespace, TestPod, condition, condition_status,
+    unique_loopback_ip, wait_for,
+};
+
+const GATE: &str = "podgate.dev/test-healthy";
+
+fn healthy(queue: u32) -> String {
+    format!("# TYPE work_queue_depth gauge\nwork_queue_depth{{queue=\"a\"}} {queue}\n")
+}
+
+const RULES: &str = r#"
+rules:
+  - name: queue
+    conditionType: podgate.dev/test-healthy
+    interval: 1s
+    timeout: 500ms
+    failureThreshold: 3
+    successThreshold: 2
+    onNoData: fail
+    onError: keep
+    scrape: {port: metrics}
+    vars:
+      queue: {scrape: 'max(work_queue_depth)'}
+    expr: 'queue < 100'
+"#;
+
+async fn gate_of(pods: &Api<Pod>, name: &str) -> Option<(String, String, String)> {
+    let pod = pods.get(name).await.ok()?;
+    let c = condition(&pod, GATE)?;
+    Some((
+        c.status.clone(),
+        c.reason.clone().unwrap_or_default(),
+        c.message.clone().unwrap_or_default(),
+    ))
+}
+
+async fn wait_gate(pods: &Api<Pod>, name: &str, status: &str, reason: &str, d: &Daemon) -> String {
+    let what = format!("gate {status}/{reason} on {name}");
+    let got = wait_for(&what, Duration::from_secs(20), || async {
+        match gate_of(pods, name).await {
+            Some((s, r, m)) if s == status && r == reason => Ok(m),
+            other => Err(other),
+        }
+    });
+    match tokio::time::timeout(Duration::from_secs(25), got).await {
+        Ok(m) => m,
+        Err(_) => panic!("{what}: timed out\nlog:\n{}", d.log()),
+    }
+}
+
+#[tokio::test]
+async fn gate_lifecycle_true_false_true_with_values_events_and_no_steady_writes() {
+    let ns = TestNamespace::new("lifecycle").await;
+    let admin = ns.admin_client();
+    let pods: Api<Pod> = ns.api(admin.clone());
+    let kubelet = Kubelet::new(admin.clone(), ns.name());
+    let ip = unique_loopback_ip();
+    let ep = MetricsEndpoint::start(ip).await;
+    ep.set_body(healthy(3));
+    TestPod::new("web")
+        .gate(GATE)
+        .port("metrics", ep.port())
+        .create(&pods)
+        .await;
+
+    let rules = rules_dir(RULES);
+    let daemon = Daemon::start(rules.path(), ns.name(), &[]);
+    daemon.wait_ready().await;
+
+    // Running with ContainersReady: evaluated at once; successThreshold 2 needs two passes.
+    kubelet.run("web", ip, true).await;
+    let msg = wait_gate(&pods, "web", "True", "MetricsHealthy", &daemon).await;
+    assert!(msg.contains("queue=3 < 100"), "{msg}");
+    assert!(msg.contains("(rule queue)"), "{msg}");
+
+    // The kubelet's own conditions survive podgate's writes, and Ready follows the gate.
+    let pod = kubelet.sync_ready("web").await;
+    assert_eq!(condition_status(&pod, "ContainersReady"), Some("True"));
+    assert_eq!(condition_status(&pod, "PodScheduled"), Some("True"));
+    assert_eq!(condition_status(&pod, "Ready"), Some("True"));
+
+    // Steady state: several intervals with changing values, not one write.
+    let rv = pods.get("web").await.ok().and_then(|p| p.metadata.resource_version);
+    for q in [4, 7, 2, 9] {
+        ep.set_body(healthy(q));
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    let rv_after = pods.get("web").await.ok().and_then(|p| p.metadata.resource_version);
+    assert_eq!(rv, rv_after, "steady state must not write\nlog:\n{}", daemon.log());
+
+    // Bad values: False after failureThreshold, with the values in the message.
+    ep.set_body(healthy(500));
+    let msg = wait_gate(&pods, "web", "False", "MetricsUnhealthy", &daemon).await;
+    assert!(msg.contains("queue=500 >= 100"), "{msg}");
+    let pod = kubelet.sync_ready("web").await;
+    assert_eq!(condition_status(&pod, "Ready"), Some("False"));
+    assert_eq!(condition_status(&pod, "ContainersReady"), Some("True"));
+
+    // Good again: True after successThreshold.
+    ep.set_body(healthy(1));
+    wait_gate(&pods, "web", "True", "MetricsHealthy", &daemon).await;
+
+    // An Event per transition: True, False, True.
+    let events: Api<Event> = ns.api(admin.clone());
+    let reasons = wait_for("three gate events", Duration::from_secs(10), || async {
+        let list = events.list(&ListParams::default()).await.map_err(|e| vec![e.to_string()])?;
+        let mut reasons: Vec<String> = list
+            .items
+            .iter()
+            .filter(|e| e.involved_object.name.as_deref() == Some("web"))
+            .filter_map(|e| e.reason.clone())
+            .filter(|r| r.starts_with("Gate"))
+            .collect();
+        reasons.sort();
+        if reasons.len() >= 3 { Ok(reasons) } else { Err(reasons) }
+    })
+    .await;
+    assert_eq!(reasons, ["GateFalse", "GateTrue", "GateTrue"]);
+
+    // The daemon's own metrics saw it all.
+    let m = daemon.metrics().await;
+    assert!(m.contains("podgate_gate_transitions_total{rule=\"queue\",status=\"False\",reason=\"MetricsUnhealthy\"} 1"), "{m}");
+    assert!(m.contains("podgate_evaluations_total{rule=\"queue\",result=\"pass\"}"), "{m}");
+    assert!(m.contains("podgate_kube_writes_total{result=\"ok\"}"), "{m}");
+}
