@@ -110,17 +110,27 @@ async fn gate_lifecycle_true_false_true_with_values_events_and_no_steady_writes(
     ep.set_body(healthy(1));
     wait_gate(&pods, "web", "True", "MetricsHealthy", &daemon).await;
 
-    // An Event per transition: True, False, True.
+    // An Event per transition: True, False, True. Repeats of the same reason are aggregated
+    // into one Event with a count, as the kubelet's are (`kubectl describe`: "x2 over 20s").
     let events: Api<Event> = ns.api(admin.clone());
     let reasons = wait_for("three gate events", Duration::from_secs(10), || async {
-        let list = events.list(&ListParams::default()).await.map_err(|e| vec![e.to_string()])?;
-        let mut reasons: Vec<String> = list
-            .items
-            .iter()
-            .filter(|e| e.involved_object.name.as_deref() == Some("web"))
-            .filter_map(|e| e.reason.clone())
-            .filter(|r| r.starts_with("Gate"))
-            .collect();
+        let list = events
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| vec![e.to_string()])?;
+        let mut reasons: Vec<String> = Vec::new();
+        for e in &list.items {
+            if e.involved_object.name.as_deref() != Some("web") {
+                continue;
+            }
+            let Some(reason) = e.reason.clone().filter(|r| r.starts_with("Gate")) else {
+                continue;
+            };
+            let count = e.count.unwrap_or(1).max(1);
+            for _ in 0..count {
+                reasons.push(reason.clone());
+            }
+        }
         reasons.sort();
         if reasons.len() >= 3 { Ok(reasons) } else { Err(reasons) }
     })
