@@ -428,7 +428,12 @@ impl Writer {
                 );
                 return;
             }
-            let due = if allowed { queue.next_due() } else { None };
+            // With every slot taken, the next wake-up is a write finishing, not a due time.
+            let due = if allowed && tasks.len() < concurrency {
+                queue.next_due()
+            } else {
+                None
+            };
             tokio::select! {
                 update = updates.recv(), if open => match update {
                     Some(u) => queue.push(u, Instant::now()),
