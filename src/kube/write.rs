@@ -349,7 +349,8 @@ struct Context {
 
 /// The gate condition writer. Build with [`Writer::new`], then [`Writer::run`] it.
 pub struct Writer {
-    ctx: Arc<Context>,
+    client: Client,
+    events: Option<EventRecorder>,
     config: WriterConfig,
     may_write: watch::Receiver<bool>,
     observer: Option<Arc<dyn WriteObserver>>,
@@ -359,32 +360,23 @@ impl Writer {
     /// A writer that writes only while `may_write` holds true. A closed channel keeps its last
     /// value.
     pub fn new(client: Client, may_write: watch::Receiver<bool>) -> Writer {
-        let config = WriterConfig::default();
         Writer {
-            ctx: Arc::new(Context {
-                client,
-                events: None,
-                timeout: config.request_timeout,
-            }),
-            config,
+            client,
+            events: None,
+            config: WriterConfig::default(),
             may_write,
             observer: None,
         }
     }
 
     pub fn with_config(mut self, config: WriterConfig) -> Writer {
-        if let Some(ctx) = Arc::get_mut(&mut self.ctx) {
-            ctx.timeout = config.request_timeout;
-        }
         self.config = config;
         self
     }
 
     /// Records a `GateTrue`/`GateFalse` event after each write that changed a gate's status.
     pub fn with_events(mut self, events: EventRecorder) -> Writer {
-        if let Some(ctx) = Arc::get_mut(&mut self.ctx) {
-            ctx.events = Some(events);
-        }
+        self.events = Some(events);
         self
     }
 
@@ -399,11 +391,17 @@ impl Writer {
     /// so bound a shutdown with a timeout.
     pub async fn run(self, mut updates: mpsc::Receiver<GateUpdate>) {
         let Writer {
-            ctx,
+            client,
+            events,
             config,
             mut may_write,
             observer,
         } = self;
+        let ctx = Arc::new(Context {
+            client,
+            events,
+            timeout: config.request_timeout,
+        });
         let concurrency = config.concurrency.max(1);
         let mut queue = Queue::new(config.backoff_initial, config.backoff_max);
         let mut tasks: FuturesUnordered<BoxFuture<'static, Attempted>> = FuturesUnordered::new();
@@ -430,7 +428,12 @@ impl Writer {
                 );
                 return;
             }
-            let due = if allowed { queue.next_due() } else { None };
+            // With every slot taken, the next wake-up is a write finishing, not a due time.
+            let due = if allowed && tasks.len() < concurrency {
+                queue.next_due()
+            } else {
+                None
+            };
             tokio::select! {
                 update = updates.recv(), if open => match update {
                     Some(u) => queue.push(u, Instant::now()),
@@ -484,16 +487,20 @@ async fn attempt(ctx: Arc<Context>, update: GateUpdate, failures: u32) -> Attemp
     };
     if status_changed && let Some(events) = &ctx.events {
         // An event is best effort: the condition is what matters, and it is written.
-        if let Err(e) = events
-            .gate_transition(
-                &update.pod,
-                &update.uid,
-                &update.condition_type,
-                &update.condition,
-            )
-            .await
-        {
-            tracing::warn!(error = %e, "gate transition event not recorded");
+        let record = events.gate_transition(
+            &update.pod,
+            &update.uid,
+            &update.condition_type,
+            &update.condition,
+        );
+        match tokio::time::timeout(ctx.timeout, record).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "gate transition event not recorded"),
+            Err(_) => tracing::warn!(
+                gate = %update.condition_type,
+                pod = %update.pod,
+                "gate transition event not recorded: timed out"
+            ),
         }
     }
     Attempted {
