@@ -9,8 +9,17 @@ fuzz_target!(|data: &[u8]| {
     let Ok(src) = std::str::from_utf8(data) else {
         return;
     };
-    let Ok(expr) = Expr::compile(src) else {
-        return;
+    let expr = match Expr::compile(src) {
+        Ok(expr) => expr,
+        Err(e) => {
+            if let Some(column) = e.column {
+                assert!(
+                    (1..=src.chars().count() + 1).contains(&column),
+                    "{src:?}: column {column} outside the text"
+                );
+            }
+            return;
+        }
     };
     let names = expr.variables();
     let _ = expr.nan_aware_variables();

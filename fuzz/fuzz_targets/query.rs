@@ -9,32 +9,50 @@ fuzz_target!(|data: &[u8]| {
     let Ok(src) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok(q) = query::parse(src) {
-        let limits = StoreLimits {
-            max_points_per_series: 4,
-            ..StoreLimits::default()
-        };
-        let mut store = SeriesStore::new(Interest::new([&q]), limits);
-        let name = q.metric_name().unwrap_or("x");
-        // A counter with a reset, histogram buckets and an odd label, over five scrapes.
-        for (i, v) in [3.0, 7.0, 1.0, f64::NAN, 9.0].into_iter().enumerate() {
-            let t = i as i64 * 15_000;
-            let samples: [(&str, &[(&str, &str)], f64); 4] = [
-                (name, &[("le", "0.5"), ("code", "500")], v),
-                (name, &[("le", "+Inf"), ("code", "500")], v * 2.0),
-                (name, &[("le", "bad")], v),
-                (name, &[], -v),
-            ];
-            let _ = store.ingest_samples(t, samples);
-            let _ = q.eval(&store, t);
-            let _ = q.eval(&store, t + 400_000);
+    let columns = src.chars().count() + 1;
+    match query::parse(src) {
+        Err(e) => assert!(
+            (1..=columns).contains(&e.column),
+            "{src:?}: column {} outside the text",
+            e.column
+        ),
+        Ok(q) => eval_on_history(&q),
+    }
+    match Template::parse(src) {
+        Err(e) => assert!(
+            (1..=columns).contains(&e.column),
+            "{src:?}: template column {} outside the text",
+            e.column
+        ),
+        Ok(t) => {
+            let _ = t.is_batched();
+            let _ = t.render(|p| match p {
+                Placeholder::Label(_) => None,
+                _ => Some("a\"b'c\\d\ne"),
+            });
         }
     }
-    if let Ok(t) = Template::parse(src) {
-        let _ = t.is_batched();
-        let _ = t.render(|p| match p {
-            Placeholder::Label(_) => None,
-            _ => Some("a\"b'c\\d\ne"),
-        });
-    }
 });
+
+/// Evaluates a compiled query over a small synthetic history.
+fn eval_on_history(q: &query::Query) {
+    let limits = StoreLimits {
+        max_points_per_series: 4,
+        ..StoreLimits::default()
+    };
+    let mut store = SeriesStore::new(Interest::new([q]), limits);
+    let name = q.metric_name().unwrap_or("x");
+    // A counter with a reset, histogram buckets and an odd label, over five scrapes.
+    for (i, v) in [3.0, 7.0, 1.0, f64::NAN, 9.0].into_iter().enumerate() {
+        let t = i as i64 * 15_000;
+        let samples: [(&str, &[(&str, &str)], f64); 4] = [
+            (name, &[("le", "0.5"), ("code", "500")], v),
+            (name, &[("le", "+Inf"), ("code", "500")], v * 2.0),
+            (name, &[("le", "bad")], v),
+            (name, &[], -v),
+        ];
+        let _ = store.ingest_samples(t, samples);
+        let _ = q.eval(&store, t);
+        let _ = q.eval(&store, t + 400_000);
+    }
+}

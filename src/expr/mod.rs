@@ -290,6 +290,36 @@ impl Checker<'_> {
 
     fn check(&self, node: &Node) -> Result<Type, ExprError> {
         let children = node.children();
+        // evalexpr builds `x ==` or `-` without complaint and fails only when evaluating.
+        let operands = match node.operator() {
+            Operator::Neg | Operator::Not | Operator::FunctionIdentifier { .. } => Some(1),
+            Operator::Const { .. } | Operator::VariableIdentifierRead { .. } => Some(0),
+            Operator::Add
+            | Operator::Sub
+            | Operator::Mul
+            | Operator::Div
+            | Operator::Mod
+            | Operator::Exp
+            | Operator::Eq
+            | Operator::Neq
+            | Operator::Gt
+            | Operator::Lt
+            | Operator::Geq
+            | Operator::Leq
+            | Operator::And
+            | Operator::Or => Some(2),
+            _ => None,
+        };
+        if let Some(n) = operands
+            && children.len() != n
+        {
+            let op = node.operator();
+            return Err(ExprError::new(if children.len() < n {
+                format!("`{op}` is missing an operand")
+            } else {
+                format!("unexpected value after `{op}`")
+            }));
+        }
         match node.operator() {
             Operator::RootNode => match children {
                 [child] => self.check(child),

@@ -174,6 +174,18 @@ fn rejected_constructs() {
     assert!(compile_err("x \"a\"").message.contains("missing operator"));
 }
 
+/// Inputs found by fuzzing the compiler; each once compiled but failed to evaluate.
+#[test]
+fn fuzz_regressions() {
+    for src in ["min(a, b, 3) >=requests == ", "x > 1 &&", "-"] {
+        let e = compile_err(src);
+        assert!(
+            e.message.contains("missing an operand") || e.message.contains("parse"),
+            "{src}: {e}"
+        );
+    }
+}
+
 #[test]
 fn result_must_be_boolean() {
     let e = compile_err("errors / requests");

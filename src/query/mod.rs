@@ -6,6 +6,8 @@
 //! with a reason. The language reference is `docs/query.md`.
 
 #[cfg(test)]
+mod alloc_tests;
+#[cfg(test)]
 mod conformance_tests;
 mod eval;
 mod parse;
