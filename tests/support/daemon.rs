@@ -89,8 +89,14 @@ impl Daemon {
     /// The value of one sample in /metrics (exact series text before the value).
     pub async fn metric(&self, series: &str) -> Option<f64> {
         let text = self.metrics().await;
-        text.lines()
-            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.split(' ').next()?.parse().ok())
+        text.lines().find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
     }
 
     /// Waits until /readyz answers 200.
