@@ -1027,7 +1027,23 @@ impl PrometheusClient {
                 request.basic_auth(username, Some(password))
             }
         };
-        request.send().await.map_err(|e| {
+        // A kept-alive connection the server closed (e.g. Prometheus restarted) fails the
+        // request before any answer; a query is read-only, so it is sent once more on a fresh
+        // connection, as Prometheus's own Go client does.
+        let retry = request.try_clone();
+        let first = request.send().await;
+        let sent = match (first, retry) {
+            (Err(e), Some(retry)) if e.is_request() && !e.is_connect() && !e.is_timeout() => {
+                tracing::debug!(
+                    url = %self.shown_url,
+                    error = %error_chain(&e.without_url()),
+                    "Prometheus request failed before an answer; retrying once"
+                );
+                retry.send().await
+            }
+            (first, _) => first,
+        };
+        sent.map_err(|e| {
             let connect = e.is_connect();
             // The URL is left out: ours is shown redacted, and the error's could hold user info.
             let detail = shorten(&error_chain(&e.without_url()), DETAIL_SHOWN_CHARS);
