@@ -103,11 +103,12 @@ async fn batched_query_joins_per_pod() {
     let client = client(&prometheus.url()).with_observer(observer);
     let labels = PrometheusLabels::default();
 
-    let vector = client
-        .query("max by (namespace, pod) (queue_depth)", TIMEOUT)
+    let batched = Template::parse("max by (namespace, pod) (queue_depth)")
+        .unwrap_or_else(|e| panic!("template: {e}"));
+    let joined = client
+        .query_batched(&batched, &labels, TIMEOUT)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let joined = join(vector, &labels);
     assert_eq!(joined.get("shop", "checkout-0"), Ok(Some(3.0)));
     assert_eq!(joined.get("shop", "checkout-1"), Ok(Some(9.0)));
     assert_eq!(joined.get("other", "checkout-0"), Ok(Some(11.0)));
@@ -177,6 +178,15 @@ async fn batched_query_joins_per_pod() {
         Ok(Some(11.0))
     );
 
+    // A template with a per-pod placeholder cannot run batched, and is not sent.
+    let per_pod = Template::parse(r#"queue_depth{pod="{{pod}}"}"#)
+        .unwrap_or_else(|e| panic!("template: {e}"));
+    let err = client
+        .query_batched(&per_pod, &labels, TIMEOUT)
+        .await
+        .expect_err("a per-pod template");
+    assert!(matches!(err.kind, PromErrorKind::Render(_)), "{err:?}");
+
     assert_eq!(seen(&results), vec![RequestResult::Ok; 4]);
 }
 
@@ -186,16 +196,16 @@ async fn templated_query_per_pod_with_escaping() {
     let client = client(&prometheus.url());
     let tricky = BTreeMap::from([("team".to_string(), "a\"b\\c".to_string())]);
     let plain = BTreeMap::from([("team".to_string(), "plain".to_string())]);
-    let pod = |name: &'static str, labels: &'static BTreeMap<String, String>| PodFacts {
-        name,
-        namespace: "shop",
-        node: Some("node-1"),
-        pod_ip: Some("127.0.0.9"),
-        labels,
-    };
-    // Leaked so the closure above can hand out 'static borrows; the test ends right after.
-    let tricky: &'static BTreeMap<String, String> = Box::leak(Box::new(tricky));
-    let plain: &'static BTreeMap<String, String> = Box::leak(Box::new(plain));
+    fn pod<'a>(name: &'a str, labels: &'a BTreeMap<String, String>) -> PodFacts<'a> {
+        PodFacts {
+            name,
+            namespace: "shop",
+            node: Some("node-1"),
+            pod_ip: Some("127.0.0.9"),
+            labels,
+        }
+    }
+    let (tricky, plain) = (&tricky, &plain);
 
     let template = |src: &str| Template::parse(src).unwrap_or_else(|e| panic!("{src}: {e}"));
     let per_pod = template(r#"max(queue_depth{namespace="{{namespace}}", pod="{{pod}}"})"#);
@@ -833,9 +843,16 @@ async fn configuration_errors_say_what_to_fix() {
     });
     assert!(e.contains("no PEM certificate"), "{e}");
     let e = error(PrometheusConfig {
-        url: "http://user:hunter2@127.0.0.1:9090/?q".into(),
+        url: "http://user:hunter2@127.0.0.1:9090/".into(),
         ..base()
     });
+    assert!(e.contains("must not contain credentials"), "{e}");
+    assert!(!e.contains("hunter2"), "{e}");
+    let e = error(PrometheusConfig {
+        url: "http://user:hunter2@127.0.0.1:9090:x/".into(),
+        ..base()
+    });
+    assert!(e.starts_with("prometheus: url"), "{e}");
     assert!(!e.contains("hunter2"), "{e}");
 }
 

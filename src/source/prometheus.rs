@@ -66,6 +66,8 @@ const RESERVED_HEADERS: &[&str] = &[
     "transfer-encoding",
     "connection",
     "accept-encoding",
+    "accept",
+    "user-agent",
 ];
 
 /// Basic auth: the username, and the file holding the password.
@@ -808,6 +810,13 @@ impl PrometheusClient {
                 redact_url(&base)
             )));
         }
+        if !base.username().is_empty() || base.password().is_some() {
+            // Credentials in a URL end up in process listings and logs; files do not.
+            return Err(err(format!(
+                "url {}: must not contain credentials; use the basic auth password file",
+                redact_url(&base)
+            )));
+        }
         if base.query().is_some() || base.fragment().is_some() {
             return Err(err(format!(
                 "url {}: must not have a query string or fragment",
@@ -960,6 +969,21 @@ impl PrometheusClient {
             }
             Err(kind) => Err(PromError::new(promql, kind)),
         }
+    }
+
+    /// Runs a batched query (a template without per-pod placeholders) and joins its result
+    /// to pods by `labels`.
+    pub async fn query_batched(
+        &self,
+        template: &Template,
+        labels: &PrometheusLabels,
+        timeout: Duration,
+    ) -> Result<Joined, PromError> {
+        // A per-pod placeholder has no value here, so such a template fails to render.
+        let promql = template
+            .render(|_| None)
+            .map_err(|e| PromError::new(&template.source, PromErrorKind::Render(e)))?;
+        Ok(join(self.query(&promql, timeout).await?, labels))
     }
 
     /// Renders `template` for the pod and queries it: `Ok(None)` when there is no series (no
