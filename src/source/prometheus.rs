@@ -66,6 +66,8 @@ const RESERVED_HEADERS: &[&str] = &[
     "transfer-encoding",
     "connection",
     "accept-encoding",
+    "accept",
+    "user-agent",
 ];
 
 /// Basic auth: the username, and the file holding the password.
@@ -808,6 +810,13 @@ impl PrometheusClient {
                 redact_url(&base)
             )));
         }
+        if !base.username().is_empty() || base.password().is_some() {
+            // Credentials in a URL end up in process listings and logs; files do not.
+            return Err(err(format!(
+                "url {}: must not contain credentials; use the basic auth password file",
+                redact_url(&base)
+            )));
+        }
         if base.query().is_some() || base.fragment().is_some() {
             return Err(err(format!(
                 "url {}: must not have a query string or fragment",
@@ -962,6 +971,21 @@ impl PrometheusClient {
         }
     }
 
+    /// Runs a batched query (a template without per-pod placeholders) and joins its result
+    /// to pods by `labels`.
+    pub async fn query_batched(
+        &self,
+        template: &Template,
+        labels: &PrometheusLabels,
+        timeout: Duration,
+    ) -> Result<Joined, PromError> {
+        // A per-pod placeholder has no value here, so such a template fails to render.
+        let promql = template
+            .render(|_| None)
+            .map_err(|e| PromError::new(&template.source, PromErrorKind::Render(e)))?;
+        Ok(join(self.query(&promql, timeout).await?, labels))
+    }
+
     /// Renders `template` for the pod and queries it: `Ok(None)` when there is no series (no
     /// data), the value (NaN passed through) for exactly one, an error for more.
     pub async fn query_for_pod(
@@ -1027,7 +1051,23 @@ impl PrometheusClient {
                 request.basic_auth(username, Some(password))
             }
         };
-        request.send().await.map_err(|e| {
+        // A kept-alive connection the server closed (e.g. Prometheus restarted) fails the
+        // request before any answer; a query is read-only, so it is sent once more on a fresh
+        // connection, as Prometheus's own Go client does.
+        let retry = request.try_clone();
+        let first = request.send().await;
+        let sent = match (first, retry) {
+            (Err(e), Some(retry)) if e.is_request() && !e.is_connect() && !e.is_timeout() => {
+                tracing::debug!(
+                    url = %self.shown_url,
+                    error = %error_chain(&e.without_url()),
+                    "Prometheus request failed before an answer; retrying once"
+                );
+                retry.send().await
+            }
+            (first, _) => first,
+        };
+        sent.map_err(|e| {
             let connect = e.is_connect();
             // The URL is left out: ours is shown redacted, and the error's could hold user info.
             let detail = shorten(&error_chain(&e.without_url()), DETAIL_SHOWN_CHARS);
