@@ -215,7 +215,7 @@ impl Controller {
                 _ = tick.tick() => {
                     self.health.beat();
                     turns += 1;
-                    if turns % 5 == 0 {
+                    if turns.is_multiple_of(5) {
                         self.refresh_gauges();
                     }
                 }

@@ -48,6 +48,9 @@ pub struct EvalMsg {
     pub took: Duration,
 }
 
+/// A rule's endpoint, or why it has none.
+type Resolved = Result<Endpoint, String>;
+
 struct EndpointState {
     store: SeriesStore,
     /// The last scrape's error; `None` after a good scrape.
@@ -118,7 +121,7 @@ pub async fn run(
         }
 
         // One scrape per endpoint serves every due rule that reads it.
-        let mut resolved: Vec<(Arc<Rule>, Option<Result<Endpoint, String>>)> = Vec::new();
+        let mut resolved: Vec<(Arc<Rule>, Option<Resolved>)> = Vec::new();
         let mut to_scrape: HashMap<Endpoint, Duration> = HashMap::new();
         for r in &due_rules {
             let ep = uses_scrape(r).then(|| resolve(&r.scrape, &cfg.target));
