@@ -57,6 +57,9 @@ pub struct Args {
     /// Elect a leader on a Lease; only the leader writes.
     #[arg(long, env = "PODGATE_LEADER_ELECTION")]
     leader_election: bool,
+    /// Name of the Lease.
+    #[arg(long, env = "PODGATE_LEASE_NAME", default_value = crate::kube::lease::LEASE_NAME)]
+    lease_name: String,
     /// Namespace of the Lease (default: the namespace podgate runs in).
     #[arg(long, env = "PODGATE_LEASE_NAMESPACE")]
     lease_namespace: Option<String>,
@@ -189,7 +192,10 @@ async fn daemon(args: Args) -> Result<(), String> {
             None => daemon_namespace(&client),
         };
         let mut cfg = LeaseConfig::new(ns);
+        cfg.name = args.lease_name.clone();
         cfg.duration = args.lease_duration;
+        // Renew well before expiry, however short the lease.
+        cfg.grace = cfg.grace.min(args.lease_duration / 3);
         Some(
             LeaderElection::start(client.clone(), cfg)
                 .await
