@@ -167,3 +167,63 @@ async fn gate_lifecycle_true_false_true_with_values_events_and_no_steady_writes(
         "{m}"
     );
 }
+
+#[tokio::test]
+async fn eval_pod_evaluates_a_live_pod_once_without_writing() {
+    let ns = TestNamespace::new("eval-pod").await;
+    let admin = ns.admin_client();
+    let pods: Api<Pod> = ns.api(admin.clone());
+    let kubelet = Kubelet::new(admin.clone(), ns.name());
+    let ip = unique_loopback_ip();
+    let ep = MetricsEndpoint::start(ip).await;
+    ep.set_body(healthy(3));
+    TestPod::new("web")
+        .gate(GATE)
+        .port("metrics", ep.port())
+        .create(&pods)
+        .await;
+    kubelet.run("web", ip, true).await;
+    let rules = rules_dir(RULES);
+    let cp = support::ControlPlane::get();
+    let rules_path = rules.path().to_path_buf();
+    let kubeconfig = cp.podgate_kubeconfig_path().to_path_buf();
+    let target = format!("{}/web", ns.name());
+    let run = move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_podgate"))
+            .args(["eval", "--rule", "queue", "--rules-dir"])
+            .arg(&rules_path)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .arg("--pod")
+            .arg(&target)
+            .output()
+            .expect("run podgate eval")
+    };
+    let out = tokio::task::spawn_blocking(run.clone())
+        .await
+        .expect("eval");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("queue  scrape  max(work_queue_depth)  = 3"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("verdict: pass — queue=3 < 100"), "{stdout}");
+
+    ep.set_body(healthy(250));
+    let out = tokio::task::spawn_blocking(run).await.expect("eval");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("queue=250 >= 100"), "{stdout}");
+    // eval never writes.
+    let pod = pods.get("web").await.expect("pod");
+    assert!(
+        condition(&pod, GATE).is_none(),
+        "eval must not write a condition"
+    );
+}
