@@ -227,3 +227,68 @@ async fn eval_pod_evaluates_a_live_pod_once_without_writing() {
         "eval must not write a condition"
     );
 }
+
+#[tokio::test]
+async fn an_api_server_outage_flips_nothing_and_the_daemon_resumes() {
+    let ns = TestNamespace::new("outage").await;
+    let admin = ns.admin_client();
+    let pods: Api<Pod> = ns.api(admin.clone());
+    let kubelet = Kubelet::new(admin.clone(), ns.name());
+    let ip = unique_loopback_ip();
+    let ep = MetricsEndpoint::start(ip).await;
+    ep.set_body(healthy(3));
+    TestPod::new("web")
+        .gate(GATE)
+        .port("metrics", ep.port())
+        .create(&pods)
+        .await;
+    kubelet.run("web", ip, true).await;
+
+    let proxy = support::proxy::Proxy::to_apiserver().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = proxy.kubeconfig(
+        support::ControlPlane::get().podgate_kubeconfig_path(),
+        dir.path(),
+    );
+    let rules = rules_dir(RULES);
+    let daemon = Daemon::start_with_kubeconfig(&kubeconfig, rules.path(), ns.name(), &[]);
+    daemon.wait_ready().await;
+    wait_gate(&pods, "web", "True", "MetricsHealthy", &daemon).await;
+    let rv = pods
+        .get("web")
+        .await
+        .ok()
+        .and_then(|p| p.metadata.resource_version);
+
+    // The API server is unreachable for a while; metrics stay healthy.
+    proxy.set_up(false);
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let health = support::http_client(Duration::from_secs(2))
+        .get(format!("http://{}/healthz", daemon.metrics_addr))
+        .send()
+        .await
+        .map(|r| r.status().as_u16());
+    assert_eq!(
+        health.ok(),
+        Some(200),
+        "the daemon keeps running\n{}",
+        daemon.log()
+    );
+    proxy.set_up(true);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let rv_after = pods
+        .get("web")
+        .await
+        .ok()
+        .and_then(|p| p.metadata.resource_version);
+    assert_eq!(
+        rv,
+        rv_after,
+        "the outage alone must not flip or rewrite the gate\n{}",
+        daemon.log()
+    );
+
+    // It resumes: a real change after the outage is written.
+    ep.set_body(healthy(500));
+    wait_gate(&pods, "web", "False", "MetricsUnhealthy", &daemon).await;
+}
