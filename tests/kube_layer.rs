@@ -28,7 +28,6 @@ use support::{
     ControlPlane, Kubelet, TestNamespace, TestPod, condition, condition_status, unique_loopback_ip,
     unique_suffix, wait_for,
 };
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
 const GATE: &str = "podgate.dev/kube-layer";
