@@ -16,6 +16,7 @@ pub mod rules;
 pub mod ruletest;
 pub mod source;
 pub mod telemetry;
+pub mod webhook;
 
 /// Every error podgate reports. Each variant carries what the user needs to fix it.
 #[derive(Debug, thiserror::Error)]

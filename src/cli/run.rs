@@ -19,6 +19,7 @@ use crate::source::prometheus::{BasicAuth, PrometheusClient, PrometheusConfig};
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::server::{self, Health};
 use crate::telemetry::{self, LogFormat};
+use crate::webhook;
 
 use super::{EXIT_INVALID, EXIT_OK, EXIT_USAGE, fail};
 
@@ -89,6 +90,16 @@ pub struct Args {
     /// Most samples accepted from one scrape.
     #[arg(long, env = "PODGATE_SAMPLE_LIMIT", default_value_t = 50_000)]
     sample_limit: usize,
+    /// Serve the mutating admission webhook that injects readiness gates, over TLS, on this
+    /// address (see docs/webhook.md). Off without it.
+    #[arg(long, env = "PODGATE_WEBHOOK_ADDR", requires_all = ["webhook_cert_file", "webhook_key_file"])]
+    webhook_addr: Option<SocketAddr>,
+    /// The webhook's serving certificate (PEM, intermediates after it); re-read when it changes.
+    #[arg(long, env = "PODGATE_WEBHOOK_CERT_FILE", requires = "webhook_addr")]
+    webhook_cert_file: Option<PathBuf>,
+    /// The webhook's private key (PEM); re-read when it changes.
+    #[arg(long, env = "PODGATE_WEBHOOK_KEY_FILE", requires = "webhook_addr")]
+    webhook_key_file: Option<PathBuf>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -291,7 +302,22 @@ async fn daemon(args: Args) -> Result<(), String> {
         sample_limit: args.sample_limit,
         ..Settings::default()
     };
-    let controller = Controller::new(settings, rules, metrics, health, updates_tx, prometheus)?;
+    let (rules_tx, rules_rx) = watch::channel(rules.clone());
+    let webhook_task = match start_webhook(&args, &client, rules_rx, &metrics).await? {
+        Some(server) => {
+            let mut shutdown = shutdown_rx.clone();
+            Some(tokio::spawn(server.run(async move {
+                while !*shutdown.borrow_and_update() {
+                    if shutdown.changed().await.is_err() {
+                        break;
+                    }
+                }
+            })))
+        }
+        None => None,
+    };
+    let controller = Controller::new(settings, rules, metrics, health, updates_tx, prometheus)?
+        .publish_rules(rules_tx);
     let controller_task = tokio::spawn(controller.run(pods_rx, reload_rx, shutdown_rx.clone()));
     info!(addr = %args.metrics_addr, "podgate running");
 
@@ -307,8 +333,50 @@ async fn daemon(args: Args) -> Result<(), String> {
         let _ = tokio::time::timeout(Duration::from_secs(2), e.shutdown()).await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(1), server_task).await;
+    if let Some(t) = webhook_task {
+        let _ = tokio::time::timeout(Duration::from_secs(1), t).await;
+    }
     info!("stopped");
     Ok(())
+}
+
+/// Binds the admission webhook when `--webhook-addr` is given. It never injects into
+/// podgate's own namespace, nor where the daemon does not watch or does not write.
+async fn start_webhook(
+    args: &Args,
+    client: &kube::Client,
+    rules: watch::Receiver<rules::RuleSet>,
+    metrics: &Metrics,
+) -> Result<Option<webhook::server::Server>, String> {
+    let (Some(addr), Some(cert), Some(key)) = (
+        args.webhook_addr,
+        args.webhook_cert_file.clone(),
+        args.webhook_key_file.clone(),
+    ) else {
+        return Ok(None);
+    };
+    let own = daemon_namespace(client);
+    let scope = webhook::Scope {
+        namespaces: args.namespaces.iter().cloned().collect(),
+        excluded_namespaces: [own.clone()].into(),
+        dry_run: args.dry_run,
+    };
+    if args.dry_run {
+        warn!(
+            "dry run: the webhook admits every pod unchanged (a gate nobody writes would block the pod)"
+        );
+    }
+    let handler = webhook::server::Handler::new(rules, scope).with_metrics(metrics.clone());
+    let server =
+        webhook::server::Server::bind(addr, webhook::server::TlsFiles { cert, key }, handler)
+            .await?;
+    info!(
+        addr = %server.local_addr()?,
+        excluded_namespace = %own,
+        "admission webhook serving {}",
+        webhook::PATH
+    );
+    Ok(Some(server))
 }
 
 async fn wait_for_signal() {

@@ -141,6 +141,8 @@ pub struct Controller {
     /// Pods carrying a gate no rule owns, logged once each.
     unowned_logged: HashSet<(PodKey, String)>,
     batch_tasks: Vec<JoinHandle<()>>,
+    /// Receives every rule set swapped in (the admission webhook reads it).
+    published: Option<watch::Sender<RuleSet>>,
 }
 
 impl Controller {
@@ -180,7 +182,16 @@ impl Controller {
             updates,
             unowned_logged: HashSet::new(),
             batch_tasks: Vec::new(),
+            published: None,
         })
+    }
+
+    /// Sends every rule set this controller swaps in to `tx`, so others act on the rules in
+    /// force, never on a rejected set.
+    pub fn publish_rules(mut self, tx: watch::Sender<RuleSet>) -> Controller {
+        tx.send_replace(self.rules.clone());
+        self.published = Some(tx);
+        self
     }
 
     /// Runs until `shutdown` turns true or the pod event channel closes.
@@ -399,6 +410,9 @@ impl Controller {
                     warn!("{w}");
                 }
                 self.rules = set;
+                if let Some(tx) = &self.published {
+                    tx.send_replace(self.rules.clone());
+                }
                 self.shared.metrics.reload(true, self.rules.len(), now);
                 self.health.set_reload_error(None);
                 self.send(updates).await;

@@ -83,6 +83,8 @@ pub struct Metrics {
     pub rules_loaded: Gauge,
     pub leader: Gauge,
     pub build_info: Family<BuildLabels, Gauge>,
+    pub webhook_requests: Family<ResultLabel, Counter>,
+    pub webhook_duration: Histogram,
 }
 
 impl Metrics {
@@ -106,6 +108,8 @@ impl Metrics {
             rules_loaded: Gauge::default(),
             leader: Gauge::default(),
             build_info: Family::default(),
+            webhook_requests: Family::default(),
+            webhook_duration: latency_histogram(),
         };
         let mut r = Registry::with_prefix("podgate");
         r.register(
@@ -189,6 +193,16 @@ impl Metrics {
             "podgate build information",
             m.build_info.clone(),
         );
+        r.register(
+            "webhook_requests",
+            "Admission webhook requests by result (patched, unchanged, invalid)",
+            m.webhook_requests.clone(),
+        );
+        r.register(
+            "webhook_duration_seconds",
+            "Time to answer an admission webhook request",
+            m.webhook_duration.clone(),
+        );
         m.build_info
             .get_or_create(&BuildLabels {
                 version: env!("CARGO_PKG_VERSION").to_string(),
@@ -252,6 +266,15 @@ impl Metrics {
         self.kube_write_duration.observe(took.as_secs_f64());
     }
 
+    pub fn webhook_request(&self, result: &str, took: Duration) {
+        self.webhook_requests
+            .get_or_create(&ResultLabel {
+                result: result.to_string(),
+            })
+            .inc();
+        self.webhook_duration.observe(took.as_secs_f64());
+    }
+
     pub fn reload(&self, ok: bool, rules: usize, now_unix: f64) {
         let result = if ok { "success" } else { "failure" };
         self.config_reloads
@@ -305,6 +328,7 @@ mod tests {
         m.panic_hold("r1");
         m.kube_write("ok", Duration::from_millis(5));
         m.reload(true, 3, 1_700_000_000.0);
+        m.webhook_request("patched", Duration::from_micros(300));
         let text = encode(&r).expect("encode");
         let names: Vec<String> = exposition::parse(&text, Format::OpenMetrics)
             .map(|s| s.map(|s| s.name.to_string()))
@@ -327,6 +351,8 @@ mod tests {
             "podgate_rules_loaded",
             "podgate_leader",
             "podgate_build_info",
+            "podgate_webhook_requests_total",
+            "podgate_webhook_duration_seconds_bucket",
         ] {
             assert!(
                 names.iter().any(|n| n == want),
