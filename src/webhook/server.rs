@@ -34,8 +34,11 @@ use crate::telemetry::metrics::Metrics;
 pub const MAX_BODY: usize = 8 << 20;
 /// A client that has not finished the TLS handshake by then is dropped.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Nor the request headers.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection may wait for (the whole header of) its next request, idle time
+/// included. Longer than the 90 s after which Go clients such as the apiserver drop an idle
+/// connection themselves: were podgate to close it first, a review the apiserver sent at that
+/// very moment would fail, and that pod would be admitted without its gates.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(120);
 /// The certificate files are also re-read this often, in case a change was not notified.
 pub const CERT_POLL: Duration = Duration::from_secs(10);
 
