@@ -195,6 +195,18 @@ async fn daemon(args: Args) -> Result<(), String> {
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
+    // The webhook first: a bad certificate stops the daemon before it takes a lease.
+    let (rules_tx, rules_rx) = watch::channel(rules.clone());
+    // It stops last (or when this function returns early and drops the sender).
+    let (webhook_stop, webhook_stopped) = tokio::sync::oneshot::channel::<()>();
+    let webhook_task = start_webhook(&args, &client, rules_rx, &metrics)
+        .await?
+        .map(|server| {
+            tokio::spawn(server.run(async move {
+                let _ = webhook_stopped.await;
+            }))
+        });
+
     // Who may write: the leader (or everyone, without election), never in dry run, never
     // while shutting down.
     let election = if args.leader_election {
@@ -302,20 +314,6 @@ async fn daemon(args: Args) -> Result<(), String> {
         sample_limit: args.sample_limit,
         ..Settings::default()
     };
-    let (rules_tx, rules_rx) = watch::channel(rules.clone());
-    let webhook_task = match start_webhook(&args, &client, rules_rx, &metrics).await? {
-        Some(server) => {
-            let mut shutdown = shutdown_rx.clone();
-            Some(tokio::spawn(server.run(async move {
-                while !*shutdown.borrow_and_update() {
-                    if shutdown.changed().await.is_err() {
-                        break;
-                    }
-                }
-            })))
-        }
-        None => None,
-    };
     let controller = Controller::new(settings, rules, metrics, health, updates_tx, prometheus)?
         .publish_rules(rules_tx);
     let controller_task = tokio::spawn(controller.run(pods_rx, reload_rx, shutdown_rx.clone()));
@@ -323,6 +321,7 @@ async fn daemon(args: Args) -> Result<(), String> {
 
     wait_for_signal().await;
     info!("shutting down");
+    let stopping_since = tokio::time::Instant::now();
     // Stop writing first, then everything else; all within a few seconds.
     let _ = shutdown_tx.send(true);
     let deadline = Duration::from_secs(4);
@@ -334,11 +333,18 @@ async fn daemon(args: Args) -> Result<(), String> {
     }
     let _ = tokio::time::timeout(Duration::from_secs(1), server_task).await;
     if let Some(t) = webhook_task {
+        // Keep answering while the Service stops sending new pods here: a review the
+        // apiserver cannot deliver admits its pod without gates.
+        tokio::time::sleep_until(stopping_since + WEBHOOK_DRAIN).await;
+        let _ = webhook_stop.send(());
         let _ = tokio::time::timeout(Duration::from_secs(1), t).await;
     }
     info!("stopped");
     Ok(())
 }
+
+/// How long the webhook keeps serving after SIGTERM, at least.
+const WEBHOOK_DRAIN: Duration = Duration::from_secs(3);
 
 /// Binds the admission webhook when `--webhook-addr` is given. It never injects into
 /// podgate's own namespace, nor where the daemon does not watch or does not write.
