@@ -679,3 +679,115 @@ fn webhook_flags_are_checked_before_anything_starts() {
         "{err}"
     );
 }
+
+fn overlay_yaml(dir: &str, file: &str) -> Value {
+    let path = repo().join("deploy/overlays").join(dir).join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The overlay's pieces name each other consistently: the Deployment patch sets the daemon's
+/// webhook variables to the mounted Secret's files and exposes the port the Service targets,
+/// and the configuration calls that Service on the path podgate serves.
+#[test]
+fn shipped_overlay_is_wired_together() {
+    let patch = overlay_yaml("webhook", "deployment-webhook.yaml");
+    let pod = &patch["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    assert_eq!(container["name"], json!("podgate"));
+    let env: BTreeMap<String, String> = container["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap_or_default().to_string(),
+                e["value"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let mount = container["volumeMounts"][0]["mountPath"]
+        .as_str()
+        .expect("mountPath");
+    assert_eq!(
+        env.get("PODGATE_WEBHOOK_CERT_FILE"),
+        Some(&format!("{mount}/tls.crt"))
+    );
+    assert_eq!(
+        env.get("PODGATE_WEBHOOK_KEY_FILE"),
+        Some(&format!("{mount}/tls.key"))
+    );
+    assert_eq!(
+        pod["volumes"][0]["name"],
+        container["volumeMounts"][0]["name"]
+    );
+    assert_eq!(
+        pod["volumes"][0]["secret"]["secretName"],
+        json!("podgate-webhook-tls")
+    );
+    let addr: SocketAddr = env
+        .get("PODGATE_WEBHOOK_ADDR")
+        .expect("PODGATE_WEBHOOK_ADDR")
+        .parse()
+        .expect("a socket address");
+    let port = &container["ports"][0];
+    assert_eq!(port["containerPort"], json!(addr.port()));
+
+    let service = overlay_yaml("webhook", "service.yaml");
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], port["name"]);
+
+    let cfg = overlay_yaml("webhook", "mutatingwebhookconfiguration.yaml");
+    for w in cfg["webhooks"].as_array().expect("webhooks") {
+        let svc = &w["clientConfig"]["service"];
+        assert_eq!(svc["name"], service["metadata"]["name"]);
+        assert_eq!(svc["namespace"], service["metadata"]["namespace"]);
+        assert_eq!(svc["port"], service["spec"]["ports"][0]["port"]);
+        assert_eq!(svc["path"], json!(podgate::webhook::PATH));
+        assert_eq!(w["failurePolicy"], json!("Ignore"));
+        assert_eq!(w["sideEffects"], json!("None"));
+        assert_eq!(w["timeoutSeconds"], json!(5));
+        let excluded = w["namespaceSelector"]["matchExpressions"]
+            .as_array()
+            .expect("matchExpressions")
+            .iter()
+            .any(|e| {
+                e["key"] == json!("kubernetes.io/metadata.name")
+                    && e["operator"] == json!("NotIn")
+                    && e["values"] == json!([service["metadata"]["namespace"]])
+            });
+        assert!(excluded, "{} must exclude podgate's namespace", w["name"]);
+    }
+
+    // cert-manager: the annotated Certificate writes the Secret the Deployment mounts.
+    let inject = overlay_yaml("webhook-cert-manager", "inject-ca.yaml");
+    let from = inject["metadata"]["annotations"]["cert-manager.io/inject-ca-from"]
+        .as_str()
+        .expect("inject-ca-from");
+    let path = repo().join("deploy/overlays/webhook-cert-manager/certificates.yaml");
+    let text = std::fs::read_to_string(&path).expect("certificates.yaml");
+    let docs: Vec<Value> = text
+        .split("\n---\n")
+        .map(|d| serde_saphyr::from_str(d).expect("a YAML document"))
+        .collect();
+    let cert = docs
+        .iter()
+        .find(|d| {
+            d["kind"] == json!("Certificate")
+                && format!(
+                    "{}/{}",
+                    d["metadata"]["namespace"].as_str().unwrap_or_default(),
+                    d["metadata"]["name"].as_str().unwrap_or_default()
+                ) == from
+        })
+        .unwrap_or_else(|| panic!("no Certificate {from} in {}", path.display()));
+    assert_eq!(cert["spec"]["secretName"], json!("podgate-webhook-tls"));
+    let names = cert["spec"]["dnsNames"].as_array().expect("dnsNames");
+    let svc_name = format!(
+        "{}.{}.svc",
+        service["metadata"]["name"].as_str().unwrap_or_default(),
+        service["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+    );
+    assert!(names.contains(&json!(svc_name)), "{names:?}");
+}
