@@ -32,6 +32,8 @@ pub struct TestPod {
     pub annotations: BTreeMap<String, String>,
     pub port_name: String,
     pub port: u16,
+    /// `spec.nodeName` ([`TEST_NODE`] unless set with [`TestPod::node`]).
+    pub node: String,
 }
 
 impl TestPod {
@@ -44,6 +46,7 @@ impl TestPod {
             annotations: BTreeMap::new(),
             port_name: "metrics".to_string(),
             port: 9090,
+            node: TEST_NODE.to_string(),
         }
     }
 
@@ -70,6 +73,12 @@ impl TestPod {
         self
     }
 
+    /// The node the pod is bound to (`spec.nodeName`).
+    pub fn node(mut self, node: &str) -> TestPod {
+        self.node = node.to_string();
+        self
+    }
+
     pub fn build(&self) -> Pod {
         Pod {
             metadata: ObjectMeta {
@@ -79,7 +88,7 @@ impl TestPod {
                 ..ObjectMeta::default()
             },
             spec: Some(PodSpec {
-                node_name: Some(TEST_NODE.to_string()),
+                node_name: Some(self.node.clone()),
                 readiness_gates: Some(
                     self.gates
                         .iter()
