@@ -85,6 +85,29 @@ impl Daemon {
         Ok((status, body))
     }
 
+    /// What the daemon's own metrics say about evaluations, sources and writes, for failure
+    /// messages (empty when /metrics does not answer).
+    pub async fn activity(&self) -> String {
+        let Ok((200, text)) = self.get("/metrics").await else {
+            return String::new();
+        };
+        text.lines()
+            .filter(|l| {
+                !l.starts_with('#')
+                    && [
+                        "podgate_evaluations_total",
+                        "podgate_source_requests_total",
+                        "podgate_kube_writes_total",
+                        "podgate_leader",
+                        "podgate_pods_tracked",
+                    ]
+                    .iter()
+                    .any(|m| l.starts_with(m))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// The daemon's /metrics text.
     pub async fn metrics(&self) -> String {
         match self.get("/metrics").await {

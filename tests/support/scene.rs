@@ -63,6 +63,7 @@ impl Scene {
 
     /// Starts a metrics endpoint on a fresh loopback address serving `body`, creates `pod`
     /// with its container port `metrics` pointing there, and does not run it yet.
+    #[must_use = "dropping the endpoint stops it"]
     pub async fn pending_pod(&self, pod: TestPod, body: &str) -> MetricsEndpoint {
         let ep = MetricsEndpoint::start(unique_loopback_ip()).await;
         ep.set_body(body);
@@ -72,6 +73,7 @@ impl Scene {
 
     /// As [`Scene::pending_pod`], then runs the pod at the endpoint's address with
     /// ContainersReady True.
+    #[must_use = "dropping the endpoint stops it"]
     pub async fn running_pod(&self, pod: TestPod, body: &str) -> MetricsEndpoint {
         let name = pod.name.clone();
         let ep = self.pending_pod(pod, body).await;
@@ -121,8 +123,9 @@ impl Scene {
             if started.elapsed() > GATE_TIMEOUT {
                 panic!(
                     "pod {}/{name}: gate {gate} not {status}/{reason} after {GATE_TIMEOUT:?}; \
-                     last seen: {seen:?}\ndaemon log (tail):\n{}",
+                     last seen: {seen:?}\ndaemon metrics:\n{}\ndaemon log (tail):\n{}",
                     self.name(),
+                    daemon.activity().await,
                     daemon.log_tail(80)
                 );
             }
