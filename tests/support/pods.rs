@@ -250,6 +250,19 @@ impl Kubelet {
         self.patch_status(name, json!({}), vec![ready]).await
     }
 
+    /// Gives the pod another IP (as after a sandbox restart). A JSON merge patch, because a
+    /// strategic merge would add to `podIPs` rather than replace it.
+    pub async fn set_pod_ip(&self, name: &str, pod_ip: Ipv4Addr) -> Pod {
+        let patch = json!({ "status": {
+            "podIP": pod_ip.to_string(),
+            "podIPs": [{ "ip": pod_ip.to_string() }],
+        }});
+        self.pods
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .unwrap_or_else(|e| panic!("kubelet: moving pod {name} to {pod_ip}: {e}"))
+    }
+
     /// Sets the phase alone (e.g. "Succeeded", "Failed").
     pub async fn set_phase(&self, name: &str, phase: &str) -> Pod {
         self.patch_status(name, json!({ "phase": phase }), Vec::new())
