@@ -192,7 +192,7 @@ async fn node_local_mode_touches_only_the_pods_of_its_node() {
     assert_eq!(remote.requests(), 0, "the other node's pod was scraped");
     support::wait_for("one pod tracked", Duration::from_secs(15), || async {
         match daemon.metric("podgate_pods_tracked").await {
-            Some(n) if n == 1.0 => Ok(()),
+            Some(1.0) => Ok(()),
             other => Err(other),
         }
     })
