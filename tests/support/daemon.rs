@@ -72,6 +72,13 @@ impl Daemon {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
+    /// The last `lines` lines of the daemon's log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = self.log();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(Child::id).unwrap_or(0)
     }
@@ -86,6 +93,29 @@ impl Daemon {
         let status = r.status().as_u16();
         let body = r.text().await.map_err(|e| e.to_string())?;
         Ok((status, body))
+    }
+
+    /// What the daemon's own metrics say about evaluations, sources and writes, for failure
+    /// messages (empty when /metrics does not answer).
+    pub async fn activity(&self) -> String {
+        let Ok((200, text)) = self.get("/metrics").await else {
+            return String::new();
+        };
+        text.lines()
+            .filter(|l| {
+                !l.starts_with('#')
+                    && [
+                        "podgate_evaluations_total",
+                        "podgate_source_requests_total",
+                        "podgate_kube_writes_total",
+                        "podgate_leader",
+                        "podgate_pods_tracked",
+                    ]
+                    .iter()
+                    .any(|m| l.starts_with(m))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// The daemon's /metrics text.
@@ -107,6 +137,16 @@ impl Daemon {
                 .parse()
                 .ok()
         })
+    }
+
+    /// Every sample of /metrics.
+    pub async fn samples(&self) -> Vec<MetricSample> {
+        parse_metrics(&self.metrics().await)
+    }
+
+    /// The sum of the samples of metric `name` whose labels include `labels` (0 when none).
+    pub async fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        sum_of(&self.samples().await, name, labels)
     }
 
     /// Waits until /readyz answers 200.
@@ -188,4 +228,141 @@ pub fn rules_dir(yaml: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("rules tempdir");
     std::fs::write(dir.path().join("rules.yaml"), yaml).expect("write rules");
     dir
+}
+
+/// One sample of a metrics text: name, labels, value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricSample {
+    pub name: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub value: f64,
+}
+
+impl MetricSample {
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels.get(key).map(String::as_str)
+    }
+
+    /// Whether every `(key, value)` of `labels` is among the sample's labels.
+    pub fn has(&self, labels: &[(&str, &str)]) -> bool {
+        labels.iter().all(|(k, v)| self.label(k) == Some(*v))
+    }
+}
+
+/// Parses the samples of a Prometheus text or OpenMetrics body (comments skipped). Test
+/// code: a line it cannot read fails the test.
+pub fn parse_metrics(text: &str) -> Vec<MetricSample> {
+    text.lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| parse_sample(l).unwrap_or_else(|| panic!("unreadable metrics line: {l:?}")))
+        .collect()
+}
+
+fn parse_sample(line: &str) -> Option<MetricSample> {
+    let name_end = line.find(['{', ' '])?;
+    let name = line[..name_end].to_string();
+    let mut labels = std::collections::BTreeMap::new();
+    let mut rest = &line[name_end..];
+    if let Some(body) = rest.strip_prefix('{') {
+        let mut chars = body.char_indices();
+        let mut key = String::new();
+        let close;
+        loop {
+            let (i, c) = chars.next()?;
+            match c {
+                '}' => {
+                    close = i;
+                    break;
+                }
+                ',' | ' ' => {}
+                '=' => {
+                    if chars.next()?.1 != '"' {
+                        return None;
+                    }
+                    let mut value = String::new();
+                    loop {
+                        match chars.next()?.1 {
+                            '\\' => match chars.next()?.1 {
+                                'n' => value.push('\n'),
+                                other => value.push(other),
+                            },
+                            '"' => break,
+                            other => value.push(other),
+                        }
+                    }
+                    labels.insert(std::mem::take(&mut key), value);
+                }
+                other => key.push(other),
+            }
+        }
+        rest = &body[close + 1..];
+    }
+    let value = rest.split_whitespace().next()?;
+    let value = match value {
+        "+Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        v => v.parse().ok()?,
+    };
+    Some(MetricSample {
+        name,
+        labels,
+        value,
+    })
+}
+
+/// The sum of the samples named `name` whose labels include `labels` (0 when none).
+pub fn sum_of(samples: &[MetricSample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .filter(|s| s.name == name && s.has(labels))
+        .map(|s| s.value)
+        .sum()
+}
+
+/// Writes rule files the way a ConfigMap volume presents them: the files live in a
+/// timestamped directory, `..data` links to it, and each file name links through `..data`.
+/// [`ConfigMapDir::update`] swaps `..data` atomically, as the kubelet does.
+pub struct ConfigMapDir {
+    dir: tempfile::TempDir,
+    version: u32,
+}
+
+impl ConfigMapDir {
+    pub fn new(files: &[(&str, &str)]) -> ConfigMapDir {
+        let dir = tempfile::tempdir().expect("configmap tempdir");
+        let mut cm = ConfigMapDir { dir, version: 0 };
+        cm.update(files);
+        for (name, _) in files {
+            std::os::unix::fs::symlink(format!("..data/{name}"), cm.path().join(name))
+                .expect("configmap file link");
+        }
+        cm
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The directory `..data` points at now.
+    pub fn current(&self) -> PathBuf {
+        self.path().join(format!("..v{}", self.version))
+    }
+
+    /// Writes a new version of the files and swaps `..data` to it (same file names).
+    pub fn update(&mut self, files: &[(&str, &str)]) {
+        let old = (self.version > 0).then(|| self.current());
+        self.version += 1;
+        let next = self.current();
+        std::fs::create_dir(&next).expect("configmap version dir");
+        for (name, text) in files {
+            std::fs::write(next.join(name), text).expect("configmap file");
+        }
+        let tmp = self.path().join("..data_tmp");
+        std::os::unix::fs::symlink(format!("..v{}", self.version), &tmp)
+            .expect("configmap ..data_tmp link");
+        std::fs::rename(&tmp, self.path().join("..data")).expect("configmap ..data swap");
+        if let Some(old) = old {
+            std::fs::remove_dir_all(old).expect("configmap old version");
+        }
+    }
 }

@@ -50,9 +50,15 @@ impl MetricsEndpoint {
     /// Listens on `ip` (e.g. 127.0.0.7) at a free port, answering `200` with an empty body
     /// until told otherwise.
     pub async fn start(ip: Ipv4Addr) -> MetricsEndpoint {
-        let listener = TcpListener::bind((ip, 0))
+        MetricsEndpoint::start_on(ip, 0).await
+    }
+
+    /// Listens on `ip:port` (0: a free port), e.g. to serve a pod that moved to another
+    /// address on the port its spec declares.
+    pub async fn start_on(ip: Ipv4Addr, port: u16) -> MetricsEndpoint {
+        let listener = TcpListener::bind((ip, port))
             .await
-            .unwrap_or_else(|e| panic!("metrics endpoint: binding {ip}:0: {e}"));
+            .unwrap_or_else(|e| panic!("metrics endpoint: binding {ip}:{port}: {e}"));
         let addr = listener
             .local_addr()
             .unwrap_or_else(|e| panic!("metrics endpoint: local address on {ip}: {e}"));

@@ -14,6 +14,7 @@ pub mod metrics_endpoint;
 pub mod pods;
 pub mod prometheus;
 pub mod proxy;
+pub mod scene;
 
 use std::fmt::Debug;
 use std::future::Future;

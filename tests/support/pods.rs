@@ -32,6 +32,8 @@ pub struct TestPod {
     pub annotations: BTreeMap<String, String>,
     pub port_name: String,
     pub port: u16,
+    /// `spec.nodeName` ([`TEST_NODE`] unless set with [`TestPod::node`]).
+    pub node: String,
 }
 
 impl TestPod {
@@ -44,6 +46,7 @@ impl TestPod {
             annotations: BTreeMap::new(),
             port_name: "metrics".to_string(),
             port: 9090,
+            node: TEST_NODE.to_string(),
         }
     }
 
@@ -70,6 +73,12 @@ impl TestPod {
         self
     }
 
+    /// The node the pod is bound to (`spec.nodeName`).
+    pub fn node(mut self, node: &str) -> TestPod {
+        self.node = node.to_string();
+        self
+    }
+
     pub fn build(&self) -> Pod {
         Pod {
             metadata: ObjectMeta {
@@ -79,7 +88,7 @@ impl TestPod {
                 ..ObjectMeta::default()
             },
             spec: Some(PodSpec {
-                node_name: Some(TEST_NODE.to_string()),
+                node_name: Some(self.node.clone()),
                 readiness_gates: Some(
                     self.gates
                         .iter()
@@ -239,6 +248,19 @@ impl Kubelet {
         let pod = self.get(name).await;
         let ready = self.ready_condition(&pod);
         self.patch_status(name, json!({}), vec![ready]).await
+    }
+
+    /// Gives the pod another IP (as after a sandbox restart). A JSON merge patch, because a
+    /// strategic merge would add to `podIPs` rather than replace it.
+    pub async fn set_pod_ip(&self, name: &str, pod_ip: Ipv4Addr) -> Pod {
+        let patch = json!({ "status": {
+            "podIP": pod_ip.to_string(),
+            "podIPs": [{ "ip": pod_ip.to_string() }],
+        }});
+        self.pods
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .unwrap_or_else(|e| panic!("kubelet: moving pod {name} to {pod_ip}: {e}"))
     }
 
     /// Sets the phase alone (e.g. "Succeeded", "Failed").

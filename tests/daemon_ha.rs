@@ -1,0 +1,201 @@
+//! `podgate run` in its two availability modes: replicas with leader election on a Lease
+//! (only the leader writes; a standby takes over on SIGTERM at once and on SIGKILL within the
+//! lease duration), and node-local mode (only the pods of one node).
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::{Api, DeleteParams};
+use support::daemon::{Daemon, rules_dir};
+use support::scene::Scene;
+use support::{TestPod, unique_suffix, wait_for};
+
+const GATE: &str = "podgate.dev/ha-healthy";
+const LEASE_DURATION: Duration = Duration::from_secs(5);
+
+fn queue(depth: u32) -> String {
+    format!("# TYPE work_queue_depth gauge\nwork_queue_depth {depth}\n")
+}
+
+fn rules() -> String {
+    format!(
+        r#"rules:
+  - name: queue
+    conditionType: {GATE}
+    interval: 1s
+    timeout: 500ms
+    failureThreshold: 1
+    scrape: {{port: metrics}}
+    vars:
+      queue: {{scrape: 'max(work_queue_depth)'}}
+    expr: 'queue < 100'
+"#
+    )
+}
+
+/// Waits until `daemon` reports `podgate_leader` == `want`; returns how long that took.
+async fn wait_leader(daemon: &Daemon, want: f64, timeout: Duration) -> Duration {
+    let started = Instant::now();
+    wait_for(
+        &format!("podgate_leader {want} on pid {}", daemon.pid()),
+        timeout,
+        || async {
+            match daemon.metric("podgate_leader").await {
+                Some(v) if v == want => Ok(()),
+                other => Err(other),
+            }
+        },
+    )
+    .await;
+    started.elapsed()
+}
+
+async fn writes_ok(daemon: &Daemon) -> f64 {
+    daemon
+        .sum("podgate_kube_writes_total", &[("result", "ok")])
+        .await
+}
+
+/// SIGTERM on another thread (the test's endpoints must keep answering meanwhile); returns
+/// the daemon and how long it took to exit.
+async fn stop(mut daemon: Daemon) -> (Daemon, Duration) {
+    tokio::task::spawn_blocking(move || {
+        let took = daemon.stop();
+        (daemon, took)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("stopping the daemon: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_leader_writes_and_a_standby_takes_over_on_sigterm_and_sigkill() {
+    let scene = Scene::new("leader").await;
+    let lease = format!("itest-{}", unique_suffix());
+    let rules = rules_dir(&rules());
+    let flags = [
+        "--leader-election",
+        "--lease-name",
+        &lease,
+        "--lease-duration",
+        "5s",
+    ];
+    let ep = scene
+        .running_pod(TestPod::new("web").gate(GATE), &queue(1))
+        .await;
+
+    let a = Daemon::start(rules.path(), scene.name(), &flags);
+    a.wait_ready().await;
+    wait_leader(&a, 1.0, Duration::from_secs(20)).await;
+    let b = Daemon::start(rules.path(), scene.name(), &flags);
+    b.wait_ready().await;
+
+    scene
+        .wait_gate("web", GATE, "True", "MetricsHealthy", &a)
+        .await;
+    // The standby decides too (it is ready to take over), but writes nothing.
+    support::wait_for("the standby evaluates", Duration::from_secs(20), || async {
+        let n = b.sum("podgate_evaluations_total", &[]).await;
+        if n >= 3.0 { Ok(()) } else { Err(n) }
+    })
+    .await;
+    assert_eq!(a.metric("podgate_leader").await, Some(1.0));
+    assert_eq!(b.metric("podgate_leader").await, Some(0.0));
+    assert!(writes_ok(&a).await >= 1.0);
+    assert_eq!(b.sum("podgate_kube_writes_total", &[]).await, 0.0);
+
+    // SIGTERM: the leader exits promptly and releases the lease; the standby takes over
+    // without waiting for it to expire.
+    let (a, took) = stop(a).await;
+    assert!(
+        took < Duration::from_secs(5),
+        "SIGTERM took {took:?} to exit\n{}",
+        a.log_tail(30)
+    );
+    assert!(a.log().contains("lease released"), "{}", a.log_tail(30));
+    let handover = wait_leader(&b, 1.0, Duration::from_secs(20)).await;
+    assert!(
+        handover < LEASE_DURATION,
+        "released lease taken over after {handover:?}"
+    );
+    // The new leader maintains the gate: a transition after the handover is written.
+    ep.set_body(queue(500));
+    let g = scene
+        .wait_gate("web", GATE, "False", "MetricsUnhealthy", &b)
+        .await;
+    assert!(g.message.contains("queue=500 >= 100"), "{g:?}");
+    assert!(writes_ok(&b).await >= 1.0);
+
+    // SIGKILL: no release; a new standby takes over once the lease runs out.
+    let c = Daemon::start(rules.path(), scene.name(), &flags);
+    c.wait_ready().await;
+    support::wait_for("c evaluates", Duration::from_secs(20), || async {
+        let n = c.sum("podgate_evaluations_total", &[]).await;
+        if n >= 2.0 { Ok(()) } else { Err(n) }
+    })
+    .await;
+    assert_eq!(c.metric("podgate_leader").await, Some(0.0));
+    let mut b = b;
+    b.kill();
+    let takeover = wait_leader(&c, 1.0, Duration::from_secs(30)).await;
+    eprintln!("SIGTERM exit {took:?}, handover {handover:?}, takeover after SIGKILL {takeover:?}");
+    // The lease was renewed at most LEASE_DURATION before the kill; allow the standby one
+    // retry period on top to notice.
+    assert!(
+        takeover < LEASE_DURATION + Duration::from_secs(3),
+        "takeover after SIGKILL took {takeover:?} (lease duration {LEASE_DURATION:?})\n{}",
+        c.log_tail(30)
+    );
+    ep.set_body(queue(2));
+    scene
+        .wait_gate("web", GATE, "True", "MetricsHealthy", &c)
+        .await;
+    assert!(writes_ok(&c).await >= 1.0);
+
+    drop(c);
+    let leases: Api<Lease> = Api::namespaced(scene.admin.clone(), "podgate");
+    let _ = leases.delete(&lease, &DeleteParams::default()).await;
+}
+
+#[tokio::test]
+async fn node_local_mode_touches_only_the_pods_of_its_node() {
+    let scene = Scene::new("node-local").await;
+    let here = format!("node-a-{}", unique_suffix());
+    let there = format!("node-b-{}", unique_suffix());
+    let rules = rules_dir(&rules());
+    let daemon = Daemon::start(
+        rules.path(),
+        scene.name(),
+        &["--node-local", "--node-name", &here],
+    );
+    daemon.wait_ready().await;
+    let local = scene
+        .running_pod(TestPod::new("local").gate(GATE).node(&here), &queue(1))
+        .await;
+    let remote = scene
+        .running_pod(TestPod::new("remote").gate(GATE).node(&there), &queue(500))
+        .await;
+    let remote_rv = scene.resource_version("remote").await;
+
+    scene
+        .wait_gate("local", GATE, "True", "MetricsHealthy", &daemon)
+        .await;
+    local.set_body(queue(500));
+    scene
+        .wait_gate("local", GATE, "False", "MetricsUnhealthy", &daemon)
+        .await;
+    // Give the other node's pod the same chances: still untouched, never even scraped.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(scene.resource_version("remote").await, remote_rv);
+    assert_eq!(scene.gate("remote", GATE).await, None);
+    assert_eq!(remote.requests(), 0, "the other node's pod was scraped");
+    support::wait_for("one pod tracked", Duration::from_secs(15), || async {
+        match daemon.metric("podgate_pods_tracked").await {
+            Some(1.0) => Ok(()),
+            other => Err(other),
+        }
+    })
+    .await;
+    assert_eq!(daemon.metric("podgate_leader").await, Some(1.0));
+}

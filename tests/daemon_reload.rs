@@ -1,0 +1,180 @@
+//! `podgate run` reloading its rules: a ConfigMap-style `..data` symlink swap changes what
+//! the gates follow, an invalid set is rejected while the old rules keep working (and says
+//! so in metrics, `/readyz` and the log), and SIGHUP reloads.
+
+mod support;
+
+use std::time::Duration;
+
+use support::TestPod;
+use support::daemon::{ConfigMapDir, Daemon};
+use support::scene::Scene;
+
+const GATE: &str = "podgate.dev/reload-healthy";
+const OTHER_GATE: &str = "podgate.dev/reload-other";
+
+fn queue(depth: u32) -> String {
+    format!("# TYPE work_queue_depth gauge\nwork_queue_depth {depth}\n")
+}
+
+/// Rule `queue` with `queue < {limit}` on GATE, and rule `other` (never changed) on OTHER_GATE.
+fn rules(limit: &str) -> String {
+    format!(
+        r#"rules:
+  - name: queue
+    conditionType: {GATE}
+    interval: 1s
+    timeout: 500ms
+    failureThreshold: 1
+    scrape: {{port: metrics}}
+    vars:
+      queue: {{scrape: 'max(work_queue_depth)'}}
+    expr: 'queue < {limit}'
+  - name: other
+    conditionType: {OTHER_GATE}
+    interval: 1s
+    timeout: 500ms
+    failureThreshold: 1
+    scrape: {{port: metrics}}
+    vars:
+      queue: {{scrape: 'max(work_queue_depth)'}}
+    expr: 'queue < 1000'
+"#
+    )
+}
+
+async fn wait_metric(daemon: &Daemon, series: &str, want: f64) {
+    support::wait_for(
+        &format!("{series} == {want}"),
+        Duration::from_secs(20),
+        || async {
+            match daemon.metric(series).await {
+                Some(v) if v == want => Ok(()),
+                other => Err(other),
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn configmap_swap_reloads_and_an_invalid_set_keeps_the_old_rules() {
+    let scene = Scene::new("reload-swap").await;
+    let mut cm = ConfigMapDir::new(&[("rules.yaml", &rules("100"))]);
+    let daemon = Daemon::start(cm.path(), scene.name(), &[]);
+    daemon.wait_ready().await;
+    assert_eq!(daemon.metric("podgate_rules_loaded").await, Some(2.0));
+
+    let ep = scene
+        .running_pod(TestPod::new("web").gate(GATE), &queue(50))
+        .await;
+    let bystander = scene
+        .running_pod(TestPod::new("steady").gate(OTHER_GATE), &queue(1))
+        .await;
+    scene
+        .wait_gate("web", GATE, "True", "MetricsHealthy", &daemon)
+        .await;
+    scene
+        .wait_gate("steady", OTHER_GATE, "True", "MetricsHealthy", &daemon)
+        .await;
+    let steady_rv = scene.resource_version("steady").await;
+
+    // The kubelet's swap of ..data: the new limit applies.
+    cm.update(&[("rules.yaml", &rules("10"))]);
+    let g = scene
+        .wait_gate("web", GATE, "False", "MetricsUnhealthy", &daemon)
+        .await;
+    assert!(g.message.contains("queue=50 >= 10"), "{g:?}");
+    wait_metric(
+        &daemon,
+        "podgate_config_reloads_total{result=\"success\"}",
+        2.0,
+    )
+    .await;
+    assert_eq!(
+        daemon.metric("podgate_config_last_reload_successful").await,
+        Some(1.0)
+    );
+
+    // An invalid set: rejected whole, the previous rules stay in force.
+    let broken = rules("10").replace("expr: 'queue < 1000'", "expr: 'queue <'");
+    cm.update(&[("rules.yaml", &broken)]);
+    wait_metric(&daemon, "podgate_config_last_reload_successful", 0.0).await;
+    assert!(
+        daemon
+            .metric("podgate_config_reloads_total{result=\"failure\"}")
+            .await
+            .is_some_and(|n| n >= 1.0)
+    );
+    let (status, body) = daemon.readyz().await;
+    assert_eq!(status, 200, "old rules still serve: {body}");
+    assert!(body.contains("last reload rejected"), "{body}");
+    assert!(body.contains("rules.yaml:"), "names the file: {body}");
+    assert!(body.contains("other"), "names the rule: {body}");
+    assert!(
+        daemon.log().contains("rules rejected"),
+        "logged:\n{}",
+        daemon.log_tail(30)
+    );
+    assert_eq!(daemon.metric("podgate_rules_loaded").await, Some(2.0));
+    // Both old rules keep deciding: `queue < 10` follows the values both ways.
+    ep.set_body(queue(5));
+    scene
+        .wait_gate("web", GATE, "True", "MetricsHealthy", &daemon)
+        .await;
+    ep.set_body(queue(20));
+    let g = scene
+        .wait_gate("web", GATE, "False", "MetricsUnhealthy", &daemon)
+        .await;
+    assert!(g.message.contains("queue=20 >= 10"), "{g:?}");
+
+    // Fixed: accepted, and /readyz forgets the error.
+    cm.update(&[("rules.yaml", &rules("1000"))]);
+    scene
+        .wait_gate("web", GATE, "True", "MetricsHealthy", &daemon)
+        .await;
+    wait_metric(&daemon, "podgate_config_last_reload_successful", 1.0).await;
+    let (_, body) = daemon.readyz().await;
+    assert!(!body.contains("rejected"), "{body}");
+
+    // Reloads that left rule `other` unchanged never rewrote its gate.
+    assert_eq!(scene.resource_version("steady").await, steady_rv);
+    assert!(bystander.requests() >= 3);
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_rules() {
+    let scene = Scene::new("reload-hup").await;
+    let cm = ConfigMapDir::new(&[("rules.yaml", &rules("100"))]);
+    let daemon = Daemon::start(cm.path(), scene.name(), &[]);
+    daemon.wait_ready().await;
+    let _ep = scene
+        .running_pod(TestPod::new("web").gate(GATE), &queue(50))
+        .await;
+    scene
+        .wait_gate("web", GATE, "True", "MetricsHealthy", &daemon)
+        .await;
+
+    // Edit the file in place inside the current version directory: the directory watch
+    // does not see that (only a swap of ..data), so only SIGHUP can pick it up.
+    std::fs::write(cm.current().join("rules.yaml"), rules("10")).expect("edit rules");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let series = "podgate_config_reloads_total{result=\"success\"}";
+    let before = daemon.metric(series).await;
+    assert_eq!(
+        before,
+        Some(1.0),
+        "precondition: only the initial load so far"
+    );
+    assert_eq!(
+        scene.gate("web", GATE).await.map(|g| g.status),
+        Some("True".to_string())
+    );
+
+    daemon.signal("HUP");
+    let g = scene
+        .wait_gate("web", GATE, "False", "MetricsUnhealthy", &daemon)
+        .await;
+    assert!(g.message.contains("queue=50 >= 10"), "{g:?}");
+    wait_metric(&daemon, series, 2.0).await;
+}
