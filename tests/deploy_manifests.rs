@@ -19,6 +19,8 @@ use support::ControlPlane;
 const BASE: &str = "deploy/base";
 const NODE_LOCAL: &str = "deploy/overlays/node-local";
 const SERVICEMONITOR: &str = "deploy/overlays/servicemonitor";
+const WEBHOOK: &str = "deploy/overlays/webhook";
+const WEBHOOK_CERT_MANAGER: &str = "deploy/overlays/webhook-cert-manager";
 const FIELD_MANAGER: &str = "podgate-deploy-test";
 /// distroless's `nonroot` user, which the Dockerfile runs as.
 const IMAGE_UID: i64 = 65532;
@@ -714,4 +716,115 @@ fn dockerfile_builds_with_a_new_enough_rust_and_runs_as_the_manifests_user() {
             ".dockerignore must let {copied} through"
         );
     }
+}
+
+#[test]
+fn webhook_overlay_serves_the_webhook_from_every_replica() {
+    let objects = apply_dry_run(WEBHOOK);
+    let deployment = find(&objects, "Deployment", "podgate");
+    let c = check_pod_template(&objects, deployment);
+    let value = |name: &str| {
+        env(&c, name)
+            .and_then(|e| e["value"].as_str())
+            .unwrap_or_else(|| panic!("no env {name}"))
+            .to_string()
+    };
+    assert_eq!(value("PODGATE_WEBHOOK_ADDR"), "0.0.0.0:9443");
+    let port = c["ports"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == "webhook"))
+        .unwrap_or_else(|| panic!("no container port named webhook"));
+    assert_eq!(port["containerPort"], 9443);
+
+    // The certificate and key come from the Secret, mounted where the variables point.
+    let spec = &deployment["spec"]["template"]["spec"];
+    let mount = c["volumeMounts"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["mountPath"] == "/etc/podgate/webhook"))
+        .unwrap_or_else(|| panic!("nothing mounted at /etc/podgate/webhook"));
+    assert_eq!(mount["readOnly"], true);
+    let volume = spec["volumes"]
+        .as_array()
+        .and_then(|v| v.iter().find(|v| v["name"] == mount["name"]))
+        .unwrap_or_else(|| panic!("no volume {}", mount["name"]));
+    assert_eq!(volume["secret"]["secretName"], "podgate-webhook-tls");
+    assert_eq!(
+        value("PODGATE_WEBHOOK_CERT_FILE"),
+        "/etc/podgate/webhook/tls.crt"
+    );
+    assert_eq!(
+        value("PODGATE_WEBHOOK_KEY_FILE"),
+        "/etc/podgate/webhook/tls.key"
+    );
+
+    // The Service selects every replica, leader or not, on the webhook port.
+    let labels = string_map(&deployment["spec"]["template"]["metadata"]["labels"]);
+    let service = find(&objects, "Service", "podgate-webhook");
+    assert!(selects(
+        &json!({"matchLabels": service["spec"]["selector"]}),
+        &labels
+    ));
+    let service_port = &service["spec"]["ports"][0];
+    assert_eq!(service_port["targetPort"], "webhook");
+
+    let cfg = find(&objects, "MutatingWebhookConfiguration", "podgate");
+    let webhooks = cfg["webhooks"].as_array().cloned().unwrap_or_default();
+    assert_eq!(webhooks.len(), 2);
+    for w in &webhooks {
+        let what = w["name"].to_string();
+        let svc = &w["clientConfig"]["service"];
+        assert_eq!(svc["name"], "podgate-webhook", "{what}");
+        assert_eq!(
+            svc["namespace"], deployment["metadata"]["namespace"],
+            "{what}"
+        );
+        assert_eq!(svc["port"], service_port["port"], "{what}");
+        assert_eq!(svc["path"], "/mutate", "{what}");
+        assert_eq!(w["failurePolicy"], "Ignore", "{what}");
+        assert_eq!(w["sideEffects"], "None", "{what}");
+        assert_eq!(w["timeoutSeconds"], 5, "{what}");
+        assert_eq!(strings(&w["admissionReviewVersions"]), ["v1"], "{what}");
+        let rules = w["rules"].as_array().cloned().unwrap_or_default();
+        assert_eq!(rules.len(), 1, "{what}");
+        assert_eq!(strings(&rules[0]["operations"]), ["CREATE"], "{what}");
+        assert_eq!(strings(&rules[0]["resources"]), ["pods"], "{what}");
+    }
+    check_template_admitted(deployment);
+}
+
+#[test]
+fn webhook_cert_manager_overlay_injects_the_ca_that_issues_the_serving_certificate() {
+    // Rendered only: the test apiserver has no cert-manager types.
+    let objects = parse_yaml(&render(WEBHOOK_CERT_MANAGER));
+    let cfg = find(&objects, "MutatingWebhookConfiguration", "podgate");
+    let from = cfg["metadata"]["annotations"]["cert-manager.io/inject-ca-from"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no inject-ca-from annotation"));
+    assert_eq!(from, "podgate/podgate-webhook");
+    let serving = find(&objects, "Certificate", "podgate-webhook");
+    assert_eq!(serving["metadata"]["namespace"], "podgate");
+    // The Secret the Deployment mounts.
+    assert_eq!(serving["spec"]["secretName"], "podgate-webhook-tls");
+    assert!(
+        strings(&serving["spec"]["dnsNames"]).contains(&"podgate-webhook.podgate.svc".to_string())
+    );
+    // Issued by a CA (so the injected caBundle outlives each renewal), not self-signed.
+    let issuer = find(
+        &objects,
+        "Issuer",
+        serving["spec"]["issuerRef"]["name"]
+            .as_str()
+            .unwrap_or_default(),
+    );
+    let ca_secret = issuer["spec"]["ca"]["secretName"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the serving certificate's issuer is not a CA issuer"));
+    let ca = objects
+        .iter()
+        .find(|o| o["kind"] == "Certificate" && o["spec"]["secretName"] == ca_secret)
+        .unwrap_or_else(|| panic!("no Certificate writes {ca_secret}"));
+    assert_eq!(ca["spec"]["isCA"], true);
+    // Everything of the webhook overlay is there too.
+    find(&objects, "Service", "podgate-webhook");
+    find(&objects, "Deployment", "podgate");
 }
