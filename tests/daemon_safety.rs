@@ -405,3 +405,52 @@ async fn fail_open_after_turns_a_never_healthy_pod_true() {
         .wait_gate("failing", GATE, "False", "MetricsUnhealthy", &daemon)
         .await;
 }
+
+#[tokio::test]
+async fn a_restarted_daemon_does_not_fail_open_a_pod_that_was_healthy_before() {
+    let scene = Scene::new("fail-open-restart").await;
+    let rules = rules_dir(&rule("    failOpenAfter: 3s\n"));
+    let mut first = Daemon::start(rules.path(), scene.name(), &[]);
+    first.wait_ready().await;
+    let ep = scene
+        .running_pod(TestPod::new("web").gate(GATE), &queue(1))
+        .await;
+    scene
+        .wait_gate("web", GATE, "True", "MetricsHealthy", &first)
+        .await;
+    // Past the fail-open window, the pod turns bad: an ordinary False.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    ep.set_body(queue(500));
+    scene
+        .wait_gate("web", GATE, "False", "MetricsUnhealthy", &first)
+        .await;
+    let rv = scene.resource_version("web").await;
+    first.stop();
+
+    // The next podgate (a restart, a rollout, a failover) picks up where the first left off:
+    // the pod has been True before, so failOpenAfter does not apply to it any more.
+    let second = Daemon::start(rules.path(), scene.name(), &[]);
+    second.wait_ready().await;
+    support::wait_for(
+        "the new daemon evaluates",
+        Duration::from_secs(20),
+        || async {
+            let n = second
+                .sum(
+                    "podgate_evaluations_total",
+                    &[("rule", "queue"), ("result", "fail")],
+                )
+                .await;
+            if n >= 3.0 { Ok(()) } else { Err(n) }
+        },
+    )
+    .await;
+    let g = scene.gate("web", GATE).await;
+    assert_eq!(
+        g.as_ref().map(|g| (g.status.as_str(), g.reason.as_str())),
+        Some(("False", "MetricsUnhealthy")),
+        "{g:?}\n{}",
+        second.log_tail(20)
+    );
+    assert_eq!(scene.resource_version("web").await, rv);
+}

@@ -49,6 +49,8 @@ pub struct PodInfo {
     /// The pod's current conditions for its gates, as last seen on the API server; used to
     /// pick up where a previous podgate left off instead of deciding from nothing.
     pub conditions: BTreeMap<String, Condition>,
+    /// When each of those conditions last changed status (ms, `lastTransitionTime`).
+    pub condition_since: BTreeMap<String, i64>,
 }
 
 /// A gate condition to write.
@@ -213,7 +215,11 @@ impl Engine {
                     // failover), so a healthy pod is not re-decided from nothing.
                     let mut s = RuleState::default();
                     if let Some(c) = info.conditions.get(&r.condition_type) {
-                        s.restore(c.clone());
+                        let facts = PodFacts {
+                            containers_ready_since: info.containers_ready_since,
+                        };
+                        let since = info.condition_since.get(&r.condition_type).copied();
+                        s.restore_at(&Params::of(r), c.clone(), since, facts);
                     }
                     s
                 });
