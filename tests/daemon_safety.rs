@@ -112,6 +112,55 @@ async fn override_on_pod_or_namespace_sets_true_overridden_and_removing_it_resum
     }
 }
 
+#[tokio::test]
+async fn lifting_the_override_before_any_verdict_takes_the_gate_back_from_true() {
+    let scene = Scene::new("override-undecided").await;
+    let rules = rules_dir(&rule(""));
+    let mut daemon = Daemon::start(rules.path(), scene.name(), &[]);
+    daemon.wait_ready().await;
+    // Its source is down and the rule keeps on errors: no rule ever decides.
+    let web = scene
+        .pending_pod(TestPod::new("web").gate(GATE), &queue(1))
+        .await;
+    web.set_status(503);
+    scene.kubelet.run("web", web.ip(), true).await;
+    let db = scene
+        .pending_pod(TestPod::new("db").gate(GATE), &queue(1))
+        .await;
+    db.set_status(503);
+    scene.kubelet.run("db", db.ip(), true).await;
+    for name in ["web", "db"] {
+        annotate_pod(&scene, name, json!("true")).await;
+        scene
+            .wait_gate(name, GATE, "True", "Overridden", &daemon)
+            .await;
+    }
+
+    annotate_pod(&scene, "web", serde_json::Value::Null).await;
+    let g = scene
+        .wait_gate("web", GATE, "False", "NoData", &daemon)
+        .await;
+    assert!(g.message.contains("removed"), "{g:?}");
+    assert!(g.message.contains("(rule queue)"), "{g:?}");
+    let pod = scene.kubelet.sync_ready("web").await;
+    assert_eq!(support::condition_status(&pod, "Ready"), Some("False"));
+
+    // Lifted while no podgate runs: the next one takes the gate back too.
+    daemon.stop();
+    annotate_pod(&scene, "db", serde_json::Value::Null).await;
+    let daemon = Daemon::start(rules.path(), scene.name(), &[]);
+    daemon.wait_ready().await;
+    scene
+        .wait_gate("db", GATE, "False", "NoData", &daemon)
+        .await;
+
+    // Once the source answers, the rule decides as usual.
+    web.set_status(200);
+    scene
+        .wait_gate("web", GATE, "True", "MetricsHealthy", &daemon)
+        .await;
+}
+
 /// Waits until the daemon has counted at least `n` evaluations of `rule` with `result`.
 async fn wait_evaluations(daemon: &Daemon, rule: &str, result: &str, n: f64) {
     support::wait_for(
