@@ -199,3 +199,20 @@ async fn node_local_mode_touches_only_the_pods_of_its_node() {
     .await;
     assert_eq!(daemon.metric("podgate_leader").await, Some(1.0));
 }
+
+#[tokio::test]
+async fn node_local_needs_a_node_name_and_excludes_leader_election() {
+    let rules = rules_dir(&rules());
+    for (flags, needle) in [
+        (&["--node-local"][..], "--node-name"),
+        (
+            &["--node-local", "--node-name", "n1", "--leader-election"][..],
+            "exclude each other",
+        ),
+    ] {
+        let mut daemon = Daemon::start(rules.path(), "default", flags);
+        let code = daemon.wait_exit(Duration::from_secs(20));
+        assert_eq!(code, Some(64), "{flags:?}: usage error\n{}", daemon.log());
+        assert!(daemon.log().contains(needle), "{flags:?}: {}", daemon.log());
+    }
+}

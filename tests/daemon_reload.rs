@@ -236,3 +236,23 @@ async fn a_reload_keeps_the_streaks_of_unchanged_rules() {
         "False after {total} failures, {at_reload} of them before the reload"
     );
 }
+
+#[tokio::test]
+async fn invalid_rules_at_startup_stop_the_daemon_with_every_error() {
+    let scene = Scene::new("reload-startup").await;
+    let broken = rules("100")
+        .replace("expr: 'queue < 1000'", "expr: 'queue <'")
+        .replace("interval: 1s", "interval: soon");
+    let cm = ConfigMapDir::new(&[("rules.yaml", &broken)]);
+    let mut daemon = Daemon::start(cm.path(), scene.name(), &[]);
+    let code = daemon.wait_exit(Duration::from_secs(20));
+    assert_eq!(code, Some(2), "exit code\n{}", daemon.log());
+    let log = daemon.log();
+    assert!(log.contains("not starting"), "{log}");
+    assert!(
+        log.contains("rules.yaml:"),
+        "names file and position: {log}"
+    );
+    assert!(log.contains("interval"), "names the field: {log}");
+    assert!(log.contains("expr"), "reports every error: {log}");
+}
