@@ -167,3 +167,128 @@ async fn gate_lifecycle_true_false_true_with_values_events_and_no_steady_writes(
         "{m}"
     );
 }
+
+#[tokio::test]
+async fn eval_pod_evaluates_a_live_pod_once_without_writing() {
+    let ns = TestNamespace::new("eval-pod").await;
+    let admin = ns.admin_client();
+    let pods: Api<Pod> = ns.api(admin.clone());
+    let kubelet = Kubelet::new(admin.clone(), ns.name());
+    let ip = unique_loopback_ip();
+    let ep = MetricsEndpoint::start(ip).await;
+    ep.set_body(healthy(3));
+    TestPod::new("web")
+        .gate(GATE)
+        .port("metrics", ep.port())
+        .create(&pods)
+        .await;
+    kubelet.run("web", ip, true).await;
+    let rules = rules_dir(RULES);
+    let cp = support::ControlPlane::get();
+    let rules_path = rules.path().to_path_buf();
+    let kubeconfig = cp.podgate_kubeconfig_path().to_path_buf();
+    let target = format!("{}/web", ns.name());
+    let run = move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_podgate"))
+            .args(["eval", "--rule", "queue", "--rules-dir"])
+            .arg(&rules_path)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .arg("--pod")
+            .arg(&target)
+            .output()
+            .expect("run podgate eval")
+    };
+    let out = tokio::task::spawn_blocking(run.clone())
+        .await
+        .expect("eval");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("queue  scrape  max(work_queue_depth)  = 3"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("verdict: pass — queue=3 < 100"), "{stdout}");
+
+    ep.set_body(healthy(250));
+    let out = tokio::task::spawn_blocking(run).await.expect("eval");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("queue=250 >= 100"), "{stdout}");
+    // eval never writes.
+    let pod = pods.get("web").await.expect("pod");
+    assert!(
+        condition(&pod, GATE).is_none(),
+        "eval must not write a condition"
+    );
+}
+
+#[tokio::test]
+async fn an_api_server_outage_flips_nothing_and_the_daemon_resumes() {
+    let ns = TestNamespace::new("outage").await;
+    let admin = ns.admin_client();
+    let pods: Api<Pod> = ns.api(admin.clone());
+    let kubelet = Kubelet::new(admin.clone(), ns.name());
+    let ip = unique_loopback_ip();
+    let ep = MetricsEndpoint::start(ip).await;
+    ep.set_body(healthy(3));
+    TestPod::new("web")
+        .gate(GATE)
+        .port("metrics", ep.port())
+        .create(&pods)
+        .await;
+    kubelet.run("web", ip, true).await;
+
+    let proxy = support::proxy::Proxy::to_apiserver().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = proxy.kubeconfig(
+        support::ControlPlane::get().podgate_kubeconfig_path(),
+        dir.path(),
+    );
+    let rules = rules_dir(RULES);
+    let daemon = Daemon::start_with_kubeconfig(&kubeconfig, rules.path(), ns.name(), &[]);
+    daemon.wait_ready().await;
+    wait_gate(&pods, "web", "True", "MetricsHealthy", &daemon).await;
+    let rv = pods
+        .get("web")
+        .await
+        .ok()
+        .and_then(|p| p.metadata.resource_version);
+
+    // The API server is unreachable for a while; metrics stay healthy.
+    proxy.set_up(false);
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let health = support::http_client(Duration::from_secs(2))
+        .get(format!("http://{}/healthz", daemon.metrics_addr))
+        .send()
+        .await
+        .map(|r| r.status().as_u16());
+    assert_eq!(
+        health.ok(),
+        Some(200),
+        "the daemon keeps running\n{}",
+        daemon.log()
+    );
+    proxy.set_up(true);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let rv_after = pods
+        .get("web")
+        .await
+        .ok()
+        .and_then(|p| p.metadata.resource_version);
+    assert_eq!(
+        rv,
+        rv_after,
+        "the outage alone must not flip or rewrite the gate\n{}",
+        daemon.log()
+    );
+
+    // It resumes: a real change after the outage is written.
+    ep.set_body(healthy(500));
+    wait_gate(&pods, "web", "False", "MetricsUnhealthy", &daemon).await;
+}

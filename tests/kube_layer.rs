@@ -3,6 +3,8 @@
 
 mod support;
 
+use support::proxy::Proxy;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -26,7 +28,6 @@ use support::{
     ControlPlane, Kubelet, TestNamespace, TestPod, condition, condition_status, unique_loopback_ip,
     unique_suffix, wait_for,
 };
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
 const GATE: &str = "podgate.dev/kube-layer";
@@ -624,47 +625,6 @@ async fn writes_are_held_while_not_allowed_and_flushed_coalesced() {
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(w.results.all(), [WriteResult::Ok], "one write: the latest");
-}
-
-/// A TCP proxy to the API server that can be cut (refusing and dropping connections) and
-/// restored, to play an unreachable API server.
-struct Proxy {
-    addr: SocketAddr,
-    up: watch::Sender<bool>,
-}
-
-impl Proxy {
-    async fn start(upstream: SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("proxy: binding: {e}"));
-        let addr = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("proxy: address: {e}"));
-        let (up, up_rx) = watch::channel(true);
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let mut up_rx = up_rx.clone();
-                if !*up_rx.borrow() {
-                    continue; // dropped: connection reset
-                }
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(upstream).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = up_rx.wait_for(|up| !*up) => {}
-                    }
-                });
-            }
-        });
-        Proxy { addr, up }
-    }
-
-    fn set_up(&self, up: bool) {
-        let _ = self.up.send(up);
-    }
 }
 
 async fn podgate_client_via(addr: SocketAddr) -> Client {

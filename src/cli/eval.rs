@@ -5,18 +5,22 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::controller::target::{Target, resolve};
 use crate::decision::Outcome;
 use crate::evaluate::{RuleEvaluation, ScrapeInput, VarResult, evaluate_rule};
 use crate::exposition;
+use crate::kube::watch::{PodSnapshot, pod_snapshot};
 use crate::query::{Interest, SeriesStore, StoreLimits};
 use crate::rules::{self, Rule, VarSource};
+use crate::source::prometheus::{PodFacts, PrometheusClient, PrometheusConfig};
 use crate::source::scrape;
+use k8s_openapi::api::core::v1::Pod;
 
 use super::samples::{InputFormat, read_file};
 use super::{EXIT_FAIL, EXIT_INVALID, EXIT_OK, EXIT_USAGE, fail};
 
 #[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("target").required(true).args(["metrics_url", "metrics_file"])))]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["pod", "metrics_url", "metrics_file"])))]
 pub struct Args {
     /// The rule to evaluate.
     #[arg(long)]
@@ -24,6 +28,19 @@ pub struct Args {
     /// The rules directory.
     #[arg(long, env = "PODGATE_RULES_DIR")]
     rules_dir: PathBuf,
+    /// Evaluate this live pod (NAMESPACE/NAME): its endpoint as the daemon would scrape it,
+    /// and its promql: variables from --prometheus-url.
+    #[arg(long, value_name = "NAMESPACE/NAME")]
+    pod: Option<String>,
+    /// Kubeconfig for --pod (default: in-cluster, then $KUBECONFIG or ~/.kube/config).
+    #[arg(long, env = "PODGATE_KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// Prometheus server for promql: variables.
+    #[arg(long, env = "PODGATE_PROMETHEUS_URL")]
+    prometheus_url: Option<String>,
+    /// File holding a bearer token for Prometheus.
+    #[arg(long, env = "PODGATE_PROMETHEUS_BEARER_TOKEN_FILE")]
+    prometheus_bearer_token_file: Option<PathBuf>,
     /// Scrape this URL as the pod's endpoint. When the rule uses rate() or increase(), it is
     /// scraped twice, one rule interval apart.
     #[arg(long)]
@@ -64,7 +81,7 @@ pub fn run(args: Args) -> i32 {
         });
         match parsed {
             Some((k, v)) if rule.var(&k).is_some() => {
-                given.insert(k, v);
+                given.insert(k, Some(v));
             }
             Some((k, _)) => {
                 return fail(
@@ -75,15 +92,37 @@ pub fn run(args: Args) -> i32 {
             None => return fail(EXIT_USAGE, format!("--set {s:?}: expected NAME=NUMBER")),
         }
     }
-    let bodies = match collect_bodies(&args, &rule) {
+    let pod = match &args.pod {
+        Some(p) => match super::block_on(live_pod(&args, p)) {
+            Ok(Ok(pod)) => Some(pod),
+            Ok(Err(e)) | Err(e) => return fail(EXIT_INVALID, e),
+        },
+        None => None,
+    };
+    let url = match (&pod, &args.metrics_url) {
+        (_, Some(u)) => Some(u.clone()),
+        (Some(p), None) if rule.uses_scrape() => match pod_endpoint(&rule, p) {
+            Ok(u) => Some(u),
+            Err(e) => return fail(EXIT_INVALID, format!("pod {}: {e}", p.key)),
+        },
+        _ => None,
+    };
+    let bodies = match collect_bodies(&args, url.as_deref(), &rule) {
         Ok(b) => b,
         Err(e) => return fail(EXIT_INVALID, e),
     };
-    let queries = rule.vars.iter().filter_map(|v| match &v.source {
-        VarSource::Scrape(q) => Some(q),
-        VarSource::Promql(_) => None,
-    });
-    let mut store = SeriesStore::new(Interest::new(queries), StoreLimits::default());
+    if let (Some(p), Some(prom)) = (&pod, &args.prometheus_url) {
+        let fetched = super::block_on(pod_promql(&args, prom, &rule, p));
+        match fetched {
+            Ok(Ok(values)) => {
+                for (k, v) in values {
+                    given.entry(k).or_insert(v);
+                }
+            }
+            Ok(Err(e)) | Err(e) => return fail(EXIT_INVALID, e),
+        }
+    }
+    let mut store = SeriesStore::new(Interest::new(rule.scrape_queries()), StoreLimits::default());
     let step = i64::try_from(rule.interval.as_millis()).unwrap_or(i64::MAX);
     let mut now = 0i64;
     let mut scrape_error = None;
@@ -99,8 +138,11 @@ pub fn run(args: Args) -> i32 {
         None => ScrapeInput::Store(&store),
     };
     let mut promql = |v: &rules::Var| match given.get(&v.name) {
-        Some(x) => VarResult::Value(*x),
-        None => VarResult::NoData("not given: use --set NAME=NUMBER".into()),
+        Some(Some(x)) => VarResult::Value(*x),
+        Some(None) => VarResult::NoData("Prometheus returned no series for this pod".into()),
+        None => VarResult::NoData(
+            "not given: use --pod with --prometheus-url, or --set NAME=NUMBER".into(),
+        ),
     };
     let result = evaluate_rule(&rule, input, &mut promql, now);
     print_report(&rule, &result);
@@ -111,7 +153,82 @@ pub fn run(args: Args) -> i32 {
     }
 }
 
-fn collect_bodies(args: &Args, rule: &Rule) -> Result<Vec<(exposition::Format, String)>, String> {
+async fn live_pod(args: &Args, pod: &str) -> Result<PodSnapshot, String> {
+    let Some((ns, name)) = pod.split_once('/') else {
+        return Err(format!("--pod {pod:?}: expected NAMESPACE/NAME"));
+    };
+    let client = crate::kube::client::connect(args.kubeconfig.as_deref())
+        .await
+        .map_err(|e| e.to_string())?;
+    let api: ::kube::Api<Pod> = ::kube::Api::namespaced(client, ns);
+    let live = api
+        .get(name)
+        .await
+        .map_err(|e| format!("pod {ns}/{name}: {e}"))?;
+    Ok(pod_snapshot(&live, false))
+}
+
+fn pod_endpoint(rule: &Rule, pod: &PodSnapshot) -> Result<String, String> {
+    let ip = pod.pod_ip.ok_or("the pod has no IP yet")?;
+    let target = Target {
+        ip,
+        port_annotation: pod.prometheus_port.clone(),
+        path_annotation: pod.prometheus_path.clone(),
+        container_ports: pod.container_ports.clone(),
+    };
+    resolve(&rule.scrape, &target).map(|e| e.url)
+}
+
+/// The rule's promql: variables for one pod: templated ones rendered for it, batched ones
+/// run once and joined on the pod.
+async fn pod_promql(
+    args: &Args,
+    url: &str,
+    rule: &Rule,
+    pod: &PodSnapshot,
+) -> Result<BTreeMap<String, Option<f64>>, String> {
+    let client = PrometheusClient::new(PrometheusConfig {
+        url: url.to_string(),
+        bearer_token_file: args.prometheus_bearer_token_file.clone(),
+        ..PrometheusConfig::default()
+    })
+    .map_err(|e| e.to_string())?;
+    let ip = pod.pod_ip.map(|i| i.to_string());
+    let facts = PodFacts {
+        name: &pod.key.name,
+        namespace: &pod.key.namespace,
+        node: pod.node_name.as_deref(),
+        pod_ip: ip.as_deref(),
+        labels: &pod.info.labels,
+    };
+    let mut out = BTreeMap::new();
+    for v in &rule.vars {
+        let VarSource::Promql(t) = &v.source else {
+            continue;
+        };
+        let value = if t.is_batched() {
+            client
+                .query_batched(t, &rule.prometheus, rule.timeout)
+                .await
+                .map_err(|e| format!("{}: {e}", v.name))?
+                .get(&pod.key.namespace, &pod.key.name)
+                .map_err(|e| format!("{}: {e}", v.name))?
+        } else {
+            client
+                .query_for_pod(t, &facts, rule.timeout)
+                .await
+                .map_err(|e| format!("{}: {e}", v.name))?
+        };
+        out.insert(v.name.clone(), value);
+    }
+    Ok(out)
+}
+
+fn collect_bodies(
+    args: &Args,
+    url: Option<&str>,
+    rule: &Rule,
+) -> Result<Vec<(exposition::Format, String)>, String> {
     if !args.metrics_file.is_empty() {
         return args
             .metrics_file
@@ -119,19 +236,16 @@ fn collect_bodies(args: &Args, rule: &Rule) -> Result<Vec<(exposition::Format, S
             .map(|p| read_file(p, InputFormat::Auto))
             .collect();
     }
-    let Some(url) = &args.metrics_url else {
+    let Some(url) = url else {
         return Ok(Vec::new());
     };
-    let needs_history = rule.vars.iter().any(|v| match &v.source {
-        VarSource::Scrape(q) => q.range_ms() > 0,
-        VarSource::Promql(_) => false,
-    });
+    let needs_history = rule.scrape_queries().any(|q| q.range_ms() > 0);
     let client = reqwest::Client::builder()
         .build()
         .map_err(|e| format!("HTTP client: {e}"))?;
     let timeout = rule.timeout.max(Duration::from_secs(1));
     let interval = rule.interval;
-    let url = url.clone();
+    let url = url.to_string();
     super::block_on(async move {
         let mut out = Vec::new();
         let first = scrape::fetch(&client, &url, timeout, scrape::DEFAULT_BODY_LIMIT)

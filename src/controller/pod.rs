@@ -15,7 +15,7 @@ use crate::decision::engine::PodKey;
 use crate::evaluate::{RuleEvaluation, ScrapeInput, evaluate_rule};
 use crate::exposition::{self, ParseError, Sample};
 use crate::query::{Interest, SeriesStore};
-use crate::rules::{Rule, VarSource};
+use crate::rules::Rule;
 use crate::source::scrape::{self, ScrapeError};
 use crate::telemetry::server::now_ms;
 
@@ -124,7 +124,7 @@ pub async fn run(
         let mut resolved: Vec<(Arc<Rule>, Option<Resolved>)> = Vec::new();
         let mut to_scrape: HashMap<Endpoint, Duration> = HashMap::new();
         for r in &due_rules {
-            let ep = uses_scrape(r).then(|| resolve(&r.scrape, &cfg.target));
+            let ep = r.uses_scrape().then(|| resolve(&r.scrape, &cfg.target));
             if let Some(Ok(e)) = &ep {
                 let t = to_scrape.entry(e.clone()).or_insert(r.timeout);
                 *t = (*t).max(r.timeout);
@@ -136,7 +136,7 @@ pub async fn run(
                 cfg.rules
                     .iter()
                     .filter(|r| resolve(&r.scrape, &cfg.target).as_ref() == Ok(ep))
-                    .flat_map(|r| scrape_queries(r)),
+                    .flat_map(|r| r.scrape_queries()),
             );
             let state = endpoints
                 .entry(ep.clone())
@@ -154,7 +154,7 @@ pub async fn run(
         endpoints.retain(|ep, _| {
             cfg.rules
                 .iter()
-                .any(|r| uses_scrape(r) && resolve(&r.scrape, &cfg.target).as_ref() == Ok(ep))
+                .any(|r| r.uses_scrape() && resolve(&r.scrape, &cfg.target).as_ref() == Ok(ep))
         });
 
         for (rule, ep) in resolved {
@@ -204,19 +204,6 @@ pub async fn run(
             }
         }
     }
-}
-
-fn uses_scrape(r: &Rule) -> bool {
-    r.vars
-        .iter()
-        .any(|v| matches!(v.source, VarSource::Scrape(_)))
-}
-
-fn scrape_queries(r: &Rule) -> impl Iterator<Item = &crate::query::Query> {
-    r.vars.iter().filter_map(|v| match &v.source {
-        VarSource::Scrape(q) => Some(q),
-        VarSource::Promql(_) => None,
-    })
 }
 
 /// Why a scraped body was not taken.

@@ -61,6 +61,31 @@ pub const FUNCTIONS: &[&str] = &[
     "math::is_normal",
 ];
 
+/// Names a variable cannot take: the language's literals and evalexpr's built-in functions
+/// (allowed or not), which a variable of the same name would shadow.
+pub const RESERVED_NAMES: &[&str] = &[
+    "true",
+    "false",
+    "isnan",
+    "min",
+    "max",
+    "floor",
+    "round",
+    "ceil",
+    "if",
+    "typeof",
+    "contains",
+    "contains_any",
+    "len",
+    "random",
+    "bitand",
+    "bitor",
+    "bitxor",
+    "bitnot",
+    "shl",
+    "shr",
+];
+
 /// Functions taking exactly two arguments; `min`/`max` take one or more, the rest one.
 const TWO_ARGUMENT_FUNCTIONS: &[&str] = &["math::log", "math::pow", "math::hypot", "math::atan2"];
 

@@ -278,6 +278,19 @@ impl Rule {
             && *expr_text == other.expr_text
     }
 
+    /// The compiled queries of the rule's `scrape:` variables.
+    pub fn scrape_queries(&self) -> impl Iterator<Item = &Query> {
+        self.vars.iter().filter_map(|v| match &v.source {
+            VarSource::Scrape(q) => Some(q),
+            VarSource::Promql(_) => None,
+        })
+    }
+
+    /// Whether the rule reads the pod's own endpoint.
+    pub fn uses_scrape(&self) -> bool {
+        self.scrape_queries().next().is_some()
+    }
+
     pub fn var(&self, name: &str) -> Option<&Var> {
         self.vars.iter().find(|v| v.name == name)
     }

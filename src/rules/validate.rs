@@ -57,30 +57,6 @@ const BUILTIN_CONDITIONS: &[&str] = &[
     "PodResizeInProgress",
 ];
 
-/// Names a variable cannot take: the expression language's literals and functions.
-const RESERVED_VAR_NAMES: &[&str] = &[
-    "true",
-    "false",
-    "isnan",
-    "min",
-    "max",
-    "floor",
-    "round",
-    "ceil",
-    "if",
-    "typeof",
-    "contains",
-    "contains_any",
-    "len",
-    "random",
-    "bitand",
-    "bitor",
-    "bitxor",
-    "bitnot",
-    "shl",
-    "shr",
-];
-
 const MIN_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What one file yields.
@@ -1116,7 +1092,7 @@ impl Walker<'_> {
                 ok = false;
                 continue;
             }
-            if RESERVED_VAR_NAMES.contains(&name) {
+            if crate::expr::RESERVED_NAMES.contains(&name) {
                 self.error(
                     k.at,
                     &path,

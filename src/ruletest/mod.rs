@@ -230,12 +230,7 @@ fn run_case(set: &rules::RuleSet, case: &TestCase) -> Result<Vec<String>, String
             return Err(format!("promql {k}: no promql variable of that name"));
         }
     }
-    let queries = covering.iter().flat_map(|r| {
-        r.vars.iter().filter_map(|v| match &v.source {
-            VarSource::Scrape(q) => Some(q),
-            VarSource::Promql(_) => None,
-        })
-    });
+    let queries = covering.iter().flat_map(|r| r.scrape_queries());
     let mut store = SeriesStore::new(Interest::new(queries), StoreLimits::default());
     let last_expect = case.expect.iter().map(|e| e.step).max().unwrap_or(0);
     let longest = series.iter().map(|s| s.values.len()).max().unwrap_or(0);

@@ -24,7 +24,17 @@ fn free_addr() -> SocketAddr {
 impl Daemon {
     /// Starts the daemon on `rules_dir`, watching only `namespace`, plus `extra` flags.
     pub fn start(rules_dir: &Path, namespace: &str, extra: &[&str]) -> Daemon {
-        let cp = ControlPlane::get();
+        let kubeconfig = ControlPlane::get().podgate_kubeconfig_path().to_path_buf();
+        Daemon::start_with_kubeconfig(&kubeconfig, rules_dir, namespace, extra)
+    }
+
+    /// As [`Daemon::start`], reaching the API server through `kubeconfig` (e.g. a proxy's).
+    pub fn start_with_kubeconfig(
+        kubeconfig: &Path,
+        rules_dir: &Path,
+        namespace: &str,
+        extra: &[&str],
+    ) -> Daemon {
         let dir = tempfile::tempdir().expect("daemon tempdir");
         let log_path = dir.path().join("podgate.log");
         let log = std::fs::File::create(&log_path).expect("daemon log");
@@ -33,7 +43,7 @@ impl Daemon {
         let child = Command::new(env!("CARGO_BIN_EXE_podgate"))
             .arg("run")
             .arg("--kubeconfig")
-            .arg(cp.podgate_kubeconfig_path())
+            .arg(kubeconfig)
             .arg("--rules-dir")
             .arg(rules_dir)
             .arg("--namespace")

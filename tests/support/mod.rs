@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod metrics_endpoint;
 pub mod pods;
 pub mod prometheus;
+pub mod proxy;
 pub mod scene;
 
 use std::fmt::Debug;
