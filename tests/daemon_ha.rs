@@ -138,6 +138,8 @@ async fn only_the_leader_writes_and_a_standby_takes_over_on_sigterm_and_sigkill(
     assert_eq!(c.metric("podgate_leader").await, Some(0.0));
     let mut b = b;
     b.kill();
+    // The pod recovers while nobody leads: the standby decides now and writes once it leads.
+    ep.set_body(queue(2));
     let takeover = wait_leader(&c, 1.0, Duration::from_secs(30)).await;
     eprintln!("SIGTERM exit {took:?}, handover {handover:?}, takeover after SIGKILL {takeover:?}");
     // The lease was renewed at most LEASE_DURATION before the kill; allow the standby one
@@ -147,7 +149,6 @@ async fn only_the_leader_writes_and_a_standby_takes_over_on_sigterm_and_sigkill(
         "takeover after SIGKILL took {takeover:?} (lease duration {LEASE_DURATION:?})\n{}",
         c.log_tail(30)
     );
-    ep.set_body(queue(2));
     scene
         .wait_gate("web", GATE, "True", "MetricsHealthy", &c)
         .await;
@@ -198,4 +199,21 @@ async fn node_local_mode_touches_only_the_pods_of_its_node() {
     })
     .await;
     assert_eq!(daemon.metric("podgate_leader").await, Some(1.0));
+}
+
+#[tokio::test]
+async fn node_local_needs_a_node_name_and_excludes_leader_election() {
+    let rules = rules_dir(&rules());
+    for (flags, needle) in [
+        (&["--node-local"][..], "--node-name"),
+        (
+            &["--node-local", "--node-name", "n1", "--leader-election"][..],
+            "exclude each other",
+        ),
+    ] {
+        let mut daemon = Daemon::start(rules.path(), "default", flags);
+        let code = daemon.wait_exit(Duration::from_secs(20));
+        assert_eq!(code, Some(64), "{flags:?}: usage error\n{}", daemon.log());
+        assert!(daemon.log().contains(needle), "{flags:?}: {}", daemon.log());
+    }
 }

@@ -121,6 +121,39 @@ async fn metrics_cover_the_contract_with_values_that_match_the_run() {
             .wait_gate(name, GATE, "True", "MetricsHealthy", &daemon)
             .await;
     }
+    // An ordinary healthy run already shows every promised metric, rare events at 0 (so the
+    // first one is seen by increase() and alerts).
+    support::wait_for(
+        "every promised metric after a healthy run",
+        Duration::from_secs(20),
+        || async {
+            let m = daemon.samples().await;
+            let missing: Vec<&str> = PROMISED
+                .into_iter()
+                .filter(|name| !m.iter().any(|s| s.name == *name))
+                .collect();
+            if missing.is_empty() {
+                Ok(())
+            } else {
+                Err(missing)
+            }
+        },
+    )
+    .await;
+    let m = daemon.samples().await;
+    assert_eq!(
+        one(
+            &m,
+            "podgate_panic_threshold_holds_total",
+            &[("rule", "queue")]
+        ),
+        0.0
+    );
+    assert_eq!(
+        one(&m, "podgate_config_reloads_total", &[("result", "failure")]),
+        0.0
+    );
+
     // One pod fails its expression (False), then the other's source breaks: maxUnavailable 1
     // holds it True.
     failing.set_body(queue(500));

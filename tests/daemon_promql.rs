@@ -152,11 +152,11 @@ async fn batched_query_runs_once_per_interval_and_each_pod_follows_its_own_serie
     // 6 intervals: about 6 queries; per pod it would be about 30.
     let most = window.as_secs_f64() + 2.0;
     assert!(
-        (3.0..=most).contains(&prom_queries),
+        (1.0..=most).contains(&prom_queries),
         "Prometheus answered {prom_queries} queries in {window:?} (1s interval, 5 pods)"
     );
     assert!(
-        (3.0..=most).contains(&ours),
+        (1.0..=most).contains(&ours),
         "podgate counted {ours} Prometheus requests in {window:?}"
     );
 

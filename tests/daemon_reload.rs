@@ -178,3 +178,81 @@ async fn sighup_reloads_the_rules() {
     assert!(g.message.contains("queue=50 >= 10"), "{g:?}");
     wait_metric(&daemon, series, 2.0).await;
 }
+
+#[tokio::test]
+async fn a_reload_keeps_the_streaks_of_unchanged_rules() {
+    // Rule `queue` needs 5 failures in a row; the reload changes only rule `other`.
+    let slow = |other_limit: &str| {
+        rules("100")
+            .replacen("failureThreshold: 1", "failureThreshold: 5", 1)
+            .replace("'queue < 1000'", &format!("'queue < {other_limit}'"))
+    };
+    let scene = Scene::new("reload-streak").await;
+    let mut cm = ConfigMapDir::new(&[("rules.yaml", &slow("1000"))]);
+    let daemon = Daemon::start(cm.path(), scene.name(), &[]);
+    daemon.wait_ready().await;
+    let ep = scene
+        .running_pod(TestPod::new("web").gate(GATE), &queue(1))
+        .await;
+    scene
+        .wait_gate("web", GATE, "True", "MetricsHealthy", &daemon)
+        .await;
+
+    let fails = || async {
+        daemon
+            .sum(
+                "podgate_evaluations_total",
+                &[("rule", "queue"), ("result", "fail")],
+            )
+            .await
+    };
+    ep.set_body(queue(500));
+    support::wait_for("two failures", Duration::from_secs(20), || async {
+        let n = fails().await;
+        if n >= 2.0 { Ok(n) } else { Err(n) }
+    })
+    .await;
+    cm.update(&[("rules.yaml", &slow("2000"))]);
+    wait_metric(
+        &daemon,
+        "podgate_config_reloads_total{result=\"success\"}",
+        2.0,
+    )
+    .await;
+    let at_reload = fails().await;
+    assert!(
+        at_reload < 5.0,
+        "the reload came too late to tell: {at_reload} failures already"
+    );
+
+    scene
+        .wait_gate("web", GATE, "False", "MetricsUnhealthy", &daemon)
+        .await;
+    // Kept streak: False on the 5th failure overall. A reset streak would have needed 5
+    // more after the reload.
+    let total = fails().await;
+    assert!(
+        total < at_reload + 5.0,
+        "False after {total} failures, {at_reload} of them before the reload"
+    );
+}
+
+#[tokio::test]
+async fn invalid_rules_at_startup_stop_the_daemon_with_every_error() {
+    let scene = Scene::new("reload-startup").await;
+    let broken = rules("100")
+        .replace("expr: 'queue < 1000'", "expr: 'queue <'")
+        .replace("interval: 1s", "interval: soon");
+    let cm = ConfigMapDir::new(&[("rules.yaml", &broken)]);
+    let mut daemon = Daemon::start(cm.path(), scene.name(), &[]);
+    let code = daemon.wait_exit(Duration::from_secs(20));
+    assert_eq!(code, Some(2), "exit code\n{}", daemon.log());
+    let log = daemon.log();
+    assert!(log.contains("not starting"), "{log}");
+    assert!(
+        log.contains("rules.yaml:"),
+        "names file and position: {log}"
+    );
+    assert!(log.contains("interval"), "names the field: {log}");
+    assert!(log.contains("expr"), "reports every error: {log}");
+}

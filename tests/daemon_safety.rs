@@ -112,6 +112,55 @@ async fn override_on_pod_or_namespace_sets_true_overridden_and_removing_it_resum
     }
 }
 
+#[tokio::test]
+async fn lifting_the_override_before_any_verdict_takes_the_gate_back_from_true() {
+    let scene = Scene::new("override-undecided").await;
+    let rules = rules_dir(&rule(""));
+    let mut daemon = Daemon::start(rules.path(), scene.name(), &[]);
+    daemon.wait_ready().await;
+    // Its source is down and the rule keeps on errors: no rule ever decides.
+    let web = scene
+        .pending_pod(TestPod::new("web").gate(GATE), &queue(1))
+        .await;
+    web.set_status(503);
+    scene.kubelet.run("web", web.ip(), true).await;
+    let db = scene
+        .pending_pod(TestPod::new("db").gate(GATE), &queue(1))
+        .await;
+    db.set_status(503);
+    scene.kubelet.run("db", db.ip(), true).await;
+    for name in ["web", "db"] {
+        annotate_pod(&scene, name, json!("true")).await;
+        scene
+            .wait_gate(name, GATE, "True", "Overridden", &daemon)
+            .await;
+    }
+
+    annotate_pod(&scene, "web", serde_json::Value::Null).await;
+    let g = scene
+        .wait_gate("web", GATE, "False", "NoData", &daemon)
+        .await;
+    assert!(g.message.contains("removed"), "{g:?}");
+    assert!(g.message.contains("(rule queue)"), "{g:?}");
+    let pod = scene.kubelet.sync_ready("web").await;
+    assert_eq!(support::condition_status(&pod, "Ready"), Some("False"));
+
+    // Lifted while no podgate runs: the next one takes the gate back too.
+    daemon.stop();
+    annotate_pod(&scene, "db", serde_json::Value::Null).await;
+    let daemon = Daemon::start(rules.path(), scene.name(), &[]);
+    daemon.wait_ready().await;
+    scene
+        .wait_gate("db", GATE, "False", "NoData", &daemon)
+        .await;
+
+    // Once the source answers, the rule decides as usual.
+    web.set_status(200);
+    scene
+        .wait_gate("web", GATE, "True", "MetricsHealthy", &daemon)
+        .await;
+}
+
 /// Waits until the daemon has counted at least `n` evaluations of `rule` with `result`.
 async fn wait_evaluations(daemon: &Daemon, rule: &str, result: &str, n: f64) {
     support::wait_for(
@@ -404,4 +453,53 @@ async fn fail_open_after_turns_a_never_healthy_pod_true() {
     scene
         .wait_gate("failing", GATE, "False", "MetricsUnhealthy", &daemon)
         .await;
+}
+
+#[tokio::test]
+async fn a_restarted_daemon_does_not_fail_open_a_pod_that_was_healthy_before() {
+    let scene = Scene::new("fail-open-restart").await;
+    let rules = rules_dir(&rule("    failOpenAfter: 3s\n"));
+    let mut first = Daemon::start(rules.path(), scene.name(), &[]);
+    first.wait_ready().await;
+    let ep = scene
+        .running_pod(TestPod::new("web").gate(GATE), &queue(1))
+        .await;
+    scene
+        .wait_gate("web", GATE, "True", "MetricsHealthy", &first)
+        .await;
+    // Past the fail-open window, the pod turns bad: an ordinary False.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    ep.set_body(queue(500));
+    scene
+        .wait_gate("web", GATE, "False", "MetricsUnhealthy", &first)
+        .await;
+    let rv = scene.resource_version("web").await;
+    first.stop();
+
+    // The next podgate (a restart, a rollout, a failover) picks up where the first left off:
+    // the pod has been True before, so failOpenAfter does not apply to it any more.
+    let second = Daemon::start(rules.path(), scene.name(), &[]);
+    second.wait_ready().await;
+    support::wait_for(
+        "the new daemon evaluates",
+        Duration::from_secs(20),
+        || async {
+            let n = second
+                .sum(
+                    "podgate_evaluations_total",
+                    &[("rule", "queue"), ("result", "fail")],
+                )
+                .await;
+            if n >= 3.0 { Ok(()) } else { Err(n) }
+        },
+    )
+    .await;
+    let g = scene.gate("web", GATE).await;
+    assert_eq!(
+        g.as_ref().map(|g| (g.status.as_str(), g.reason.as_str())),
+        Some(("False", "MetricsUnhealthy")),
+        "{g:?}\n{}",
+        second.log_tail(20)
+    );
+    assert_eq!(scene.resource_version("web").await, rv);
 }

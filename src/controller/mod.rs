@@ -168,6 +168,9 @@ impl Controller {
         shared
             .metrics
             .reload(true, rules.len(), now_ms() as f64 / 1000.0);
+        shared
+            .metrics
+            .init_rules(rules.rules.iter().map(|r| r.name.as_str()));
         health.set_rules_loaded(true);
         Ok(Controller {
             settings,
@@ -414,6 +417,9 @@ impl Controller {
                     tx.send_replace(self.rules.clone());
                 }
                 self.shared.metrics.reload(true, self.rules.len(), now);
+                self.shared
+                    .metrics
+                    .init_rules(self.rules.rules.iter().map(|r| r.name.as_str()));
                 self.health.set_reload_error(None);
                 self.send(updates).await;
                 for t in self.batch_tasks.drain(..) {

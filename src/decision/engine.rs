@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use super::gate::{self, Override, RuleVerdict};
 use super::state::{Params, PodFacts, RuleState, Step};
-use super::{Condition, Evaluation};
+use super::{Condition, Evaluation, Reason};
 use crate::rules::{Rule, RuleSet};
 
 /// A pod's identity: namespace and name (ordered so a namespace is one contiguous range).
@@ -49,6 +49,8 @@ pub struct PodInfo {
     /// The pod's current conditions for its gates, as last seen on the API server; used to
     /// pick up where a previous podgate left off instead of deciding from nothing.
     pub conditions: BTreeMap<String, Condition>,
+    /// When each of those conditions last changed status (ms, `lastTransitionTime`).
+    pub condition_since: BTreeMap<String, i64>,
 }
 
 /// A gate condition to write.
@@ -212,8 +214,18 @@ impl Engine {
                     // Pick up the pod's existing condition (e.g. after a restart or a
                     // failover), so a healthy pod is not re-decided from nothing.
                     let mut s = RuleState::default();
-                    if let Some(c) = info.conditions.get(&r.condition_type) {
-                        s.restore(c.clone());
+                    // The override's condition is no rule's verdict: it says nothing about
+                    // the metrics.
+                    let restorable = info
+                        .conditions
+                        .get(&r.condition_type)
+                        .filter(|c| c.reason != Reason::Overridden);
+                    if let Some(c) = restorable {
+                        let facts = PodFacts {
+                            containers_ready_since: info.containers_ready_since,
+                        };
+                        let since = info.condition_since.get(&r.condition_type).copied();
+                        s.restore_at(&Params::of(r), c.clone(), since, facts);
                     }
                     s
                 });
@@ -331,10 +343,20 @@ fn recompute_gates(key: &PodKey, entry: &mut PodEntry) -> Vec<GateUpdate> {
                 dry_run: t.rule.dry_run,
             })
             .collect();
-        let Some(next) = gate::combine(&verdicts, entry.info.override_by) else {
-            continue;
-        };
         let prev = entry.gates.get(&ct).cloned().flatten();
+        let next = match gate::combine(&verdicts, entry.info.override_by) {
+            Some(next) => next,
+            // The override is gone but no rule has decided yet: the gate must not stay True on
+            // the strength of a bypass that no longer exists.
+            None if entry.info.override_by.is_none()
+                && prev
+                    .as_ref()
+                    .is_some_and(|c| c.reason == Reason::Overridden) =>
+            {
+                gate::override_lifted(&verdicts)
+            }
+            None => continue,
+        };
         if prev.as_ref() != Some(&next) {
             entry.gates.insert(ct.clone(), Some(next.clone()));
             updates.push(GateUpdate {
@@ -351,7 +373,7 @@ fn recompute_gates(key: &PodKey, entry: &mut PodEntry) -> Vec<GateUpdate> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decision::{Outcome, Reason};
+    use crate::decision::Outcome;
     use crate::rules::load_str;
 
     const GATE: &str = "example.com/healthy";
@@ -555,6 +577,75 @@ mod tests {
         // Removing the override resumes from the rules' verdicts.
         let ups = e.upsert_pod(key.clone(), pod("1"));
         assert_eq!(ups.first().map(|u| u.condition.status), Some(false));
+    }
+
+    #[test]
+    fn lifting_the_override_before_any_verdict_takes_the_gate_back_from_true() {
+        let set = rules(&format!("rules:\n{}", rule("r", "")));
+        let mut e = Engine::new(&set);
+        let key = PodKey::new("ns", "p");
+        let mut over = pod("1");
+        over.override_by = Some(Override::Pod);
+        let ups = e.upsert_pod(key.clone(), over.clone());
+        assert_eq!(
+            ups.first().map(|u| u.condition.reason),
+            Some(Reason::Overridden)
+        );
+        // The API now shows the override's condition; the annotation goes away.
+        let mut lifted = pod("1");
+        lifted
+            .conditions
+            .insert(GATE.into(), ups[0].condition.clone());
+        let ups = e.upsert_pod(key.clone(), lifted.clone());
+        let c = ups.first().map(|u| u.condition.clone()).expect("an update");
+        assert!(!c.status);
+        assert_eq!(c.reason, Reason::NoData);
+        assert!(c.message.contains("removed"), "{}", c.message);
+        assert!(c.message.contains("(rule r)"), "{}", c.message);
+        // Once written, stable until a rule decides; then the rule's verdict.
+        lifted.conditions.insert(GATE.into(), c);
+        assert!(e.upsert_pod(key.clone(), lifted).is_empty());
+        let up = e.observe(&key, "r", &ev(Outcome::Pass), 1).update;
+        assert_eq!(
+            up.map(|u| (u.condition.status, u.condition.reason)),
+            Some((true, Reason::MetricsHealthy))
+        );
+        // A podgate starting after the override was lifted does the same: the override's
+        // condition is no rule's verdict.
+        let mut fresh = Engine::new(&set);
+        let mut seen = pod("1");
+        seen.conditions.insert(
+            GATE.into(),
+            Condition {
+                status: true,
+                reason: Reason::Overridden,
+                message: "bypassed".into(),
+            },
+        );
+        let ups = fresh.upsert_pod(PodKey::new("ns", "p"), seen);
+        assert_eq!(
+            ups.first()
+                .map(|u| (u.condition.status, u.condition.reason)),
+            Some((false, Reason::NoData))
+        );
+        assert!(
+            fresh
+                .state(&PodKey::new("ns", "p"), "r")
+                .is_some_and(|s| s.verdict().is_none())
+        );
+
+        // A gate someone else set True is not podgate's to take back.
+        let key = PodKey::new("ns", "q");
+        let mut other = pod("2");
+        other.conditions.insert(
+            GATE.into(),
+            Condition {
+                status: true,
+                reason: Reason::MetricsHealthy,
+                message: "from before".into(),
+            },
+        );
+        assert!(e.upsert_pod(key, other).is_empty());
     }
 
     #[test]

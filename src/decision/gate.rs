@@ -76,6 +76,24 @@ pub fn combine(verdicts: &[RuleVerdict<'_>], over: Option<Override>) -> Option<C
     })
 }
 
+/// The condition of a gate whose override was lifted before any of its rules decided: False
+/// (the bypass is gone and nothing says the pod is healthy yet) until a rule decides.
+pub fn override_lifted(verdicts: &[RuleVerdict<'_>]) -> Condition {
+    let waiting: Vec<&str> = verdicts
+        .iter()
+        .filter(|v| v.verdict.is_none())
+        .map(|v| v.rule)
+        .collect();
+    Condition {
+        status: false,
+        reason: Reason::NoData,
+        message: cap_message(&format!(
+            "{OVERRIDE_ANNOTATION} removed; no verdict yet (rule {})",
+            waiting.join(", ")
+        )),
+    }
+}
+
 /// Which non-healthy reason a True gate reports first: the one an operator most needs to see.
 fn precedence(r: Reason) -> u8 {
     match r {

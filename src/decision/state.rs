@@ -113,6 +113,31 @@ impl RuleState {
         self.verdict = Some(verdict);
     }
 
+    /// [`RuleState::restore`], knowing when the verdict was set (`since`, ms: the condition's
+    /// `lastTransitionTime`). A False verdict set after the fail-open deadline
+    /// (ContainersReady + `failOpenAfter`) means the gate was True before it: the podgate that
+    /// set it would otherwise have failed the gate open at the deadline. `failOpenAfter` is
+    /// then spent, as it was for that podgate, and a restart or failover does not turn a
+    /// failing pod True.
+    pub fn restore_at(
+        &mut self,
+        p: &Params<'_>,
+        verdict: Condition,
+        since: Option<i64>,
+        pod: PodFacts,
+    ) {
+        let deadline = pod
+            .containers_ready_since
+            .map(|ready| ready.saturating_add(p.fail_open_after_ms));
+        if !verdict.status
+            && p.fail_open_after_ms > 0
+            && matches!((since, deadline), (Some(s), Some(d)) if s >= d)
+        {
+            self.ever_true = true;
+        }
+        self.restore(verdict);
+    }
+
     /// Whether feeding `eval` would turn a True verdict False (before the panic threshold
     /// is asked). Cheap unless a flip is actually near.
     pub fn flip_pending(&self, p: &Params<'_>, eval: &Evaluation, pod: PodFacts, now: i64) -> bool {
@@ -528,6 +553,44 @@ mod tests {
             &mut || true,
         );
         assert_eq!(status(&s), Some((false, Reason::MetricsUnhealthy)));
+    }
+
+    #[test]
+    fn a_false_gate_set_after_the_fail_open_deadline_is_not_failed_open_again() {
+        let p = Params {
+            fail_open_after_ms: 60_000,
+            failure_threshold: 1,
+            ..params()
+        };
+        let pod = PodFacts {
+            containers_ready_since: Some(1_000),
+        };
+        let unhealthy = Condition {
+            status: false,
+            reason: Reason::MetricsUnhealthy,
+            message: "x=5 >= 2 (rule r)".into(),
+        };
+        let bad = ev(Outcome::Fail, "x=5 >= 2");
+        // Set False at 200s, long after the deadline (61s): it was True before.
+        let mut s = RuleState::default();
+        s.restore_at(&p, unhealthy.clone(), Some(200_000), pod);
+        let step = s.observe(&p, &bad, pod, 500_000, &mut || true);
+        assert!(!step.changed);
+        assert_eq!(status(&s), Some((false, Reason::MetricsUnhealthy)));
+
+        // Set False at 5s, before the deadline: never True, so it still fails open.
+        let mut s = RuleState::default();
+        s.restore_at(&p, unhealthy.clone(), Some(5_000), pod);
+        s.observe(&p, &bad, pod, 30_000, &mut || true);
+        assert_eq!(status(&s), Some((false, Reason::MetricsUnhealthy)));
+        s.observe(&p, &bad, pod, 61_000, &mut || true);
+        assert_eq!(status(&s), Some((true, Reason::FailOpenTimeout)));
+
+        // Unknown times: as a plain restore.
+        let mut s = RuleState::default();
+        s.restore_at(&p, unhealthy, None, pod);
+        s.observe(&p, &bad, pod, 61_000, &mut || true);
+        assert_eq!(status(&s), Some((true, Reason::FailOpenTimeout)));
     }
 
     #[test]

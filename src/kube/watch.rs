@@ -134,6 +134,7 @@ pub fn pod_snapshot(pod: &Pod, ns_override: bool) -> PodSnapshot {
         });
 
     let mut conditions = BTreeMap::new();
+    let mut condition_since = BTreeMap::new();
     for c in pod_conditions {
         if !gates.contains(&c.type_) || conditions.contains_key(&c.type_) {
             continue;
@@ -146,6 +147,9 @@ pub fn pod_snapshot(pod: &Pod, ns_override: bool) -> PodSnapshot {
         let Some(reason) = c.reason.as_deref().and_then(Reason::parse) else {
             continue;
         };
+        if let Some(t) = &c.last_transition_time {
+            condition_since.insert(c.type_.clone(), t.0.as_millisecond());
+        }
         conditions.insert(
             c.type_.clone(),
             Condition {
@@ -185,6 +189,7 @@ pub fn pod_snapshot(pod: &Pod, ns_override: bool) -> PodSnapshot {
             containers_ready_since,
             override_by,
             conditions,
+            condition_since,
         },
         phase: status.and_then(|s| s.phase.clone()),
         pod_ip: status
@@ -579,6 +584,10 @@ mod tests {
                     message: "x=3 >= 1 (rule r)".into(),
                 }
             )])
+        );
+        assert_eq!(
+            s.info.condition_since,
+            BTreeMap::from([(GATE.to_string(), 1_735_689_660_000)])
         );
         assert_eq!(s.phase.as_deref(), Some("Running"));
         assert_eq!(s.pod_ip, "10.1.2.3".parse().ok());

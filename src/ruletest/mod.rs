@@ -192,6 +192,7 @@ fn run_case(set: &rules::RuleSet, case: &TestCase) -> Result<Vec<String>, String
                 .overridden
                 .then_some(crate::decision::gate::Override::Pod),
             conditions: BTreeMap::new(),
+            condition_since: BTreeMap::new(),
         },
     );
     let covering = engine.rules_for(&key);

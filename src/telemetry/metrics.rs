@@ -149,7 +149,7 @@ impl Metrics {
         );
         r.register(
             "kube_writes",
-            "pods/status writes by result (ok, conflict, error, skipped)",
+            "pods/status write attempts by result (ok, unchanged, gone, conflict, error, invalid)",
             m.kube_writes.clone(),
         );
         r.register(
@@ -290,6 +290,21 @@ impl Metrics {
         }
     }
 
+    /// Creates the per-rule counters of rare events at 0 for every loaded rule, so they exist
+    /// before the first event: `increase()` and `rate()` then see the first one, and an alert
+    /// on them is not blind to it.
+    pub fn init_rules<'a>(&self, rules: impl Iterator<Item = &'a str>) {
+        // Creating the series is the point; the returned handle is not needed.
+        for rule in rules {
+            let _ = self.panic_threshold_holds.get_or_create(&RuleLabel {
+                rule: rule.to_string(),
+            });
+        }
+        let _ = self.config_reloads.get_or_create(&ResultLabel {
+            result: "failure".to_string(),
+        });
+    }
+
     /// Replaces the per-rule verdict gauges (rules that went away disappear).
     pub fn set_gates<'a>(&self, counts: impl Iterator<Item = (&'a str, [(&'a str, usize); 3])>) {
         self.gates.clear();
@@ -360,6 +375,36 @@ mod tests {
             );
         }
         assert!(!text.contains("pod=\""), "no per-pod labels");
+    }
+
+    #[test]
+    fn rare_event_counters_exist_from_the_start() {
+        let (m, r) = Metrics::new();
+        m.reload(true, 2, 1_700_000_000.0);
+        m.init_rules(["a", "b"].into_iter());
+        let text = encode(&r).expect("encode");
+        for line in [
+            "podgate_panic_threshold_holds_total{rule=\"a\"} 0",
+            "podgate_panic_threshold_holds_total{rule=\"b\"} 0",
+            "podgate_config_reloads_total{result=\"failure\"} 0",
+            "podgate_config_reloads_total{result=\"success\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+        }
+    }
+
+    #[test]
+    fn kube_writes_help_names_every_result() {
+        let (m, r) = Metrics::new();
+        m.kube_write("ok", Duration::from_millis(1));
+        let text = encode(&r).expect("encode");
+        let help = text
+            .lines()
+            .find(|l| l.starts_with("# HELP podgate_kube_writes "))
+            .unwrap_or_else(|| panic!("no HELP line in:\n{text}"));
+        for result in crate::kube::write::WriteResult::ALL {
+            assert!(help.contains(result.as_str()), "{result:?} missing: {help}");
+        }
     }
 
     #[test]

@@ -208,6 +208,26 @@ impl Daemon {
         started.elapsed()
     }
 
+    /// Waits up to `timeout` for the daemon to exit on its own; returns its exit code
+    /// (`None` if still running, then killed, or ended by a signal).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let started = Instant::now();
+        let mut child = self.child.take()?;
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => return status.code(),
+                Ok(None) if started.elapsed() < timeout => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return None;
+                }
+            }
+        }
+    }
+
     /// SIGKILL: no cleanup at all.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
