@@ -475,7 +475,7 @@ fn view(fleet: &Fleet, banner: &[String], pods: &[Pod], error: Option<&str>) -> 
         out,
         "web-2 is {} ({left}s until it {})   Ctrl-C stops everything\n",
         if degraded {
-            "DEGRADED: 8% errors, slow requests"
+            "DEGRADED: 20% errors, slow requests"
         } else {
             "healthy"
         },
