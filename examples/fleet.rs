@@ -138,9 +138,10 @@ fn advance(fleet: &Fleet, dt: f64) {
         }
         let degraded = pod.degrades && degraded_now;
         let n = RPS * dt;
-        // Healthy: 0.1% errors, almost every request under 100 ms. Degraded: 8% errors and
-        // a fifth of the requests slower than 250 ms.
-        let (error_share, slow_share) = if degraded { (0.08, 0.2) } else { (0.001, 0.0) };
+        // Healthy: 0.1% errors, almost every request under 100 ms. Degraded: 20% errors and
+        // a fifth of the requests slower than 250 ms: enough for the upstream rule's 2-minute
+        // window to cross 5% within the minute too.
+        let (error_share, slow_share) = if degraded { (0.2, 0.2) } else { (0.001, 0.0) };
         let mut c = lock(&pod.counters);
         c.errors += n * error_share;
         c.ok += n * (1.0 - error_share);
@@ -475,7 +476,7 @@ fn view(fleet: &Fleet, banner: &[String], pods: &[Pod], error: Option<&str>) -> 
         out,
         "web-2 is {} ({left}s until it {})   Ctrl-C stops everything\n",
         if degraded {
-            "DEGRADED: 8% errors, slow requests"
+            "DEGRADED: 20% errors, slow requests"
         } else {
             "healthy"
         },
