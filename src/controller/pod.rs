@@ -65,6 +65,31 @@ fn spread_offset(uid: &str, interval_ms: i64) -> i64 {
     i64::try_from(h.finish() % span).unwrap_or(0)
 }
 
+/// The first time at or after `after` that falls on the pod's slot: `offset` into a period of
+/// `interval` on the wall clock. Every pod has its own slot, so a fleet's evaluations spread
+/// over the interval instead of bunching where they started.
+fn next_slot(after: i64, offset: i64, interval: i64) -> i64 {
+    let interval = interval.max(1);
+    let phase = (after - offset).rem_euclid(interval);
+    if phase == 0 {
+        after
+    } else {
+        after + interval - phase
+    }
+}
+
+/// When a rule evaluated at `now` (and due at `due`) is due next: one interval on, on the
+/// pod's slot. The first evaluation of a new pod happens at once; the second lands on the slot
+/// at least half an interval later, which moves the pod onto its slot for good.
+fn next_due(due: i64, now: i64, offset: i64, interval: i64) -> i64 {
+    let on_slot = (due - offset).rem_euclid(interval.max(1)) == 0;
+    if on_slot && due + interval > now {
+        due + interval
+    } else {
+        next_slot(now + interval / 2, offset, interval)
+    }
+}
+
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -86,7 +111,8 @@ pub async fn run(
             due.entry(r.name.clone()).or_insert_with(|| {
                 let start = cfg.ready_since.saturating_add(ms(r.initial_delay)).max(now);
                 if cfg.spread.contains(&r.name) {
-                    start + spread_offset(&cfg.uid, ms(r.interval))
+                    let interval = ms(r.interval);
+                    next_slot(start, spread_offset(&cfg.uid, interval), interval)
                 } else {
                     start
                 }
@@ -196,11 +222,7 @@ pub async fn run(
             }
             let interval = ms(rule.interval);
             if let Some(t) = due.get_mut(&rule.name) {
-                *t = if *t + interval > now {
-                    *t + interval
-                } else {
-                    now + interval
-                };
+                *t = next_due(*t, now, spread_offset(&cfg.uid, interval), interval);
             }
         }
     }
@@ -286,5 +308,47 @@ mod tests {
             .map(|i| spread_offset(&format!("pod-{i}"), 10_000))
             .collect();
         assert!(distinct.len() > 90, "offsets spread out");
+    }
+
+    #[test]
+    fn slots_repeat_every_interval_at_the_offset() {
+        assert_eq!(next_slot(10_000, 3_000, 10_000), 13_000);
+        assert_eq!(next_slot(13_000, 3_000, 10_000), 13_000);
+        assert_eq!(next_slot(13_001, 3_000, 10_000), 23_000);
+        assert_eq!(next_slot(0, 0, 10_000), 0);
+    }
+
+    #[test]
+    fn a_new_pod_is_evaluated_at_once_then_moves_onto_its_slot() {
+        let (offset, interval) = (7_000, 10_000);
+        // First evaluation at once at t=100_500 (off slot): the next is on the slot, at least
+        // half an interval later.
+        let second = next_due(100_500, 100_500, offset, interval);
+        assert_eq!(second, 107_000);
+        // From then on, one interval apart on the slot.
+        assert_eq!(next_due(second, second + 20, offset, interval), 117_000);
+        // Just before a slot, the next evaluation skips to the one after, never closer than
+        // half an interval.
+        assert_eq!(next_due(106_000, 106_000, offset, interval), 117_000);
+        // A late evaluation (the pod task was busy) catches up on the next slot.
+        assert_eq!(next_due(107_000, 125_000, offset, interval), 137_000);
+    }
+
+    #[test]
+    fn many_new_pods_spread_over_the_interval_after_their_first_evaluation() {
+        let interval = 10_000;
+        let mut seconds: HashSet<i64> = HashSet::new();
+        for i in 0..200 {
+            let offset = spread_offset(&format!("uid-{i}"), interval);
+            // All created in the same millisecond.
+            let second = next_due(50_000, 50_000, offset, interval);
+            assert!((55_000..65_000).contains(&second), "{second}");
+            seconds.insert(second / 1000);
+        }
+        assert_eq!(
+            seconds.len(),
+            10,
+            "every second of the interval gets some pods"
+        );
     }
 }
