@@ -413,19 +413,24 @@ async fn every_panel_query_returns_data_from_a_live_daemon() {
                 .unwrap_or_else(|| panic!("{file}: variable query {q:?} is not label_values()"));
             let (selector, label) = (substitute(&caps[1]), caps[2].to_string());
             let want = if label == "rule" { RULE } else { JOB };
-            let data = prometheus.query(&selector).await;
-            let values: BTreeSet<String> = data["result"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|s| s["metric"][&label].as_str().map(str::to_string))
-                .collect();
-            assert!(
-                values.contains(want),
-                "{file}: variable {} offers {values:?}, not {want}",
-                v["name"]
-            );
+            // Prometheus may not have scraped podgate yet: wait, as for the panels below.
+            let what = format!("{file}: variable {} offers {want}", v["name"]);
+            wait_for(&what, Duration::from_secs(60), || async {
+                let data = prometheus.query(&selector).await;
+                let values: BTreeSet<String> = data["result"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|s| s["metric"][&label].as_str().map(str::to_string))
+                    .collect();
+                if values.contains(want) {
+                    Ok(())
+                } else {
+                    Err(values)
+                }
+            })
+            .await;
         }
     }
 
