@@ -4,13 +4,11 @@ mod support;
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, ListParams};
 use support::daemon::{Daemon, rules_dir};
-use support::{
-    Kubelet, MetricsEndpoint, TestNamespace, TestPod, condition, condition_status,
-    unique_loopback_ip, wait_for,
-};
+use support::scene::Scene;
+use support::{TestPod, condition, condition_status, wait_for};
 
 const GATE: &str = "podgate.dev/test-healthy";
 
@@ -34,52 +32,25 @@ rules:
     expr: 'queue < 100'
 "#;
 
-async fn gate_of(pods: &Api<Pod>, name: &str) -> Option<(String, String, String)> {
-    let pod = pods.get(name).await.ok()?;
-    let c = condition(&pod, GATE)?;
-    Some((
-        c.status.clone(),
-        c.reason.clone().unwrap_or_default(),
-        c.message.clone().unwrap_or_default(),
-    ))
-}
-
-async fn wait_gate(pods: &Api<Pod>, name: &str, status: &str, reason: &str, d: &Daemon) -> String {
-    let what = format!("gate {status}/{reason} on {name}");
-    let got = wait_for(&what, Duration::from_secs(20), || async {
-        match gate_of(pods, name).await {
-            Some((s, r, m)) if s == status && r == reason => Ok(m),
-            other => Err(other),
-        }
-    });
-    match tokio::time::timeout(Duration::from_secs(25), got).await {
-        Ok(m) => m,
-        Err(_) => panic!("{what}: timed out\nlog:\n{}", d.log()),
-    }
-}
-
 #[tokio::test]
 async fn gate_lifecycle_true_false_true_with_values_events_and_no_steady_writes() {
-    let ns = TestNamespace::new("lifecycle").await;
-    let admin = ns.admin_client();
-    let pods: Api<Pod> = ns.api(admin.clone());
-    let kubelet = Kubelet::new(admin.clone(), ns.name());
-    let ip = unique_loopback_ip();
-    let ep = MetricsEndpoint::start(ip).await;
-    ep.set_body(healthy(3));
-    TestPod::new("web")
-        .gate(GATE)
-        .port("metrics", ep.port())
-        .create(&pods)
+    let scene = Scene::new("lifecycle").await;
+    let (pods, kubelet, admin) = (&scene.pods, &scene.kubelet, scene.admin.clone());
+    let ep = scene
+        .pending_pod(TestPod::new("web").gate(GATE), &healthy(3))
         .await;
+    let ip = ep.ip();
 
     let rules = rules_dir(RULES);
-    let daemon = Daemon::start(rules.path(), ns.name(), &[]);
+    let daemon = Daemon::start(rules.path(), scene.name(), &[]);
     daemon.wait_ready().await;
 
     // Running with ContainersReady: evaluated at once; successThreshold 2 needs two passes.
     kubelet.run("web", ip, true).await;
-    let msg = wait_gate(&pods, "web", "True", "MetricsHealthy", &daemon).await;
+    let msg = scene
+        .wait_gate("web", GATE, "True", "MetricsHealthy", &daemon)
+        .await
+        .message;
     assert!(msg.contains("queue=3 < 100"), "{msg}");
     assert!(msg.contains("(rule queue)"), "{msg}");
 
@@ -113,7 +84,10 @@ async fn gate_lifecycle_true_false_true_with_values_events_and_no_steady_writes(
 
     // Bad values: False after failureThreshold, with the values in the message.
     ep.set_body(healthy(500));
-    let msg = wait_gate(&pods, "web", "False", "MetricsUnhealthy", &daemon).await;
+    let msg = scene
+        .wait_gate("web", GATE, "False", "MetricsUnhealthy", &daemon)
+        .await
+        .message;
     assert!(msg.contains("queue=500 >= 100"), "{msg}");
     let pod = kubelet.sync_ready("web").await;
     assert_eq!(condition_status(&pod, "Ready"), Some("False"));
@@ -121,11 +95,13 @@ async fn gate_lifecycle_true_false_true_with_values_events_and_no_steady_writes(
 
     // Good again: True after successThreshold.
     ep.set_body(healthy(1));
-    wait_gate(&pods, "web", "True", "MetricsHealthy", &daemon).await;
+    scene
+        .wait_gate("web", GATE, "True", "MetricsHealthy", &daemon)
+        .await;
 
     // An Event per transition: True, False, True. Repeats of the same reason are aggregated
     // into one Event with a count, as the kubelet's are (`kubectl describe`: "x2 over 20s").
-    let events: Api<Event> = ns.api(admin.clone());
+    let events: Api<Event> = scene.ns.api(admin.clone());
     let reasons = wait_for("three gate events", Duration::from_secs(10), || async {
         let list = events
             .list(&ListParams::default())
@@ -170,24 +146,16 @@ async fn gate_lifecycle_true_false_true_with_values_events_and_no_steady_writes(
 
 #[tokio::test]
 async fn eval_pod_evaluates_a_live_pod_once_without_writing() {
-    let ns = TestNamespace::new("eval-pod").await;
-    let admin = ns.admin_client();
-    let pods: Api<Pod> = ns.api(admin.clone());
-    let kubelet = Kubelet::new(admin.clone(), ns.name());
-    let ip = unique_loopback_ip();
-    let ep = MetricsEndpoint::start(ip).await;
-    ep.set_body(healthy(3));
-    TestPod::new("web")
-        .gate(GATE)
-        .port("metrics", ep.port())
-        .create(&pods)
+    let scene = Scene::new("eval-pod").await;
+    let pods = &scene.pods;
+    let ep = scene
+        .running_pod(TestPod::new("web").gate(GATE), &healthy(3))
         .await;
-    kubelet.run("web", ip, true).await;
     let rules = rules_dir(RULES);
     let cp = support::ControlPlane::get();
     let rules_path = rules.path().to_path_buf();
     let kubeconfig = cp.podgate_kubeconfig_path().to_path_buf();
-    let target = format!("{}/web", ns.name());
+    let target = format!("{}/web", scene.name());
     let run = move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_podgate"))
             .args(["eval", "--rule", "queue", "--rules-dir"])
@@ -230,19 +198,11 @@ async fn eval_pod_evaluates_a_live_pod_once_without_writing() {
 
 #[tokio::test]
 async fn an_api_server_outage_flips_nothing_and_the_daemon_resumes() {
-    let ns = TestNamespace::new("outage").await;
-    let admin = ns.admin_client();
-    let pods: Api<Pod> = ns.api(admin.clone());
-    let kubelet = Kubelet::new(admin.clone(), ns.name());
-    let ip = unique_loopback_ip();
-    let ep = MetricsEndpoint::start(ip).await;
-    ep.set_body(healthy(3));
-    TestPod::new("web")
-        .gate(GATE)
-        .port("metrics", ep.port())
-        .create(&pods)
+    let scene = Scene::new("outage").await;
+    let pods = &scene.pods;
+    let ep = scene
+        .running_pod(TestPod::new("web").gate(GATE), &healthy(3))
         .await;
-    kubelet.run("web", ip, true).await;
 
     let proxy = support::proxy::Proxy::to_apiserver().await;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -251,9 +211,11 @@ async fn an_api_server_outage_flips_nothing_and_the_daemon_resumes() {
         dir.path(),
     );
     let rules = rules_dir(RULES);
-    let daemon = Daemon::start_with_kubeconfig(&kubeconfig, rules.path(), ns.name(), &[]);
+    let daemon = Daemon::start_with_kubeconfig(&kubeconfig, rules.path(), scene.name(), &[]);
     daemon.wait_ready().await;
-    wait_gate(&pods, "web", "True", "MetricsHealthy", &daemon).await;
+    scene
+        .wait_gate("web", GATE, "True", "MetricsHealthy", &daemon)
+        .await;
     let rv = pods
         .get("web")
         .await
@@ -290,5 +252,7 @@ async fn an_api_server_outage_flips_nothing_and_the_daemon_resumes() {
 
     // It resumes: a real change after the outage is written.
     ep.set_body(healthy(500));
-    wait_gate(&pods, "web", "False", "MetricsUnhealthy", &daemon).await;
+    scene
+        .wait_gate("web", GATE, "False", "MetricsUnhealthy", &daemon)
+        .await;
 }
