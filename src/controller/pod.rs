@@ -51,6 +51,55 @@ pub struct EvalMsg {
 /// A rule's endpoint, or why it has none.
 type Resolved = Result<Endpoint, String>;
 
+/// What a config means for scraping: each rule's endpoint and what each endpoint's store
+/// keeps. Computed when the config changes, not on every tick.
+struct ScrapePlan {
+    /// Per rule name: `None` when the rule reads no scrape variable.
+    endpoints: HashMap<String, Option<Resolved>>,
+    interests: HashMap<Endpoint, Interest>,
+}
+
+impl ScrapePlan {
+    fn of(cfg: &PodConfig) -> ScrapePlan {
+        let endpoints: HashMap<String, Option<Resolved>> = cfg
+            .rules
+            .iter()
+            .map(|r| {
+                let ep = r.uses_scrape().then(|| resolve(&r.scrape, &cfg.target));
+                (r.name.clone(), ep)
+            })
+            .collect();
+        let mut queries: HashMap<Endpoint, Vec<&crate::query::Query>> = HashMap::new();
+        for r in &cfg.rules {
+            if let Some(Some(Ok(ep))) = endpoints.get(&r.name) {
+                queries
+                    .entry(ep.clone())
+                    .or_default()
+                    .extend(r.scrape_queries());
+            }
+        }
+        let interests = queries
+            .into_iter()
+            .map(|(ep, qs)| (ep, Interest::new(qs)))
+            .collect();
+        ScrapePlan {
+            endpoints,
+            interests,
+        }
+    }
+
+    /// Applies the plan to the stores: new interests, endpoints no rule reads forgotten.
+    fn apply(&self, stores: &mut HashMap<Endpoint, EndpointState>) {
+        stores.retain(|ep, state| match self.interests.get(ep) {
+            Some(interest) => {
+                state.store.set_interest(interest.clone());
+                true
+            }
+            None => false,
+        });
+    }
+}
+
 struct EndpointState {
     store: SeriesStore,
     /// The last scrape's error; `None` after a good scrape.
@@ -100,6 +149,7 @@ pub async fn run(
     results: mpsc::Sender<EvalMsg>,
 ) {
     let mut cfg = config.borrow_and_update().clone();
+    let mut plan = ScrapePlan::of(&cfg);
     let mut endpoints: HashMap<Endpoint, EndpointState> = HashMap::new();
     let mut due: HashMap<String, i64> = HashMap::new();
     let mut last_ingest_ms = 0i64;
@@ -126,6 +176,8 @@ pub async fn run(
                     return; // the controller dropped the pod
                 }
                 cfg = config.borrow_and_update().clone();
+                plan = ScrapePlan::of(&cfg);
+                plan.apply(&mut endpoints);
                 continue;
             }
             _ = tokio::time::sleep(wait) => {}
@@ -147,46 +199,36 @@ pub async fn run(
         }
 
         // One scrape per endpoint serves every due rule that reads it.
-        let mut resolved: Vec<(Arc<Rule>, Option<Resolved>)> = Vec::new();
-        let mut to_scrape: HashMap<Endpoint, Duration> = HashMap::new();
+        let mut resolved: Vec<(Arc<Rule>, Option<&Resolved>)> = Vec::new();
+        let mut to_scrape: HashMap<&Endpoint, Duration> = HashMap::new();
         for r in &due_rules {
-            let ep = r.uses_scrape().then(|| resolve(&r.scrape, &cfg.target));
-            if let Some(Ok(e)) = &ep {
-                let t = to_scrape.entry(e.clone()).or_insert(r.timeout);
+            let ep = plan.endpoints.get(&r.name).and_then(Option::as_ref);
+            if let Some(Ok(e)) = ep {
+                let t = to_scrape.entry(e).or_insert(r.timeout);
                 *t = (*t).max(r.timeout);
             }
             resolved.push((r.clone(), ep));
         }
-        for (ep, timeout) in &to_scrape {
-            let interest = Interest::new(
-                cfg.rules
-                    .iter()
-                    .filter(|r| resolve(&r.scrape, &cfg.target).as_ref() == Ok(ep))
-                    .flat_map(|r| r.scrape_queries()),
-            );
+        for (ep, timeout) in to_scrape {
+            let Some(interest) = plan.interests.get(ep) else {
+                continue;
+            };
             let state = endpoints
                 .entry(ep.clone())
                 .or_insert_with(|| EndpointState {
                     store: SeriesStore::new(interest.clone(), shared.store_limits),
                     error: None,
                 });
-            state.store.set_interest(interest);
-            state.error = scrape_into(&shared, ep, *timeout, &mut state.store, now)
+            state.error = scrape_into(&shared, ep, timeout, &mut state.store, now)
                 .await
                 .err();
             last_ingest_ms = now;
         }
-        // Endpoints no rule uses any more are forgotten.
-        endpoints.retain(|ep, _| {
-            cfg.rules
-                .iter()
-                .any(|r| r.uses_scrape() && resolve(&r.scrape, &cfg.target).as_ref() == Ok(ep))
-        });
 
         for (rule, ep) in resolved {
             let started = Instant::now();
             let unresolved;
-            let input = match &ep {
+            let input = match ep {
                 None => ScrapeInput::Failed("the rule has no scrape variables"),
                 Some(Err(e)) => {
                     unresolved = format!("cannot scrape: {e}");
