@@ -53,6 +53,10 @@ impl Default for Settings {
     }
 }
 
+/// Sent with every scrape, so a pod's logs and access metrics can tell podgate's scrapes
+/// from Prometheus's.
+const USER_AGENT: &str = concat!("podgate/", env!("CARGO_PKG_VERSION"));
+
 /// HTTP clients for scraping: one for plain http and system-trusted https, one per custom
 /// TLS setting.
 pub struct HttpClients {
@@ -64,6 +68,7 @@ impl HttpClients {
     pub fn new() -> Result<HttpClients, String> {
         crate::source::init_tls();
         let default = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
             .pool_max_idle_per_host(1)
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?;
@@ -85,7 +90,9 @@ impl HttpClients {
         if let Some(c) = cache.get(&key) {
             return Ok(c.clone());
         }
-        let mut b = reqwest::Client::builder().pool_max_idle_per_host(1);
+        let mut b = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .pool_max_idle_per_host(1);
         if let Some(ca) = &ep.ca_file {
             let pem =
                 std::fs::read(ca).map_err(|e| format!("scrape.caFile {}: {e}", ca.display()))?;
