@@ -221,6 +221,23 @@ async fn metrics_cover_the_contract_with_values_that_match_the_run() {
     for pod in ["steady-pod", "failing-pod", scene.name()] {
         assert!(!text.contains(pod), "{pod} appears in /metrics:\n{text}");
     }
+    // Nor a pod's uid or IP, as a label value or anywhere else.
+    let mut identities = vec![steady.ip().to_string(), failing.ip().to_string()];
+    for name in ["steady-pod", "failing-pod"] {
+        let uid = scene.pod(name).await.metadata.uid.unwrap_or_default();
+        assert!(!uid.is_empty(), "{name} has no uid");
+        identities.push(uid);
+    }
+    for id in &identities {
+        assert!(
+            !m.iter().any(|s| s.labels.values().any(|v| v == id)),
+            "a label value is the pod identity {id}:\n{text}"
+        );
+        assert!(
+            !text.contains(id.as_str()),
+            "{id} appears in /metrics:\n{text}"
+        );
+    }
 
     let rule = [("rule", "queue")];
     let evals = |result: &str| {

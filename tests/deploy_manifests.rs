@@ -828,3 +828,156 @@ fn webhook_cert_manager_overlay_injects_the_ca_that_issues_the_serving_certifica
     find(&objects, "Service", "podgate-webhook");
     find(&objects, "Deployment", "podgate");
 }
+
+/// The security settings every container of `workload` must run with: non-root, read-only
+/// root filesystem, no privilege escalation, no capabilities, the runtime's seccomp profile,
+/// nothing shared with the host. Container settings win over the pod's, so each container is
+/// judged by its effective value. Returns a description of each violation.
+fn security_violations(workload: &Value) -> Vec<String> {
+    let what = format!("{:?}", kind_name(workload));
+    let spec = match workload["kind"].as_str() {
+        Some("Pod") => &workload["spec"],
+        Some("CronJob") => &workload["spec"]["jobTemplate"]["spec"]["template"]["spec"],
+        _ => &workload["spec"]["template"]["spec"],
+    };
+    let pod_sc = &spec["securityContext"];
+    let mut bad = Vec::new();
+    for host in ["hostNetwork", "hostPID", "hostIPC"] {
+        if spec[host] == true {
+            bad.push(format!("{what}: {host}"));
+        }
+    }
+    let containers: Vec<Value> = ["initContainers", "containers", "ephemeralContainers"]
+        .iter()
+        .flat_map(|k| spec[*k].as_array().cloned().unwrap_or_default())
+        .collect();
+    if containers.is_empty() {
+        bad.push(format!("{what}: no containers"));
+    }
+    for c in &containers {
+        let at = format!("{what} container {}", c["name"]);
+        let sc = &c["securityContext"];
+        // The effective value: the container's, else the pod's.
+        let effective = |key: &str| -> Value {
+            if sc[key].is_null() {
+                pod_sc[key].clone()
+            } else {
+                sc[key].clone()
+            }
+        };
+        if effective("runAsNonRoot") != true {
+            bad.push(format!("{at}: runAsNonRoot is not true"));
+        }
+        if effective("runAsUser") == 0 {
+            bad.push(format!("{at}: runAsUser 0"));
+        }
+        if effective("seccompProfile")["type"] != "RuntimeDefault" {
+            bad.push(format!(
+                "{at}: seccompProfile {} (want RuntimeDefault)",
+                effective("seccompProfile")
+            ));
+        }
+        if sc["readOnlyRootFilesystem"] != true {
+            bad.push(format!("{at}: readOnlyRootFilesystem is not true"));
+        }
+        if sc["allowPrivilegeEscalation"] != false {
+            bad.push(format!("{at}: allowPrivilegeEscalation is not false"));
+        }
+        if sc["privileged"] == true {
+            bad.push(format!("{at}: privileged"));
+        }
+        if strings(&sc["capabilities"]["drop"]) != ["ALL"] {
+            bad.push(format!(
+                "{at}: capabilities.drop {} (want [ALL])",
+                sc["capabilities"]["drop"]
+            ));
+        }
+        if !strings(&sc["capabilities"]["add"]).is_empty() {
+            bad.push(format!(
+                "{at}: capabilities.add {}",
+                sc["capabilities"]["add"]
+            ));
+        }
+    }
+    bad
+}
+
+#[test]
+fn every_workload_of_the_base_and_each_overlay_runs_locked_down() {
+    // Every overlay directory is covered, including ones added later.
+    let overlays = repo().join("deploy/overlays");
+    let mut dirs = vec![BASE.to_string()];
+    let mut found: Vec<String> = std::fs::read_dir(&overlays)
+        .unwrap_or_else(|e| panic!("{}: {e}", overlays.display()))
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("kustomization.yaml").is_file())
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .map(|n| format!("deploy/overlays/{n}"))
+        })
+        .collect();
+    found.sort();
+    for known in [NODE_LOCAL, SERVICEMONITOR, WEBHOOK, WEBHOOK_CERT_MANAGER] {
+        assert!(
+            found.iter().any(|f| f == known),
+            "{known} not found in {found:?}"
+        );
+    }
+    dirs.extend(found);
+
+    for dir in &dirs {
+        let objects = parse_yaml(&render(dir));
+        let workloads: Vec<&Value> = objects
+            .iter()
+            .filter(|o| {
+                matches!(
+                    o["kind"].as_str(),
+                    Some(
+                        "Pod"
+                            | "Deployment"
+                            | "DaemonSet"
+                            | "StatefulSet"
+                            | "ReplicaSet"
+                            | "Job"
+                            | "CronJob"
+                    )
+                )
+            })
+            .collect();
+        assert!(!workloads.is_empty(), "{dir}: no workload rendered");
+        for w in workloads {
+            let bad = security_violations(w);
+            assert!(bad.is_empty(), "{dir}:\n{}", bad.join("\n"));
+        }
+    }
+
+    // The check can fail: each setting undone in a copy of the base Deployment is caught.
+    let objects = parse_yaml(&render(BASE));
+    let deployment = find(&objects, "Deployment", "podgate");
+    let undo: [(&str, Value); 6] = [
+        ("runAsNonRoot", json!(false)),
+        ("readOnlyRootFilesystem", json!(false)),
+        ("allowPrivilegeEscalation", json!(true)),
+        ("capabilities", json!({"drop": ["NET_RAW"]})),
+        ("seccompProfile", json!({"type": "Unconfined"})),
+        ("privileged", json!(true)),
+    ];
+    for (key, value) in undo {
+        let mut weakened = deployment.clone();
+        weakened["spec"]["template"]["spec"]["containers"][0]["securityContext"][key] =
+            value.clone();
+        assert!(
+            !security_violations(&weakened).is_empty(),
+            "{key}: {value} went unnoticed"
+        );
+    }
+    let mut root = deployment.clone();
+    root["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] = Value::Null;
+    root["spec"]["template"]["spec"]["containers"][0]["securityContext"]["runAsNonRoot"] =
+        Value::Null;
+    assert!(
+        !security_violations(&root).is_empty(),
+        "missing runAsNonRoot went unnoticed"
+    );
+}

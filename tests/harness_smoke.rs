@@ -477,3 +477,254 @@ async fn prometheus_scrapes_and_answers_queries() {
     assert_eq!(value, "42");
     assert!(endpoint.requests() >= 1);
 }
+
+/// What the API server says the podgate user may do: a SelfSubjectAccessReview sent with
+/// podgate's own credentials, so every binding that applies to it (deploy/ and the cluster's
+/// defaults) counts.
+async fn podgate_may(
+    podgate: &kube::Client,
+    verb: &str,
+    group: &str,
+    resource: &str,
+    namespace: Option<&str>,
+) -> bool {
+    use k8s_openapi::api::authorization::v1::SelfSubjectAccessReview;
+    let (resource, subresource) = resource.split_once('/').unwrap_or((resource, ""));
+    let review: SelfSubjectAccessReview = serde_json::from_value(json!({
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "spec": { "resourceAttributes": {
+            "verb": verb,
+            "group": group,
+            "resource": resource,
+            "subresource": subresource,
+            "namespace": namespace.unwrap_or(""),
+        }},
+    }))
+    .unwrap_or_else(|e| panic!("building a SelfSubjectAccessReview: {e}"));
+    let answer = Api::<SelfSubjectAccessReview>::all(podgate.clone())
+        .create(&PostParams::default(), &review)
+        .await
+        .unwrap_or_else(|e| panic!("SelfSubjectAccessReview {verb} {group}/{resource}: {e}"));
+    answer.status.is_some_and(|s| s.allowed)
+}
+
+/// `(apiGroup, resource, verb)` of every rule of a (Cluster)Role, as stored by the API server.
+fn granted(rules: &[k8s_openapi::api::rbac::v1::PolicyRule], what: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for rule in rules {
+        assert!(
+            rule.resource_names.as_ref().is_none_or(Vec::is_empty)
+                && rule.non_resource_urls.as_ref().is_none_or(Vec::is_empty),
+            "{what}: unexpected resourceNames/nonResourceURLs in {rule:?}"
+        );
+        for group in rule.api_groups.iter().flatten() {
+            for resource in rule.resources.iter().flatten() {
+                for verb in &rule.verbs {
+                    out.push(format!("{group}/{resource}:{verb}"));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn podgate_rbac_grants_exactly_what_podgate_uses() {
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+    let ns = TestNamespace::new("smoke-rbac-sar").await;
+    let cp = ControlPlane::get();
+    let admin = ns.admin_client();
+    let podgate = cp.podgate_client().await;
+    let here = Some(ns.name());
+
+    // The deployed roles hold these rules and nothing else: no wildcard, no extra verb.
+    let cluster_role = assert_allowed(
+        "get ClusterRole podgate",
+        Api::<ClusterRole>::all(admin.clone()).get("podgate").await,
+    );
+    let mut want_cluster = vec![
+        "/pods:get",
+        "/pods:list",
+        "/pods:watch",
+        "/pods/status:patch",
+        "/namespaces:get",
+        "/namespaces:list",
+        "/namespaces:watch",
+        "/events:create",
+        "/events:patch",
+        "events.k8s.io/events:create",
+        "events.k8s.io/events:patch",
+    ];
+    want_cluster.sort();
+    assert_eq!(
+        granted(
+            cluster_role.rules.as_deref().unwrap_or_default(),
+            "ClusterRole podgate"
+        ),
+        want_cluster
+    );
+    assert!(cluster_role.aggregation_rule.is_none(), "{cluster_role:?}");
+    let role = assert_allowed(
+        "get Role podgate/podgate-leader-election",
+        Api::<Role>::namespaced(admin.clone(), "podgate")
+            .get("podgate-leader-election")
+            .await,
+    );
+    assert_eq!(
+        granted(
+            role.rules.as_deref().unwrap_or_default(),
+            "Role podgate-leader-election"
+        ),
+        [
+            "coordination.k8s.io/leases:create",
+            "coordination.k8s.io/leases:get",
+            "coordination.k8s.io/leases:patch",
+            "coordination.k8s.io/leases:update",
+        ]
+    );
+    // Bound to podgate's ServiceAccount only.
+    let sa = json!([{ "kind": "ServiceAccount", "name": "podgate", "namespace": "podgate" }]);
+    let crb = assert_allowed(
+        "get ClusterRoleBinding podgate",
+        Api::<ClusterRoleBinding>::all(admin.clone())
+            .get("podgate")
+            .await,
+    );
+    assert_eq!(serde_json::to_value(&crb.subjects).ok(), Some(sa.clone()));
+    let rb = assert_allowed(
+        "get RoleBinding podgate/podgate-leader-election",
+        Api::<RoleBinding>::namespaced(admin.clone(), "podgate")
+            .get("podgate-leader-election")
+            .await,
+    );
+    assert_eq!(serde_json::to_value(&rb.subjects).ok(), Some(sa));
+
+    // Every call podgate makes is allowed: the pod and namespace watches (cluster-wide and per
+    // namespace), the pod read before a write, the status patch, events in both groups, the
+    // lease in podgate's namespace.
+    let needed: &[(&str, &str, &str, Option<&str>)] = &[
+        ("get", "", "pods", here),
+        ("list", "", "pods", here),
+        ("watch", "", "pods", here),
+        ("list", "", "pods", None),
+        ("watch", "", "pods", None),
+        ("patch", "", "pods/status", here),
+        ("get", "", "namespaces", None),
+        ("list", "", "namespaces", None),
+        ("watch", "", "namespaces", None),
+        ("create", "", "events", here),
+        ("patch", "", "events", here),
+        ("create", "events.k8s.io", "events", here),
+        ("patch", "events.k8s.io", "events", here),
+        ("get", "coordination.k8s.io", "leases", Some("podgate")),
+        ("create", "coordination.k8s.io", "leases", Some("podgate")),
+        ("update", "coordination.k8s.io", "leases", Some("podgate")),
+        ("patch", "coordination.k8s.io", "leases", Some("podgate")),
+    ];
+    // The likely over-grants are refused.
+    let refused: &[(&str, &str, &str, Option<&str>)] = &[
+        // The pod itself: never written, never created.
+        ("update", "", "pods", here),
+        ("patch", "", "pods", here),
+        ("delete", "", "pods", here),
+        ("deletecollection", "", "pods", here),
+        ("create", "", "pods", here),
+        ("create", "", "pods", None),
+        ("create", "", "pods/eviction", here),
+        ("create", "", "pods/exec", here),
+        ("get", "", "pods/log", here),
+        ("patch", "", "pods/ephemeralcontainers", here),
+        ("create", "", "pods/binding", here),
+        // The status subresource: patch only.
+        ("update", "", "pods/status", here),
+        ("create", "", "pods/status", here),
+        ("delete", "", "pods/status", here),
+        // Secrets: not readable anywhere, podgate's own namespace included.
+        ("get", "", "secrets", here),
+        ("list", "", "secrets", here),
+        ("watch", "", "secrets", here),
+        ("list", "", "secrets", None),
+        ("get", "", "secrets", Some("podgate")),
+        // ConfigMaps (the rules arrive as a volume): no writes, no reads.
+        ("create", "", "configmaps", here),
+        ("update", "", "configmaps", Some("podgate")),
+        ("patch", "", "configmaps", Some("podgate")),
+        ("delete", "", "configmaps", Some("podgate")),
+        ("get", "", "configmaps", Some("podgate")),
+        // Leases: only in podgate's namespace, and never deleted or listed.
+        ("get", "coordination.k8s.io", "leases", here),
+        ("create", "coordination.k8s.io", "leases", here),
+        ("update", "coordination.k8s.io", "leases", here),
+        ("patch", "coordination.k8s.io", "leases", here),
+        (
+            "create",
+            "coordination.k8s.io",
+            "leases",
+            Some("kube-system"),
+        ),
+        ("create", "coordination.k8s.io", "leases", None),
+        ("delete", "coordination.k8s.io", "leases", Some("podgate")),
+        ("list", "coordination.k8s.io", "leases", Some("podgate")),
+        // Nodes and namespaces: read namespaces only.
+        ("create", "", "nodes", None),
+        ("update", "", "nodes", None),
+        ("patch", "", "nodes", None),
+        ("delete", "", "nodes", None),
+        ("patch", "", "nodes/status", None),
+        ("get", "", "nodes", None),
+        ("create", "", "namespaces", None),
+        ("update", "", "namespaces", None),
+        ("patch", "", "namespaces", None),
+        ("delete", "", "namespaces", None),
+        // Events: recorded, never removed or rewritten wholesale.
+        ("delete", "", "events", here),
+        ("deletecollection", "", "events", here),
+        ("update", "", "events", here),
+        ("delete", "events.k8s.io", "events", here),
+        // Credentials and privilege: no tokens, no RBAC, no webhooks, no workloads.
+        ("create", "", "serviceaccounts/token", Some("podgate")),
+        (
+            "create",
+            "rbac.authorization.k8s.io",
+            "clusterrolebindings",
+            None,
+        ),
+        (
+            "escalate",
+            "rbac.authorization.k8s.io",
+            "clusterroles",
+            None,
+        ),
+        ("bind", "rbac.authorization.k8s.io", "clusterroles", None),
+        (
+            "patch",
+            "admissionregistration.k8s.io",
+            "mutatingwebhookconfigurations",
+            None,
+        ),
+        ("patch", "apps", "deployments", Some("podgate")),
+        // Wildcards.
+        ("*", "", "pods", here),
+        ("*", "*", "*", None),
+        ("*", "*", "*", Some("podgate")),
+        ("impersonate", "", "users", None),
+    ];
+    let mut wrong = Vec::new();
+    for (verb, group, resource, namespace) in needed {
+        if !podgate_may(&podgate, verb, group, resource, *namespace).await {
+            wrong.push(format!(
+                "needed but refused: {verb} {group}/{resource} in {namespace:?}"
+            ));
+        }
+    }
+    for (verb, group, resource, namespace) in refused {
+        if podgate_may(&podgate, verb, group, resource, *namespace).await {
+            wrong.push(format!(
+                "over-granted: {verb} {group}/{resource} in {namespace:?}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "podgate's RBAC:\n{}", wrong.join("\n"));
+}

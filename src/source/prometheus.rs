@@ -9,7 +9,8 @@
 //! - The bearer token and the basic-auth password are read from files, re-read whenever the
 //!   file changes (size, mtime or inode; a Kubernetes Secret volume's symlink swap changes the
 //!   inode), and never logged or put into an error message. Custom header values are treated
-//!   as secrets too.
+//!   as secrets too. A server (or a proxy before it) that echoes a request's credentials in
+//!   its error answer gets them replaced with `<redacted>` before the text is shown anywhere.
 //! - TLS: with a CA file only that bundle is trusted; without one, the system's roots.
 //!   `insecure_skip_verify` turns verification off and says so once in the log.
 //! - A `vector` result is the normal case. A `scalar` result is accepted as one sample without
@@ -28,6 +29,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use base64::Engine;
 use futures::StreamExt;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
@@ -213,7 +215,58 @@ fn not_vector_hint(result_type: &str) -> &'static str {
     }
 }
 
+/// Whether `needle` (non-empty) occurs in `haystack`.
+fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+const REDACTED: &str = "<redacted>";
+
+/// `text` with every occurrence of each (non-empty) secret replaced; longer secrets first, so
+/// one that contains another is replaced whole.
+fn redact(text: &str, secrets: &[String]) -> String {
+    let mut sorted: Vec<&String> = secrets.iter().filter(|s| !s.is_empty()).collect();
+    sorted.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    let mut out = text.to_string();
+    for s in sorted {
+        if out.contains(s.as_str()) {
+            out = out.replace(s.as_str(), REDACTED);
+        }
+    }
+    out
+}
+
 impl PromErrorKind {
+    /// The same error with every secret in `secrets` removed from its texts.
+    fn redact(self, secrets: &[String]) -> PromErrorKind {
+        let r = |t: String| redact(&t, secrets);
+        match self {
+            PromErrorKind::Connect { url, detail } => PromErrorKind::Connect {
+                url: r(url),
+                detail: r(detail),
+            },
+            PromErrorKind::Http { status, detail } => PromErrorKind::Http {
+                status,
+                detail: r(detail),
+            },
+            PromErrorKind::Api {
+                status,
+                error_type,
+                message,
+            } => PromErrorKind::Api {
+                status,
+                error_type: r(error_type),
+                message: r(message),
+            },
+            PromErrorKind::BadResponse(t) => PromErrorKind::BadResponse(r(t)),
+            PromErrorKind::NotVector { result_type } => PromErrorKind::NotVector {
+                result_type: r(result_type),
+            },
+            PromErrorKind::Request(t) => PromErrorKind::Request(r(t)),
+            other => other,
+        }
+    }
+
     /// The metric label for a query that failed this way.
     pub fn request_result(&self) -> RequestResult {
         match self {
@@ -761,6 +814,8 @@ pub struct PrometheusClient {
     /// The base URL without any user info, for messages.
     shown_url: String,
     auth: Auth,
+    /// The custom header values, kept to redact them from error texts.
+    header_secrets: Vec<String>,
     /// Set after a 405/501 answer to a POST: use GET from then on.
     get_only: AtomicBool,
     observer: Option<RequestObserver>,
@@ -924,6 +979,12 @@ impl PrometheusClient {
             query_url,
             shown_url,
             auth,
+            header_secrets: config
+                .headers
+                .iter()
+                .map(|(_, v)| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+                .collect(),
             get_only: AtomicBool::new(false),
             observer: None,
         })
@@ -944,8 +1005,12 @@ impl PrometheusClient {
     /// evaluating).
     pub async fn query(&self, promql: &str, timeout: Duration) -> Result<Vector, PromError> {
         let started = Instant::now();
-        let result = match tokio::time::timeout(timeout, self.query_inner(promql, timeout)).await {
-            Ok(result) => result,
+        // Every secret this query sent, for redacting what the server answers.
+        let mut sent = self.header_secrets.clone();
+        let answered =
+            tokio::time::timeout(timeout, self.query_inner(promql, timeout, &mut sent)).await;
+        let result = match answered {
+            Ok(result) => result.map_err(|kind| kind.redact(&sent)),
             Err(_) => Err(PromErrorKind::Timeout(timeout)),
         };
         let elapsed = started.elapsed();
@@ -1000,7 +1065,12 @@ impl PrometheusClient {
         single_value(&vector).map_err(|kind| PromError::new(&promql, kind))
     }
 
-    async fn query_inner(&self, promql: &str, timeout: Duration) -> Result<Vector, PromErrorKind> {
+    async fn query_inner(
+        &self,
+        promql: &str,
+        timeout: Duration,
+        sent: &mut Vec<String>,
+    ) -> Result<Vector, PromErrorKind> {
         // The parameters, encoded once: the GET URL's query string is also the POST body.
         let mut get_url = self.query_url.clone();
         {
@@ -1021,10 +1091,10 @@ impl PrometheusClient {
                     "application/x-www-form-urlencoded",
                 )
                 .body(form);
-            let response = self.send(request).await?;
+            let response = self.send(request, sent).await?;
             let status = response.status();
             if status != StatusCode::METHOD_NOT_ALLOWED && status != StatusCode::NOT_IMPLEMENTED {
-                return self.read(response).await;
+                return self.read(response, sent).await;
             }
             self.get_only.store(true, Ordering::Relaxed);
             tracing::info!(
@@ -1033,21 +1103,33 @@ impl PrometheusClient {
                 "Prometheus (or a proxy before it) refuses POST queries; using GET"
             );
         }
-        let response = self.send(self.http.request(Method::GET, get_url)).await?;
-        self.read(response).await
+        let response = self
+            .send(self.http.request(Method::GET, get_url), sent)
+            .await?;
+        self.read(response, sent).await
     }
 
+    /// Sends `request` with the credentials, adding each secret it sends to `sent`.
     async fn send(
         &self,
         request: reqwest::RequestBuilder,
+        sent: &mut Vec<String>,
     ) -> Result<reqwest::Response, PromErrorKind> {
         let request = match &self.auth {
             Auth::None => request,
             Auth::Bearer(file) => {
-                request.bearer_auth(file.get().map_err(PromErrorKind::Credentials)?)
+                let token = file.get().map_err(PromErrorKind::Credentials)?;
+                sent.push(token.clone());
+                request.bearer_auth(token)
             }
             Auth::Basic { username, password } => {
                 let password = password.get().map_err(PromErrorKind::Credentials)?;
+                // The header carries base64("user:password"): an echo may show either form.
+                sent.push(
+                    base64::engine::general_purpose::STANDARD
+                        .encode(format!("{username}:{password}")),
+                );
+                sent.push(password.clone());
                 request.basic_auth(username, Some(password))
             }
         };
@@ -1082,7 +1164,11 @@ impl PrometheusClient {
         })
     }
 
-    async fn read(&self, response: reqwest::Response) -> Result<Vector, PromErrorKind> {
+    async fn read(
+        &self,
+        response: reqwest::Response,
+        sent: &[String],
+    ) -> Result<Vector, PromErrorKind> {
         let status = response.status().as_u16();
         if response
             .content_length()
@@ -1104,7 +1190,19 @@ impl PrometheusClient {
             }
             body.extend_from_slice(&chunk);
         }
-        parse_response(status, &body)
+        parse_response(status, &body).map_err(|kind| {
+            // An error text is cut to a readable length, which could leave part of an echoed
+            // secret: redact the whole answer first, then describe it again (errors only; a
+            // successful answer is never copied).
+            if sent.iter().any(|s| contains_bytes(&body, s.as_bytes())) {
+                let clean = redact(&String::from_utf8_lossy(&body), sent);
+                parse_response(status, clean.as_bytes())
+                    .err()
+                    .unwrap_or(kind)
+            } else {
+                kind
+            }
+        })
     }
 }
 

@@ -35,6 +35,18 @@ impl Daemon {
         namespace: &str,
         extra: &[&str],
     ) -> Daemon {
+        Daemon::start_with_env(kubeconfig, rules_dir, namespace, extra, &[])
+    }
+
+    /// As [`Daemon::start_with_kubeconfig`], with extra environment variables (they win over
+    /// the defaults, e.g. `RUST_LOG`).
+    pub fn start_with_env(
+        kubeconfig: &Path,
+        rules_dir: &Path,
+        namespace: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let dir = tempfile::tempdir().expect("daemon tempdir");
         let log_path = dir.path().join("podgate.log");
         let log = std::fs::File::create(&log_path).expect("daemon log");
@@ -54,6 +66,7 @@ impl Daemon {
             .arg("podgate")
             .args(extra)
             .env("RUST_LOG", "info,podgate=debug")
+            .envs(env.iter().copied())
             .env_remove("KUBECONFIG")
             .stdin(Stdio::null())
             .stdout(log)

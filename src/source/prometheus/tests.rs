@@ -648,3 +648,44 @@ fn config_debug_hides_header_values() {
     assert!(!shown.contains("tenant-secret"), "{shown}");
     assert!(!shown.contains("pa55word"), "{shown}");
 }
+
+#[test]
+fn redact_replaces_every_secret_longest_first() {
+    let secrets = vec![
+        "abc".to_string(),
+        "abcdef".to_string(),
+        String::new(),
+        "zz".to_string(),
+    ];
+    assert_eq!(
+        redact("token abcdef and abc, zz twice: zz", &secrets),
+        "token <redacted> and <redacted>, <redacted> twice: <redacted>"
+    );
+    assert_eq!(
+        redact("nothing secret here", &secrets),
+        "nothing secret here"
+    );
+}
+
+#[test]
+fn an_error_echoing_a_secret_is_redacted_before_it_is_cut() {
+    // The secret sits where the 200-character cut of an HTTP error would split it.
+    let secret = "s3cr3t-".repeat(10);
+    let body = format!("{}rejected {secret}", "x".repeat(180));
+    let kind = parse_response(401, body.as_bytes()).expect_err("401");
+    assert!(
+        kind.to_string().contains("s3cr3t"),
+        "the test must be able to fail"
+    );
+    let clean = redact(&body, std::slice::from_ref(&secret));
+    let kind = parse_response(401, clean.as_bytes()).expect_err("401");
+    assert!(!kind.to_string().contains("s3cr3t"), "{kind}");
+
+    let api = PromErrorKind::Api {
+        status: 500,
+        error_type: "internal".into(),
+        message: format!("echo {secret}"),
+    }
+    .redact(std::slice::from_ref(&secret));
+    assert_eq!(api.to_string(), "internal: echo <redacted>");
+}
