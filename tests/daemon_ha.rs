@@ -10,7 +10,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, DeleteParams};
 use support::daemon::{Daemon, rules_dir};
 use support::scene::Scene;
-use support::{TestPod, unique_suffix, wait_for};
+use support::{TestPod, unique_suffix};
 
 const GATE: &str = "podgate.dev/ha-healthy";
 const LEASE_DURATION: Duration = Duration::from_secs(5);

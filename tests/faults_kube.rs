@@ -110,8 +110,12 @@ async fn outage_of(component: Component) {
         .running_pod(TestPod::new("flip").gate(GATE), &queue(1))
         .await;
     let rules = rules_dir(&rules());
-    let daemon =
-        Daemon::start_with_kubeconfig(cp.podgate_kubeconfig_path(), rules.path(), scene.name(), &[]);
+    let daemon = Daemon::start_with_kubeconfig(
+        cp.podgate_kubeconfig_path(),
+        rules.path(),
+        scene.name(),
+        &[],
+    );
     daemon.wait_ready().await;
     let steady = scene
         .wait_gate("steady", GATE, "True", "MetricsHealthy", &daemon)
@@ -126,7 +130,10 @@ async fn outage_of(component: Component) {
     flip_ep.set_body(queue(500));
     // Decided while the API is down; its write is tried and fails.
     wait_for(
-        &format!("a False verdict and a failed write while {} is down", component.name()),
+        &format!(
+            "a False verdict and a failed write while {} is down",
+            component.name()
+        ),
         Duration::from_secs(60),
         || async {
             let decided = transitions_to(&daemon, "False").await;
@@ -136,7 +143,9 @@ async fn outage_of(component: Component) {
             if decided >= 1.0 && failed >= 1.0 {
                 Ok(())
             } else {
-                Err(format!("transitions to False {decided}, failed writes {failed}"))
+                Err(format!(
+                    "transitions to False {decided}, failed writes {failed}"
+                ))
             }
         },
     )
@@ -153,7 +162,14 @@ async fn outage_of(component: Component) {
 
     cp.up(component).await;
     let g = scene
-        .wait_gate_within("flip", GATE, "False", "MetricsUnhealthy", &daemon, AFTER_OUTAGE)
+        .wait_gate_within(
+            "flip",
+            GATE,
+            "False",
+            "MetricsUnhealthy",
+            &daemon,
+            AFTER_OUTAGE,
+        )
         .await;
     assert!(g.message.contains(UNHEALTHY_MSG), "{g:?}");
     // The steady pod was not rewritten, let alone flipped.
@@ -165,10 +181,29 @@ async fn outage_of(component: Component) {
         .running_pod(TestPod::new("late").gate(GATE), &queue(1))
         .await;
     scene
-        .wait_gate_within("late", GATE, "True", "MetricsHealthy", &daemon, AFTER_OUTAGE)
+        .wait_gate_within(
+            "late",
+            GATE,
+            "True",
+            "MetricsHealthy",
+            &daemon,
+            AFTER_OUTAGE,
+        )
         .await;
-    assert_writes_settle_at(&daemon, 4.0, "the outage's verdict and the late pod's, once each")
+    // The outage's verdict and the late pod's, once each. A write whose answer the outage
+    // swallowed (the apiserver committed it after the writer gave up) is found in place by the
+    // retry and counted `unchanged`, not written again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let ok = daemon.writes_ok().await;
+    let unchanged = daemon
+        .sum("podgate_kube_writes_total", &[("result", "unchanged")])
         .await;
+    assert!(
+        ok == 4.0 || (ok == 3.0 && unchanged >= 1.0),
+        "{ok} gate writes ({unchanged} found unchanged), expected 4\n{}\nlog:\n{}",
+        daemon.activity().await,
+        daemon.log_tail(60)
+    );
     assert_eq!(transitions_to(&daemon, "False").await, 1.0);
     if component == Component::KubeApiserver {
         // Its watches broke with the process, and were picked up again.
@@ -219,10 +254,18 @@ async fn watch_gone(prefix: &str, expire: impl FnOnce(&HttpProxy)) {
         scene.resource_version("a").await,
         scene.resource_version("b").await,
     );
-    wait_for("the daemon watches pods", Duration::from_secs(20), || async {
-        let s = proxy.stats();
-        if s.watches_of("pods") >= 1 { Ok(()) } else { Err(s) }
-    })
+    wait_for(
+        "the daemon watches pods",
+        Duration::from_secs(20),
+        || async {
+            let s = proxy.stats();
+            if s.watches_of("pods") >= 1 {
+                Ok(())
+            } else {
+                Err(s)
+            }
+        },
+    )
     .await;
     assert_writes_settle_at(&daemon, 2.0, "the first two verdicts").await;
     let before = proxy.stats();
@@ -242,8 +285,7 @@ async fn watch_gone(prefix: &str, expire: impl FnOnce(&HttpProxy)) {
         Duration::from_secs(60),
         || async {
             let s = proxy.stats();
-            if s.lists_of("pods") > before.lists_of("pods") && daemon.log().contains(RELIST_LOG)
-            {
+            if s.lists_of("pods") > before.lists_of("pods") && daemon.log().contains(RELIST_LOG) {
                 Ok(s)
             } else {
                 Err((s, daemon.log_tail(20)))
@@ -402,10 +444,14 @@ async fn a_killed_leader_is_replaced_within_the_lease_and_two_leaders_never_writ
         });
         (stop_flap, task)
     };
-    wait_for("the leader writes the flapping gate", Duration::from_secs(30), || async {
-        let n = a.writes_ok().await;
-        if n >= 5.0 { Ok(()) } else { Err(n) }
-    })
+    wait_for(
+        "the leader writes the flapping gate",
+        Duration::from_secs(30),
+        || async {
+            let n = a.writes_ok().await;
+            if n >= 5.0 { Ok(()) } else { Err(n) }
+        },
+    )
     .await;
     assert_eq!(b.sum("podgate_kube_writes_total", &[]).await, 0.0);
     assert!(b.log().lines().all(|l| !l.contains(WRITTEN_LOG)));
@@ -614,7 +660,12 @@ fn cpu_ticks(pid: u32) -> u64 {
     // Fields after the command name (which may hold spaces) start after the last ')'.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     // utime and stime are fields 14 and 15 of stat; 12 and 13 of what follows the ')'.
     field(11) + field(12)
 }
@@ -696,7 +747,10 @@ async fn a_node_local_instance_whose_node_disappears_stays_healthy_and_idle() {
         "writes for pods that are gone\n{}",
         daemon.log_tail(40)
     );
-    assert_eq!(daemon.sum("podgate_evaluations_total", &[]).await, evaluations);
+    assert_eq!(
+        daemon.sum("podgate_evaluations_total", &[]).await,
+        evaluations
+    );
     assert_eq!(
         endpoints.iter().map(|e| e.requests()).collect::<Vec<_>>(),
         scrapes,
