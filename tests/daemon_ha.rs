@@ -4,13 +4,13 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, DeleteParams};
 use support::daemon::{Daemon, rules_dir};
 use support::scene::Scene;
-use support::{TestPod, unique_suffix, wait_for};
+use support::{TestPod, unique_suffix};
 
 const GATE: &str = "podgate.dev/ha-healthy";
 const LEASE_DURATION: Duration = Duration::from_secs(5);
@@ -33,29 +33,6 @@ fn rules() -> String {
     expr: 'queue < 100'
 "#
     )
-}
-
-/// Waits until `daemon` reports `podgate_leader` == `want`; returns how long that took.
-async fn wait_leader(daemon: &Daemon, want: f64, timeout: Duration) -> Duration {
-    let started = Instant::now();
-    wait_for(
-        &format!("podgate_leader {want} on pid {}", daemon.pid()),
-        timeout,
-        || async {
-            match daemon.metric("podgate_leader").await {
-                Some(v) if v == want => Ok(()),
-                other => Err(other),
-            }
-        },
-    )
-    .await;
-    started.elapsed()
-}
-
-async fn writes_ok(daemon: &Daemon) -> f64 {
-    daemon
-        .sum("podgate_kube_writes_total", &[("result", "ok")])
-        .await
 }
 
 /// SIGTERM on another thread (the test's endpoints must keep answering meanwhile); returns
@@ -87,7 +64,7 @@ async fn only_the_leader_writes_and_a_standby_takes_over_on_sigterm_and_sigkill(
 
     let a = Daemon::start(rules.path(), scene.name(), &flags);
     a.wait_ready().await;
-    wait_leader(&a, 1.0, Duration::from_secs(20)).await;
+    a.wait_leader(1.0, Duration::from_secs(20)).await;
     let b = Daemon::start(rules.path(), scene.name(), &flags);
     b.wait_ready().await;
 
@@ -102,7 +79,7 @@ async fn only_the_leader_writes_and_a_standby_takes_over_on_sigterm_and_sigkill(
     .await;
     assert_eq!(a.metric("podgate_leader").await, Some(1.0));
     assert_eq!(b.metric("podgate_leader").await, Some(0.0));
-    assert!(writes_ok(&a).await >= 1.0);
+    assert!(a.writes_ok().await >= 1.0);
     assert_eq!(b.sum("podgate_kube_writes_total", &[]).await, 0.0);
 
     // SIGTERM: the leader exits promptly and releases the lease; the standby takes over
@@ -114,7 +91,7 @@ async fn only_the_leader_writes_and_a_standby_takes_over_on_sigterm_and_sigkill(
         a.log_tail(30)
     );
     assert!(a.log().contains("lease released"), "{}", a.log_tail(30));
-    let handover = wait_leader(&b, 1.0, Duration::from_secs(20)).await;
+    let handover = b.wait_leader(1.0, Duration::from_secs(20)).await;
     assert!(
         handover < LEASE_DURATION,
         "released lease taken over after {handover:?}"
@@ -125,7 +102,7 @@ async fn only_the_leader_writes_and_a_standby_takes_over_on_sigterm_and_sigkill(
         .wait_gate("web", GATE, "False", "MetricsUnhealthy", &b)
         .await;
     assert!(g.message.contains("queue=500 >= 100"), "{g:?}");
-    assert!(writes_ok(&b).await >= 1.0);
+    assert!(b.writes_ok().await >= 1.0);
 
     // SIGKILL: no release; a new standby takes over once the lease runs out.
     let c = Daemon::start(rules.path(), scene.name(), &flags);
@@ -140,7 +117,7 @@ async fn only_the_leader_writes_and_a_standby_takes_over_on_sigterm_and_sigkill(
     b.kill();
     // The pod recovers while nobody leads: the standby decides now and writes once it leads.
     ep.set_body(queue(2));
-    let takeover = wait_leader(&c, 1.0, Duration::from_secs(30)).await;
+    let takeover = c.wait_leader(1.0, Duration::from_secs(30)).await;
     eprintln!("SIGTERM exit {took:?}, handover {handover:?}, takeover after SIGKILL {takeover:?}");
     // The lease was renewed at most LEASE_DURATION before the kill; allow the standby one
     // retry period on top to notice.
@@ -152,7 +129,7 @@ async fn only_the_leader_writes_and_a_standby_takes_over_on_sigterm_and_sigkill(
     scene
         .wait_gate("web", GATE, "True", "MetricsHealthy", &c)
         .await;
-    assert!(writes_ok(&c).await >= 1.0);
+    assert!(c.writes_ok().await >= 1.0);
 
     drop(c);
     let leases: Api<Lease> = Api::namespaced(scene.admin.clone(), "podgate");

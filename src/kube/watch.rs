@@ -9,11 +9,13 @@
 //! field podgate uses changes (status churn podgate does not read is filtered out), a
 //! `Delete` when it goes away or starts terminating, and `Synced` once, after the first
 //! complete list of every scope. Re-lists (watch expired, 410 Gone) are kube-runtime's, with
-//! its default backoff; pods that vanished during a gap are reported deleted when the re-list
-//! completes.
+//! its default backoff, plus one it lacks: a watch the API server refuses to start with 410
+//! also re-lists (see [`relisting_watcher`]). Pods that vanished during a gap are reported
+//! deleted when the re-list completes; each re-list is logged ("pods re-listed").
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
+use std::time::Duration;
 
 use ::kube::api::{Api, PartialObjectMeta};
 use ::kube::runtime::watcher::{self, Event};
@@ -224,6 +226,11 @@ struct Store {
 }
 
 impl Store {
+    /// How many pods of `scope` are known.
+    fn pods_in(&self, scope: usize) -> usize {
+        self.pods.values().filter(|k| k.scope == scope).count()
+    }
+
     fn ns_override(&self, namespace: &str) -> bool {
         self.ns_override.get(namespace).copied().unwrap_or(false)
     }
@@ -400,9 +407,7 @@ impl PodWatcher {
     pub async fn run(self, events: mpsc::Sender<PodEvent>) {
         let mut store = Store::default();
         let namespaces: Api<PartialObjectMeta<Namespace>> = Api::all(self.client.clone());
-        let mut ns_stream = run_watcher(namespaces, watcher::Config::default())
-            .default_backoff()
-            .boxed();
+        let mut ns_stream = relisting_watcher(namespaces, watcher::Config::default());
 
         // Namespaces first: the override annotation must be known before any pod is reported.
         loop {
@@ -439,8 +444,19 @@ impl PodWatcher {
                     Some((scope, Ok(event))) => {
                         let done = matches!(event, Event::InitDone);
                         let mut out = store.pod_event(scope, event);
-                        if done && unsynced.remove(&scope) && unsynced.is_empty() {
-                            out.push(PodEvent::Synced);
+                        if done && unsynced.remove(&scope) {
+                            if unsynced.is_empty() {
+                                out.push(PodEvent::Synced);
+                            }
+                        } else if done {
+                            // After a 410 Gone (or any watch the API server could not
+                            // resume): the cache was rebuilt from a fresh list.
+                            tracing::info!(
+                                scope = %self.scope_name(scope),
+                                pods = store.pods_in(scope),
+                                gone = out.len(),
+                                "pods re-listed"
+                            );
                         }
                         out
                     }
@@ -493,14 +509,84 @@ impl PodWatcher {
                 .collect()
         };
         let streams = apis.into_iter().enumerate().map(|(i, api)| {
-            run_watcher(api, self.config())
-                .default_backoff()
+            relisting_watcher(api, self.config())
                 .map(move |e| (i, e))
                 .boxed()
         });
         futures::stream::select_all(streams)
     }
 }
+
+/// Whether a watcher error is the API server refusing to start a watch with 410 Gone: the
+/// resourceVersion the watcher holds is too old (compacted) and only a fresh list helps.
+fn watch_start_gone(e: &watcher::Error) -> bool {
+    matches!(e, watcher::Error::WatchStartFailed(::kube::Error::Api(s)) if s.code == 410)
+}
+
+/// Delay before re-listing after the `n`th 410 on a watch's start in a row.
+fn relist_delay(n: u32) -> Duration {
+    crate::kube::write::backoff_delay(n, Duration::from_millis(500), Duration::from_secs(30))
+}
+
+/// kube-runtime's watcher with its default backoff, which re-lists when a watch *ends* with
+/// 410 Gone, but when the API server refuses to *start* a watch with 410 it keeps retrying
+/// from the same expired resourceVersion forever, and the cache never changes again. On that
+/// error this starts a new watcher (its first step is a fresh list), after a backoff that
+/// grows while the refusals go on and resets once the new watch delivers an event. Every
+/// error is passed on, for the caller to log.
+fn relisting_watcher<K>(api: Api<K>, config: watcher::Config) -> WatchStream<K>
+where
+    K: ::kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    struct St<K: 'static> {
+        api: Api<K>,
+        config: watcher::Config,
+        inner: WatchStream<K>,
+        refusals: u32,
+        relist: bool,
+    }
+    fn start<K>(api: &Api<K>, config: &watcher::Config) -> WatchStream<K>
+    where
+        K: ::kube::Resource
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + 'static,
+    {
+        run_watcher(api.clone(), config.clone())
+            .default_backoff()
+            .boxed()
+    }
+    let inner = start(&api, &config);
+    let st = St {
+        api,
+        config,
+        inner,
+        refusals: 0,
+        relist: false,
+    };
+    futures::stream::unfold(st, |mut st| async move {
+        if st.relist {
+            st.relist = false;
+            tokio::time::sleep(relist_delay(st.refusals)).await;
+            st.inner = start(&st.api, &st.config);
+        }
+        let item = st.inner.next().await?;
+        match &item {
+            Err(e) if watch_start_gone(e) => {
+                st.refusals = st.refusals.saturating_add(1);
+                st.relist = true;
+            }
+            Ok(Event::Apply(_) | Event::Delete(_)) => st.refusals = 0,
+            _ => {}
+        }
+        Some((item, st))
+    })
+    .boxed()
+}
+
+type WatchStream<K> = BoxStream<'static, Result<Event<K>, watcher::Error>>;
 
 /// The next item of `stream`, or `None` when it ends or nobody listens any more.
 async fn next_or_closed<S: Stream + Unpin>(
@@ -559,6 +645,33 @@ mod tests {
                 ],
             },
         }))
+    }
+
+    fn status(code: u16) -> Box<::kube::core::Status> {
+        let mut s = ::kube::core::Status::failure("too old resource version: 1 (2)", "Expired");
+        s.code = code;
+        s.boxed()
+    }
+
+    #[test]
+    fn only_a_410_on_a_watch_start_restarts_the_watcher() {
+        let start = |code| watcher::Error::WatchStartFailed(::kube::Error::Api(status(code)));
+        assert!(watch_start_gone(&start(410)));
+        assert!(!watch_start_gone(&start(500)));
+        assert!(!watch_start_gone(&start(403)));
+        // A 410 *event* in a running watch: kube-runtime re-lists by itself.
+        assert!(!watch_start_gone(&watcher::Error::WatchError(status(410))));
+        assert!(!watch_start_gone(&watcher::Error::InitialListFailed(
+            ::kube::Error::Api(status(410))
+        )));
+    }
+
+    #[test]
+    fn relists_back_off_while_the_refusals_go_on() {
+        assert_eq!(relist_delay(1), Duration::from_millis(500));
+        assert_eq!(relist_delay(2), Duration::from_secs(1));
+        assert!(relist_delay(7) > relist_delay(6));
+        assert_eq!(relist_delay(100), Duration::from_secs(30));
     }
 
     #[test]

@@ -561,7 +561,15 @@ async fn write_once(
             (Err(WriteResult::Error), true)
         }
         Ok(Err(e)) => classify(&e, &what(), "writing the condition"),
-        Ok(Ok(_)) => (Ok(Some(status_changed)), false),
+        Ok(Ok(_)) => {
+            tracing::debug!(
+                gate = %what(),
+                status = update.condition.status_str(),
+                reason = update.condition.reason.as_str(),
+                "condition written"
+            );
+            (Ok(Some(status_changed)), false)
+        }
     }
 }
 

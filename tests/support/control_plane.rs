@@ -4,6 +4,9 @@
 //! Without it (e.g. `cargo test --test x` by hand) the first test in a binary runs
 //! `scripts/control-plane start`, which starts an instance or reuses the running one; it keeps
 //! running after the tests (`scripts/control-plane stop` ends it).
+//!
+//! A test that stops etcd or the apiserver must not do it to the shared instance: it starts
+//! a [`PrivateControlPlane`] of its own (same cached binaries, its own state dir and ports).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -46,10 +49,16 @@ impl ControlPlane {
     }
 
     fn start_with_script() -> Result<PathBuf, String> {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/control-plane");
+        Self::run_start(&[])
+    }
+
+    /// `scripts/control-plane start ARGS`; returns the env file path it prints.
+    fn run_start(args: &[&str]) -> Result<PathBuf, String> {
+        let script = script_path();
         // The script's own progress goes to stderr, which the test harness shows on failure.
         let output = Command::new(&script)
             .arg("start")
+            .args(args)
             .stderr(std::process::Stdio::inherit())
             .output()
             .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
@@ -136,6 +145,103 @@ impl ControlPlane {
     }
 }
 
+fn script_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/control-plane")
+}
+
+/// A control plane of one test's own: etcd and kube-apiserver on other loopback ports with
+/// their own state dir, which the test may stop and start ([`PrivateControlPlane::down`],
+/// [`PrivateControlPlane::up`]) without disturbing the tests that share the other one.
+/// Stopped and removed when dropped. Derefs to [`ControlPlane`] for its clients and paths.
+pub struct PrivateControlPlane {
+    cp: ControlPlane,
+    state: tempfile::TempDir,
+}
+
+/// A process of a control plane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Component {
+    Etcd,
+    KubeApiserver,
+}
+
+impl Component {
+    pub fn name(self) -> &'static str {
+        match self {
+            Component::Etcd => "etcd",
+            Component::KubeApiserver => "kube-apiserver",
+        }
+    }
+}
+
+impl PrivateControlPlane {
+    /// Starts a fresh instance (blocking the calling thread for the few seconds it takes).
+    pub fn start() -> PrivateControlPlane {
+        let state = tempfile::Builder::new()
+            .prefix("podgate-private-cp.")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("private control plane: state dir: {e}"));
+        let dir = state.path().to_string_lossy().into_owned();
+        let cp = ControlPlane::run_start(&["--state", &dir])
+            .and_then(|env| ControlPlane::from_env_file(&env))
+            .unwrap_or_else(|e| panic!("private control plane in {dir}: {e}"));
+        PrivateControlPlane { cp, state }
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        self.state.path()
+    }
+
+    /// Stops one process, keeping the data, ports and certificates (`scripts/control-plane
+    /// down`). Runs on a blocking thread so the test's servers keep answering.
+    pub async fn down(&self, component: Component) {
+        self.script("down", component).await;
+    }
+
+    /// Starts it again as it was and waits until it is healthy (`scripts/control-plane up`).
+    pub async fn up(&self, component: Component) {
+        self.script("up", component).await;
+    }
+
+    async fn script(&self, verb: &'static str, component: Component) {
+        let dir = self.state.path().to_path_buf();
+        let output = tokio::task::spawn_blocking(move || {
+            Command::new(script_path())
+                .args([verb, component.name(), "--state"])
+                .arg(&dir)
+                .output()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("control-plane {verb}: {e}"))
+        .unwrap_or_else(|e| panic!("control-plane {verb}: cannot run the script: {e}"));
+        assert!(
+            output.status.success(),
+            "control-plane {verb} {}: {}\n{}",
+            component.name(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+impl std::ops::Deref for PrivateControlPlane {
+    type Target = ControlPlane;
+    fn deref(&self) -> &ControlPlane {
+        &self.cp
+    }
+}
+
+impl Drop for PrivateControlPlane {
+    fn drop(&mut self) {
+        let _ = Command::new(script_path())
+            .arg("stop")
+            .arg("--state")
+            .arg(self.state.path())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
 /// A kube client from a kubeconfig file. Clients belong to the tokio runtime that made them,
 /// so each test makes its own.
 pub async fn client_from(kubeconfig: &Path) -> Client {
@@ -161,7 +267,12 @@ pub struct TestNamespace {
 
 impl TestNamespace {
     pub async fn new(prefix: &str) -> TestNamespace {
-        let admin = ControlPlane::get().admin_client().await;
+        TestNamespace::new_on(ControlPlane::get(), prefix).await
+    }
+
+    /// As [`TestNamespace::new`], on the control plane `cp` (e.g. a [`PrivateControlPlane`]).
+    pub async fn new_on(cp: &ControlPlane, prefix: &str) -> TestNamespace {
+        let admin = cp.admin_client().await;
         let name = namespace_name(prefix, &super::unique_suffix());
         let ns = Namespace {
             metadata: ObjectMeta {

@@ -162,6 +162,29 @@ impl Daemon {
         sum_of(&self.samples().await, name, labels)
     }
 
+    /// Successful gate writes so far (`podgate_kube_writes_total{result="ok"}`).
+    pub async fn writes_ok(&self) -> f64 {
+        self.sum("podgate_kube_writes_total", &[("result", "ok")])
+            .await
+    }
+
+    /// Waits until `podgate_leader` is `want`; returns how long that took.
+    pub async fn wait_leader(&self, want: f64, timeout: Duration) -> Duration {
+        let started = Instant::now();
+        super::wait_for(
+            &format!("podgate_leader {want} on pid {}", self.pid()),
+            timeout,
+            || async {
+                match self.metric("podgate_leader").await {
+                    Some(v) if v == want => Ok(()),
+                    other => Err(other),
+                }
+            },
+        )
+        .await;
+        started.elapsed()
+    }
+
     /// Waits until /readyz answers 200.
     pub async fn wait_ready(&self) {
         let started = Instant::now();

@@ -22,7 +22,7 @@ use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-pub use control_plane::{ControlPlane, TestNamespace};
+pub use control_plane::{Component, ControlPlane, PrivateControlPlane, TestNamespace};
 pub use metrics_endpoint::{MetricsEndpoint, MetricsResponse};
 pub use pods::{Kubelet, TestPod, condition, condition_status, ready_as_kubelet};
 pub use prometheus::Prometheus;

@@ -9,7 +9,9 @@ use kube::Client;
 use kube::api::Api;
 
 use super::daemon::Daemon;
-use super::{Kubelet, MetricsEndpoint, TestNamespace, TestPod, condition, unique_loopback_ip};
+use super::{
+    ControlPlane, Kubelet, MetricsEndpoint, TestNamespace, TestPod, condition, unique_loopback_ip,
+};
 
 /// How long a gate may take to reach an expected state. Generous: the machine running the
 /// tests is shared, and a debug build of the daemon is slow.
@@ -45,7 +47,15 @@ pub struct Scene {
 
 impl Scene {
     pub async fn new(prefix: &str) -> Scene {
-        let ns = TestNamespace::new(prefix).await;
+        Scene::on(TestNamespace::new(prefix).await)
+    }
+
+    /// As [`Scene::new`], on the control plane `cp` (e.g. a private one).
+    pub async fn new_on(cp: &ControlPlane, prefix: &str) -> Scene {
+        Scene::on(TestNamespace::new_on(cp, prefix).await)
+    }
+
+    fn on(ns: TestNamespace) -> Scene {
         let admin = ns.admin_client();
         let pods: Api<Pod> = ns.api(admin.clone());
         let kubelet = Kubelet::new(admin.clone(), ns.name());
@@ -111,6 +121,21 @@ impl Scene {
         reason: &str,
         daemon: &Daemon,
     ) -> Gate {
+        self.wait_gate_within(name, gate, status, reason, daemon, GATE_TIMEOUT)
+            .await
+    }
+
+    /// As [`Scene::wait_gate`], with its own timeout (e.g. after an outage, when the daemon's
+    /// retries are backing off).
+    pub async fn wait_gate_within(
+        &self,
+        name: &str,
+        gate: &str,
+        status: &str,
+        reason: &str,
+        daemon: &Daemon,
+        timeout: Duration,
+    ) -> Gate {
         let started = Instant::now();
         loop {
             let seen = self.pods.get(name).await.map(|p| gate_of_pod(&p, gate));
@@ -120,9 +145,9 @@ impl Scene {
             {
                 return g.clone();
             }
-            if started.elapsed() > GATE_TIMEOUT {
+            if started.elapsed() > timeout {
                 panic!(
-                    "pod {}/{name}: gate {gate} not {status}/{reason} after {GATE_TIMEOUT:?}; \
+                    "pod {}/{name}: gate {gate} not {status}/{reason} after {timeout:?}; \
                      last seen: {seen:?}\ndaemon metrics:\n{}\ndaemon log (tail):\n{}",
                     self.name(),
                     daemon.activity().await,
