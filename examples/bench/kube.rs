@@ -92,6 +92,13 @@ pub async fn create_pod(api: &Api<Pod>, i: usize) -> Result<(), String> {
     Ok(())
 }
 
+pub async fn delete_pod(api: &Api<Pod>, i: usize) -> Result<(), String> {
+    api.delete(&pod_name(i), &DeleteParams::default().grace_period(0))
+        .await
+        .map_err(|e| format!("deleting pod {}: {e}", pod_name(i)))?;
+    Ok(())
+}
+
 /// What a kubelet writes once the containers run: phase, IPs, and the conditions up to
 /// ContainersReady (Ready stays False: a gate is not set yet).
 pub async fn start_pod(api: &Api<Pod>, i: usize) -> Result<(), String> {

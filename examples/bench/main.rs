@@ -15,6 +15,7 @@ mod proc;
 mod report;
 mod shards;
 mod sim;
+mod soak;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -52,6 +53,8 @@ enum Cmd {
         #[arg(long)]
         control_port: u16,
     },
+    /// Run a fleet for a long time with random flips and faults, then check every gate.
+    Soak(soak::SoakArgs),
     /// Merge result files into BENCHMARKS.md and BENCHMARKS.json.
     Report(report::ReportArgs),
 }
@@ -99,7 +102,7 @@ struct FleetArgs {
     out: PathBuf,
 }
 
-const FAILURE_THRESHOLD: u64 = 2;
+pub const FAILURE_THRESHOLD: u64 = 2;
 
 /// The scrape rule every pod is gated by: errors under 5% and p99 latency under 250 ms over
 /// the last 30 s, read from the pod's own endpoint.
@@ -645,6 +648,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             std::fs::write(&out, sim.body(0)).map_err(|e| format!("{}: {e}", out.display()))
         }
         Cmd::Report(a) => report::run(a),
+        Cmd::Soak(a) => soak::run(a).await,
     }
 }
 

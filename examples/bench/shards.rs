@@ -7,6 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::proc::{Proc, free_port};
+use crate::sim;
 
 /// Pods per simulator process: a listener per pod plus a connection per pod from podgate and
 /// from Prometheus stay within a 20,000 file descriptor limit.
@@ -63,7 +64,13 @@ impl Shards {
     }
 
     pub async fn set_healthy(&self, i: usize, healthy: bool) -> Result<(), String> {
-        let url = format!("{}/health/{i}/{}", self.url_of(i)?, u8::from(healthy));
+        let mode = if healthy { sim::HEALTHY } else { sim::UNHEALTHY };
+        self.set_mode(i, mode).await
+    }
+
+    /// Sets pod `i`'s endpoint mode (`sim::HEALTHY`, `UNHEALTHY`, `ERROR`, `HANG`).
+    pub async fn set_mode(&self, i: usize, mode: u8) -> Result<(), String> {
+        let url = format!("{}/health/{i}/{mode}", self.url_of(i)?);
         let r = self
             .http
             .post(&url)

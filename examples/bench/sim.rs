@@ -5,7 +5,8 @@
 
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::Duration;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -46,8 +47,16 @@ struct Counters {
     scrapes: u64,
 }
 
+/// What a pod's endpoint does.
+pub const UNHEALTHY: u8 = 0;
+pub const HEALTHY: u8 = 1;
+/// Answers 500 (the pod's traffic stays healthy).
+pub const ERROR: u8 = 2;
+/// Answers after a minute: longer than any scrape timeout.
+pub const HANG: u8 = 3;
+
 pub struct PodSim {
-    healthy: AtomicBool,
+    mode: AtomicU8,
     counters: Mutex<Counters>,
 }
 
@@ -75,7 +84,7 @@ impl Sim {
             first,
             pods: (0..n)
                 .map(|_| PodSim {
-                    healthy: AtomicBool::new(true),
+                    mode: AtomicU8::new(HEALTHY),
                     counters: Mutex::new(Counters::default()),
                 })
                 .collect(),
@@ -87,18 +96,17 @@ impl Sim {
         self.pods.get(i.checked_sub(self.first)?)
     }
 
-    pub fn set_healthy(&self, i: usize, healthy: bool) {
+    pub fn set_mode(&self, i: usize, mode: u8) {
         if let Some(p) = self.pod(i) {
             // Bring the counters up to now under the old health first.
             let t = self.started.elapsed().as_secs_f64();
-            advance(&mut lock(&p.counters), t, p.healthy.load(Ordering::Relaxed));
-            p.healthy.store(healthy, Ordering::Relaxed);
+            advance(&mut lock(&p.counters), t, p.traffic_healthy());
+            p.mode.store(mode, Ordering::Relaxed);
         }
     }
 
-    pub fn healthy(&self, i: usize) -> bool {
-        self.pod(i)
-            .is_some_and(|p| p.healthy.load(Ordering::Relaxed))
+    pub fn mode(&self, i: usize) -> Option<u8> {
+        self.pod(i).map(|p| p.mode.load(Ordering::Relaxed))
     }
 
     /// The body pod `i` serves now.
@@ -108,7 +116,7 @@ impl Sim {
         };
         let t = self.started.elapsed().as_secs_f64();
         let mut c = lock(&p.counters);
-        advance(&mut c, t, p.healthy.load(Ordering::Relaxed));
+        advance(&mut c, t, p.traffic_healthy());
         c.scrapes += 1;
         render(i, t, &c)
     }
@@ -132,7 +140,8 @@ impl Sim {
 }
 
 /// The control endpoint of one simulator process, on 127.0.0.1:`port`:
-/// `POST /health/{pod}/{0|1}` sets a pod's health, `GET /health/{pod}` reads it, and
+/// `POST /health/{pod}/{mode}` sets a pod's mode (0 unhealthy, 1 healthy, 2 answers 500,
+/// 3 hangs), `GET /health/{pod}` reads it, and
 /// `GET /served` answers "podgate prometheus other" scrape counts.
 pub async fn control(sim: Arc<Sim>, port: u16) -> Result<(), String> {
     use axum::extract::Path;
@@ -142,11 +151,14 @@ pub async fn control(sim: Arc<Sim>, port: u16) -> Result<(), String> {
         if sim.pod(i).is_none() {
             return StatusCode::NOT_FOUND;
         }
-        sim.set_healthy(i, h != 0);
+        if h > HANG {
+            return StatusCode::BAD_REQUEST;
+        }
+        sim.set_mode(i, h);
         StatusCode::NO_CONTENT
     }
     async fn get_health(State(sim): State<Arc<Sim>>, Path(i): Path<usize>) -> String {
-        u8::from(sim.healthy(i)).to_string()
+        sim.mode(i).map(|m| m.to_string()).unwrap_or_default()
     }
     async fn served(State(sim): State<Arc<Sim>>) -> String {
         format!(
@@ -170,11 +182,20 @@ pub async fn control(sim: Arc<Sim>, port: u16) -> Result<(), String> {
         .map_err(|e| format!("control endpoint {addr}: {e}"))
 }
 
+impl PodSim {
+    fn traffic_healthy(&self) -> bool {
+        self.mode.load(Ordering::Relaxed) != UNHEALTHY
+    }
+}
+
 fn lock(m: &Mutex<Counters>) -> std::sync::MutexGuard<'_, Counters> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-async fn serve(State((sim, i)): State<(Arc<Sim>, usize)>, headers: HeaderMap) -> impl IntoResponse {
+async fn serve(
+    State((sim, i)): State<(Arc<Sim>, usize)>,
+    headers: HeaderMap,
+) -> axum::response::Response {
     let agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
@@ -187,6 +208,17 @@ async fn serve(State((sim, i)): State<(Arc<Sim>, usize)>, headers: HeaderMap) ->
         &sim.served.other
     };
     counter.fetch_add(1, Ordering::Relaxed);
+    match sim.mode(i) {
+        Some(ERROR) => {
+            return (
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "metrics unavailable\n",
+            )
+                .into_response();
+        }
+        Some(HANG) => tokio::time::sleep(Duration::from_secs(60)).await,
+        _ => {}
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -194,6 +226,7 @@ async fn serve(State((sim, i)): State<(Arc<Sim>, usize)>, headers: HeaderMap) ->
         )],
         sim.body(i),
     )
+        .into_response()
 }
 
 fn advance(c: &mut Counters, t: f64, healthy: bool) {
@@ -637,8 +670,8 @@ mod tests {
             .collect::<Result<_, _>>()
             .expect("the simulator's body parses");
         assert!((180..=260).contains(&samples.len()), "{}", samples.len());
-        sim.set_healthy(1, false);
-        assert!(!sim.healthy(1) && sim.healthy(0));
+        sim.set_mode(1, UNHEALTHY);
+        assert_eq!((sim.mode(0), sim.mode(1), sim.mode(2)), (Some(HEALTHY), Some(UNHEALTHY), None));
         assert_eq!(pod_ip(0), Ipv4Addr::new(127, 10, 0, 1));
         assert_eq!(pod_ip(250), Ipv4Addr::new(127, 10, 1, 1));
         assert_eq!(pod_ip(9999), Ipv4Addr::new(127, 10, 39, 250));

@@ -469,6 +469,14 @@ impl Controller {
             .metrics
             .pods_tracked
             .set(i64::try_from(tracked).unwrap_or(i64::MAX));
+        // A count that only grows while the pods do not is a leak (the soak watches it).
+        let tasks = tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks();
+        self.shared
+            .metrics
+            .runtime_tasks
+            .set(i64::try_from(tasks).unwrap_or(i64::MAX));
         let unowned = self
             .snapshots
             .values()

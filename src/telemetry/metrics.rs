@@ -77,6 +77,7 @@ pub struct Metrics {
     pub kube_write_duration: Histogram,
     pub pods_tracked: Gauge,
     pub pods_unowned_gates: Gauge,
+    pub runtime_tasks: Gauge,
     pub config_reloads: Family<ResultLabel, Counter>,
     pub config_last_reload_successful: Gauge,
     pub config_last_reload_success_timestamp: Gauge<f64, AtomicU64>,
@@ -102,6 +103,7 @@ impl Metrics {
             kube_write_duration: latency_histogram(),
             pods_tracked: Gauge::default(),
             pods_unowned_gates: Gauge::default(),
+            runtime_tasks: Gauge::default(),
             config_reloads: Family::default(),
             config_last_reload_successful: Gauge::default(),
             config_last_reload_success_timestamp: Gauge::default(),
@@ -166,6 +168,11 @@ impl Metrics {
             "pods_unowned_gates",
             "Pods declaring a podgate-looking gate that no loaded rule owns",
             m.pods_unowned_gates.clone(),
+        );
+        r.register(
+            "runtime_tasks",
+            "Tasks alive in podgate's async runtime (one per tracked pod plus a fixed few)",
+            m.runtime_tasks.clone(),
         );
         r.register(
             "config_reloads",
@@ -360,6 +367,7 @@ mod tests {
             "podgate_kube_writes_total",
             "podgate_kube_write_duration_seconds_bucket",
             "podgate_pods_tracked",
+            "podgate_runtime_tasks",
             "podgate_config_reloads_total",
             "podgate_config_last_reload_successful",
             "podgate_config_last_reload_success_timestamp_seconds",

@@ -1,0 +1,276 @@
+//! The soak: one podgate process over a simulated fleet for a long time, with random metric
+//! flips and faults (endpoints that answer 500 or hang, pods deleted and recreated, API
+//! server and etcd restarts, rule reloads). At the end every fault is lifted, and once the
+//! fleet has settled every pod's gate must say what its rule says of its current metrics;
+//! podgate's memory, file descriptors and threads are sampled throughout.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ::kube::Api;
+use clap::Args;
+use k8s_openapi::api::core::v1::Pod;
+use serde_json::json;
+
+use crate::shards::Shards;
+use crate::{Common, kube, metric, proc, sim, start_podgate, wait_until};
+
+#[derive(Args)]
+pub struct SoakArgs {
+    #[command(flatten)]
+    common: Common,
+    /// How long to run, seconds.
+    #[arg(long, default_value_t = 3600)]
+    duration: u64,
+    /// Seconds between random events.
+    #[arg(long, default_value_t = 5)]
+    every: u64,
+    /// scripts/control-plane and the state directory of the instance, for API faults.
+    #[arg(long)]
+    control_plane: PathBuf,
+    #[arg(long)]
+    control_plane_state: PathBuf,
+    /// Seed of the event sequence.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Where to write the JSON figures.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// A small deterministic generator (xorshift64*): the event sequence is reproducible by seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+fn control_plane(a: &SoakArgs, verb: &str, what: &str) -> Result<(), String> {
+    let status = Command::new(&a.control_plane)
+        .args([verb, what, "--state"])
+        .arg(&a.control_plane_state)
+        .status()
+        .map_err(|e| format!("{}: {e}", a.control_plane.display()))?;
+    if !status.success() {
+        return Err(format!("control-plane {verb} {what}: {status}"));
+    }
+    Ok(())
+}
+
+pub async fn run(a: SoakArgs) -> Result<(), String> {
+    let c = &a.common;
+    std::fs::create_dir_all(&c.dir).map_err(|e| format!("{}: {e}", c.dir.display()))?;
+    let n = c.pods;
+    let say = |m: String| eprintln!("soak: {m}");
+    let sim = Shards::start(n, &c.dir).await?;
+    let admin = kube::client(&c.admin_kubeconfig).await?;
+    let ns = format!("soak-{n}");
+    kube::ensure_namespace(&admin, &ns).await?;
+    kube::delete_all(&admin, &ns).await?;
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), &ns);
+    wait_until("old pods gone", Duration::from_secs(120), || async {
+        pods.list_metadata(&Default::default())
+            .await
+            .is_ok_and(|l| l.items.is_empty())
+    })
+    .await?;
+    let gates = kube::watch_gates(admin.clone(), &ns);
+    kube::create_fleet(&pods, 0..n, 32).await?;
+    say(format!("{n} pods running"));
+    let rules = crate::scrape_rule(c.interval);
+    let (mut pg, url) = start_podgate(c, &ns, &rules, &[], "soak").await?;
+    let rules_file = c.dir.join("rules-soak").join("rules.yaml");
+    let http = crate::http()?;
+    let names: Vec<String> = (0..n).map(kube::pod_name).collect();
+    wait_until("every gate True", Duration::from_secs(120 + n as u64 / 20), || async {
+        gates.count(&names, true) == n
+    })
+    .await?;
+
+    // What each pod's endpoint does now, and what the gate must say once faults are lifted.
+    let mut mode = vec![sim::HEALTHY; n];
+    let mut rng = Rng(a.seed.max(1) ^ 0x9E37_79B9_7F4A_7C15);
+    let mut events: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut samples = Vec::new();
+    let start = Instant::now();
+    let end = start + Duration::from_secs(a.duration);
+    let mut next_sample = Instant::now();
+    let mut errors = Vec::new();
+    while Instant::now() < end {
+        if Instant::now() >= next_sample {
+            let (rss, _) = pg.rss()?;
+            let threads = std::fs::read_to_string(format!("/proc/{}/status", pg.pid()))
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find_map(|l| l.strip_prefix("Threads:"))
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                })
+                .unwrap_or(0);
+            let tasks = metric(&http, &url, "podgate_runtime_tasks", &[])
+                .await
+                .unwrap_or(f64::NAN);
+            let tracked = metric(&http, &url, "podgate_pods_tracked", &[])
+                .await
+                .unwrap_or(f64::NAN);
+            samples.push(json!({
+                "t_s": start.elapsed().as_secs(),
+                "rss_bytes": rss,
+                "fds": proc::fds(pg.pid()).unwrap_or(0),
+                "threads": threads,
+                "tasks": tasks,
+                "pods_tracked": tracked,
+                "cpu_s": pg.cpu_seconds()?,
+            }));
+            next_sample += Duration::from_secs(30);
+        }
+        let roll = rng.below(100);
+        let i = rng.below(n);
+        let result: Result<&'static str, String> = async {
+            Ok(match roll {
+                // Metric flips, both ways.
+                // Metric flips, both ways; at most 5% unhealthy at once, under the rule's
+                // maxUnavailable, so the panic threshold never holds a gate the check expects.
+                0..=59 => {
+                    let unhealthy: Vec<usize> = (0..n).filter(|j| mode[*j] == sim::UNHEALTHY).collect();
+                    let (j, m) = if mode[i] == sim::UNHEALTHY {
+                        (i, sim::HEALTHY)
+                    } else if unhealthy.len() * 20 >= n && !unhealthy.is_empty() {
+                        (unhealthy[rng.below(unhealthy.len())], sim::HEALTHY)
+                    } else {
+                        (i, sim::UNHEALTHY)
+                    };
+                    sim.set_mode(j, m).await?;
+                    mode[j] = m;
+                    "flip"
+                }
+                // The endpoint fails or hangs for a while (onError: keep holds the gate).
+                60..=69 => {
+                    let m = if roll < 65 { sim::ERROR } else { sim::HANG };
+                    sim.set_mode(i, m).await?;
+                    mode[i] = m;
+                    if m == sim::ERROR { "endpoint-500" } else { "endpoint-hang" }
+                }
+                // A broken endpoint comes back, healthy or not.
+                70..=79 => {
+                    if let Some(j) = (0..n).map(|k| (i + k) % n).find(|j| mode[*j] >= sim::ERROR) {
+                        let m = if rng.below(2) == 0 { sim::HEALTHY } else { sim::UNHEALTHY };
+                        sim.set_mode(j, m).await?;
+                        mode[j] = m;
+                    }
+                    "endpoint-back"
+                }
+                // A pod is deleted and created again under the same name (a new uid).
+                80..=89 => {
+                    kube::delete_pod(&pods, i).await?;
+                    wait_until("pod deleted", Duration::from_secs(30), || async {
+                        pods.get_opt(&kube::pod_name(i)).await.is_ok_and(|p| p.is_none())
+                    })
+                    .await?;
+                    kube::create_pod(&pods, i).await?;
+                    kube::start_pod(&pods, i).await?;
+                    "pod-recreated"
+                }
+                // The rules are rewritten (a reload with the same content semantics).
+                90..=93 => {
+                    let text = if rng.below(2) == 0 {
+                        rules.clone()
+                    } else {
+                        format!("# rewritten at {}s\n{rules}", start.elapsed().as_secs())
+                    };
+                    std::fs::write(&rules_file, text).map_err(|e| format!("{}: {e}", rules_file.display()))?;
+                    "rules-reload"
+                }
+                // The API server or etcd goes away for a while.
+                94 | 95 => {
+                    let what = if roll == 94 { "kube-apiserver" } else { "etcd" };
+                    control_plane(&a, "down", what)?;
+                    tokio::time::sleep(Duration::from_secs(5 + rng.below(20) as u64)).await;
+                    control_plane(&a, "up", what)?;
+                    if roll == 94 { "apiserver-restart" } else { "etcd-restart" }
+                }
+                _ => "quiet",
+            })
+        }
+        .await;
+        match result {
+            Ok(kind) => *events.entry(kind).or_default() += 1,
+            Err(e) => {
+                eprintln!("soak: event failed (the soak goes on): {e}");
+                errors.push(e);
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(a.every)).await;
+    }
+
+    // Lift every fault: broken endpoints serve again, as healthy or unhealthy.
+    for (i, m) in mode.iter_mut().enumerate() {
+        if *m >= sim::ERROR {
+            sim.set_mode(i, sim::HEALTHY).await?;
+            *m = sim::HEALTHY;
+        }
+    }
+    // rate() over 30 s must forget the old traffic, then failureThreshold scrapes decide.
+    let settle = Duration::from_secs(30 + c.interval * (crate::FAILURE_THRESHOLD + 2) + 10);
+    eprintln!("soak: faults lifted; settling for {settle:?}");
+    tokio::time::sleep(settle).await;
+    let api_names: Vec<String> = names.clone();
+    let mut wrong = Vec::new();
+    for (i, name) in api_names.iter().enumerate() {
+        let want = mode[i] == sim::HEALTHY;
+        if gates.count(std::slice::from_ref(name), want) != 1 {
+            wrong.push(json!({"pod": name, "want": want}));
+        }
+    }
+    let unhealthy = mode.iter().filter(|m| **m == sim::UNHEALTHY).count();
+    let rss: Vec<u64> = samples
+        .iter()
+        .filter_map(|s| s["rss_bytes"].as_u64())
+        .collect();
+    let quarter = (rss.len() / 4).max(1);
+    let mean = |v: &[u64]| v.iter().sum::<u64>() as f64 / v.len().max(1) as f64;
+    let early = mean(rss.get(quarter..2 * quarter).unwrap_or(&rss));
+    let late = mean(rss.get(rss.len().saturating_sub(quarter)..).unwrap_or(&rss));
+    let out = json!({
+        "pods": n,
+        "duration_s": a.duration,
+        "seed": a.seed,
+        "events": events,
+        "event_errors": errors,
+        "pods_unhealthy_at_end": unhealthy,
+        "gates_wrong_at_end": wrong.len(),
+        "wrong": wrong.iter().take(20).collect::<Vec<_>>(),
+        "rss_bytes_mean_second_quarter": early,
+        "rss_bytes_mean_last_quarter": late,
+        "rss_growth_ratio": late / early,
+        "rss_bytes_peak": pg.rss()?.1,
+        "cpu_s": pg.cpu_seconds()?,
+        "podgate_alive": pg.alive(),
+        "samples": samples,
+    });
+    let text = serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?;
+    std::fs::write(&a.out, text + "\n").map_err(|e| format!("{}: {e}", a.out.display()))?;
+    eprintln!(
+        "soak: {} gates wrong of {n}; RSS {:.1} → {:.1} MiB; figures in {}",
+        wrong.len(),
+        early / 1048576.0,
+        late / 1048576.0,
+        a.out.display()
+    );
+    drop(pg);
+    kube::delete_all(&admin, &ns).await?;
+    if !wrong.is_empty() {
+        return Err(format!("{} gates do not match their pods' metrics", wrong.len()));
+    }
+    Ok(())
+}
