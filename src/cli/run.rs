@@ -324,7 +324,6 @@ async fn daemon(args: Args) -> Result<(), String> {
             max_label_bytes: args.label_limit,
             ..StoreLimits::default()
         },
-        ..Settings::default()
     };
     let controller = Controller::new(settings, rules, metrics, health, updates_tx, prometheus)?
         .publish_rules(rules_tx);
