@@ -14,6 +14,7 @@ use crate::kube::events::EventRecorder;
 use crate::kube::lease::{LeaderElection, LeaseConfig, daemon_namespace, default_identity};
 use crate::kube::watch::{PodWatcher, WatchScope};
 use crate::kube::write::Writer;
+use crate::query::StoreLimits;
 use crate::rules::{self, reload};
 use crate::source::prometheus::{BasicAuth, PrometheusClient, PrometheusConfig};
 use crate::telemetry::metrics::Metrics;
@@ -90,6 +91,12 @@ pub struct Args {
     /// Most samples accepted from one scrape.
     #[arg(long, env = "PODGATE_SAMPLE_LIMIT", default_value_t = 50_000)]
     sample_limit: usize,
+    /// Most series kept per pod for the rules' scrape queries (rate() history included).
+    #[arg(long, env = "PODGATE_SERIES_LIMIT", default_value_t = StoreLimits::default().max_series)]
+    series_limit: usize,
+    /// Longest metric name, label name or label value of a series kept, in bytes.
+    #[arg(long, env = "PODGATE_LABEL_LIMIT", default_value_t = crate::query::DEFAULT_MAX_LABEL_BYTES)]
+    label_limit: usize,
     /// Serve the mutating admission webhook that injects readiness gates, over TLS, on this
     /// address (see docs/webhook.md). Off without it.
     #[arg(long, env = "PODGATE_WEBHOOK_ADDR", requires_all = ["webhook_cert_file", "webhook_key_file"])]
@@ -312,7 +319,11 @@ async fn daemon(args: Args) -> Result<(), String> {
         concurrency: args.concurrency,
         body_limit: args.body_limit,
         sample_limit: args.sample_limit,
-        ..Settings::default()
+        store_limits: StoreLimits {
+            max_series: args.series_limit,
+            max_label_bytes: args.label_limit,
+            ..StoreLimits::default()
+        },
     };
     let controller = Controller::new(settings, rules, metrics, health, updates_tx, prometheus)?
         .publish_rules(rules_tx);

@@ -18,8 +18,11 @@ mod tests;
 
 pub use eval::{EvalError, NoData, QueryValue};
 pub use parse::MAX_QUERY_BYTES;
-pub use store::{IngestError, IngestStats, Interest, ScrapedSample, SeriesStore, StoreLimits};
-pub use template::{Placeholder, RenderError, Template};
+pub use store::{
+    DEFAULT_MAX_LABEL_BYTES, IngestError, IngestStats, Interest, ScrapedSample, SeriesStore,
+    StoreLimits,
+};
+pub use template::{MAX_TEMPLATE_BYTES, Placeholder, RenderError, Template};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("column {column}: {message}")]

@@ -128,6 +128,9 @@ fn selector_matches_sample<S: ScrapedSample + ?Sized>(selector: &Selector, sampl
     })
 }
 
+/// The default [`StoreLimits::max_label_bytes`] (4 KiB).
+pub const DEFAULT_MAX_LABEL_BYTES: usize = 4096;
+
 /// Bounds on what one pod's store holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreLimits {
@@ -142,6 +145,9 @@ pub struct StoreLimits {
     /// How old the latest scrape may be for instant selectors to use it (Prometheus's
     /// lookback delta).
     pub lookback_ms: i64,
+    /// Longest metric name, label name or label value of a series kept, in bytes. The body
+    /// limit bounds one scrape; this bounds what the history holds over many of them.
+    pub max_label_bytes: usize,
 }
 
 impl Default for StoreLimits {
@@ -151,6 +157,7 @@ impl Default for StoreLimits {
             max_points_per_series: 64,
             retention_margin_ms: 60_000,
             lookback_ms: 300_000,
+            max_label_bytes: DEFAULT_MAX_LABEL_BYTES,
         }
     }
 }
@@ -270,13 +277,72 @@ pub enum IngestError<E> {
     Source(E),
     #[error(
         "the pod exposes more than {limit} series that scrape queries read; \
-         narrow the selectors or raise the per-pod series limit"
+         narrow the selectors or raise the per-pod series limit (`podgate run --series-limit`)"
     )]
     TooManySeries { limit: usize },
     #[error("scrape time {scrape_ms} is not after the previous scrape at {previous_ms}")]
     OutOfOrder { scrape_ms: i64, previous_ms: i64 },
     #[error("sample {series} has the label `{label}` twice")]
     DuplicateLabel { series: String, label: String },
+    #[error(
+        "series {series}: {what} is {bytes} bytes, over the {limit} byte label length limit (`podgate run --label-limit`)"
+    )]
+    LabelTooLong {
+        /// The metric name, shortened for the message.
+        series: String,
+        /// `the metric name`, `label name ...` or `the value of label ...`.
+        what: String,
+        bytes: usize,
+        limit: usize,
+    },
+}
+
+/// At most `max` bytes of `s` (on a character boundary), marked when cut: names quoted in
+/// messages stay short however long the input was.
+fn shorten(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", s.get(..end).unwrap_or(""))
+}
+
+/// The first name or value of `sample` longer than `limit` bytes, as an error.
+fn label_too_long<S: ScrapedSample + ?Sized, E>(
+    sample: &S,
+    limit: usize,
+) -> Option<IngestError<E>> {
+    let name = sample.metric_name();
+    let error = |what: String, bytes: usize| IngestError::LabelTooLong {
+        series: shorten(name, 64),
+        what,
+        bytes,
+        limit,
+    };
+    if name.len() > limit {
+        return Some(error("the metric name".to_string(), name.len()));
+    }
+    let mut found = None;
+    sample.visit_labels(&mut |label, value| {
+        if found.is_some() {
+            return;
+        }
+        if label.len() > limit {
+            found = Some(error(
+                format!("label name `{}`", shorten(label, 64)),
+                label.len(),
+            ));
+        } else if value.len() > limit {
+            found = Some(error(
+                format!("the value of label `{}`", shorten(label, 64)),
+                value.len(),
+            ));
+        }
+    });
+    found
 }
 
 /// The recent history of one pod's series. See the module docs.
@@ -443,6 +509,10 @@ impl SeriesStore {
                     return Ok(true);
                 }
             }
+        }
+        // Checked for new series only: a series already held passed it.
+        if let Some(e) = label_too_long(sample, self.limits.max_label_bytes) {
+            return Err(e);
         }
         if self.series.len() >= self.limits.max_series {
             return Err(IngestError::TooManySeries {

@@ -11,6 +11,9 @@ use std::fmt;
 
 use super::QueryError;
 
+/// Longest accepted PromQL template, in bytes (before substitution).
+pub const MAX_TEMPLATE_BYTES: usize = 16 * 1024;
+
 /// A per-pod value a template can reference.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Placeholder {
@@ -81,6 +84,15 @@ fn closing(open: char) -> char {
 
 impl Template {
     pub fn parse(src: &str) -> Result<Template, QueryError> {
+        if src.len() > MAX_TEMPLATE_BYTES {
+            return Err(QueryError {
+                column: 1,
+                message: format!(
+                    "query is {} bytes long; the limit is {MAX_TEMPLATE_BYTES}",
+                    src.len()
+                ),
+            });
+        }
         let mut parts = Vec::new();
         let mut text = String::new();
         let mut brackets: Vec<(char, usize)> = Vec::new();

@@ -797,3 +797,52 @@ fn template_errors_have_columns() {
         }
     }
 }
+
+#[test]
+fn label_length_limit_names_the_part_its_size_and_the_limit() {
+    let query = q("sum({__name__=~\"x.*\"})");
+    let limits = StoreLimits {
+        max_label_bytes: 8,
+        ..StoreLimits::default()
+    };
+    let mut store = SeriesStore::new(Interest::new([&query]), limits);
+    // At the limit is fine.
+    ingest(&mut store, 1000, &[("x", &[("abcdefgh", "12345678")], 1.0)]);
+    let cases: [(S<'_>, &str); 3] = [
+        (("x123456789", &[], 1.0), "the metric name is 10 bytes"),
+        (
+            ("x", &[("abcdefghi", "1")], 1.0),
+            "label name `abcdefghi` is 9 bytes",
+        ),
+        (
+            ("x", &[("a", "123456789")], 1.0),
+            "the value of label `a` is 9 bytes",
+        ),
+    ];
+    for (t, (sample, want)) in (2..).zip(cases) {
+        let err = store.ingest_samples(t * 1000, [sample]).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains(want), "{msg}");
+        assert!(msg.contains("over the 8 byte label length limit"), "{msg}");
+    }
+    // The rejected scrapes left nothing behind.
+    assert_eq!(store.len(), 1);
+    assert_eq!(store.last_scrape_ms(), Some(1000));
+}
+
+#[test]
+fn long_names_are_shortened_in_the_label_limit_message() {
+    let query = q("sum({__name__=~\"x.*\"})");
+    let mut store = SeriesStore::new(Interest::new([&query]), StoreLimits::default());
+    let name = format!("x{}", "y".repeat(100_000));
+    let err = store
+        .ingest_samples(1000, [(name.as_str(), &[][..], 1.0)])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("100001 bytes, over the 4096 byte"), "{err}");
+    assert!(
+        err.len() < 300,
+        "the message quotes a shortened name: {} bytes",
+        err.len()
+    );
+}

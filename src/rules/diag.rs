@@ -81,14 +81,37 @@ impl RulesError {
     }
 }
 
-impl fmt::Display for RulesError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl RulesError {
+    /// As `Display`, with at most `max` errors listed and the rest counted: what a reload
+    /// logs and shows on `/readyz`, bounded however broken the files are.
+    pub fn summary(&self, max: usize) -> String {
+        let mut out = self.header();
+        for d in self.errors().take(max) {
+            out.push('\n');
+            out.push_str(&d.to_string());
+        }
+        let more = self.errors().count().saturating_sub(max);
+        if more > 0 {
+            out.push_str(&format!(
+                "\n... and {more} more error{} (`podgate check` lists them all)",
+                if more == 1 { "" } else { "s" }
+            ));
+        }
+        out
+    }
+
+    fn header(&self) -> String {
         let n = self.errors().count();
-        write!(
-            f,
+        format!(
             "rule files rejected with {n} error{}",
             if n == 1 { "" } else { "s" }
-        )?;
+        )
+    }
+}
+
+impl fmt::Display for RulesError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.header())?;
         for d in self.errors() {
             write!(f, "\n{d}")?;
         }

@@ -21,7 +21,8 @@ pub const MAX_RULES: usize = 1000;
 ///
 /// Symlinks are followed (a ConfigMap volume links `name.yaml -> ..data/name.yaml`), and
 /// entries whose name starts with `.` are skipped: `..data` and the `..2026_01_01_...`
-/// directories hold the same files a second time. Subdirectories are not searched.
+/// directories hold the same files a second time. Subdirectories are not searched (one
+/// named `*.yaml` is listed, and fails to read).
 pub fn list_dir(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in fs::read_dir(dir)? {
@@ -35,10 +36,13 @@ pub fn list_dir(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
             continue;
         }
         let path = entry.path();
-        // `fs::metadata` follows symlinks; a dangling link is skipped like a missing file.
+        // `fs::metadata` follows symlinks. A dangling link is skipped like a missing file (a
+        // ConfigMap volume shows one for a moment while a file is removed); anything else
+        // that is not a readable file (a directory, a link into an unreadable directory) is
+        // listed, so reading it fails and says why instead of its rules vanishing unnoticed.
         match fs::metadata(&path) {
-            Ok(m) if m.is_file() => files.push(path),
-            _ => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            _ => files.push(path),
         }
     }
     files.sort();
@@ -58,6 +62,11 @@ fn read_file(path: &Path) -> Result<String, String> {
     f.take(MAX_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| format!("cannot read: {e}"))?;
+    decode_file(bytes)
+}
+
+/// A rule file's bytes as text: within [`MAX_FILE_BYTES`] and valid UTF-8.
+fn decode_file(bytes: Vec<u8>) -> Result<String, String> {
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(format!(
             "the file is larger than {} KiB; split the rules over several files",
@@ -88,6 +97,7 @@ fn load_sources(sources: Vec<Source>) -> (Option<RuleSet>, Vec<Diagnostic>, usiz
 
     // Names are unique across all files; the later definition is the error.
     let mut seen: HashMap<&str, (&Path, Pos)> = HashMap::new();
+    let found: usize = outcomes.iter().map(|(_, o)| o.entries.len()).sum();
     let mut total = 0usize;
     for (file, outcome) in &outcomes {
         for (name, pos) in &outcome.entries {
@@ -101,7 +111,7 @@ fn load_sources(sources: Vec<Source>) -> (Option<RuleSet>, Vec<Diagnostic>, usiz
                     rule: name.clone(),
                     field: None,
                     message: format!(
-                        "too many rules: at most {MAX_RULES} rules may be loaded across all files"
+                        "too many rules: {found} across all files; the limit is {MAX_RULES}"
                     ),
                 });
             }
@@ -228,6 +238,20 @@ impl CheckReport {
     /// 1 when there are errors, 0 otherwise (warnings alone do not fail the check).
     pub fn exit_code(&self) -> i32 {
         if self.has_errors() { 1 } else { 0 }
+    }
+}
+
+/// Validates the bytes of one rule file, named `file` in diagnostics, exactly as [`check`]
+/// validates a file read from disk.
+pub fn check_bytes(file: &Path, bytes: &[u8]) -> CheckReport {
+    let (_, diagnostics, rules) = load_sources(vec![Source {
+        file: file.to_path_buf(),
+        text: decode_file(bytes.to_vec()),
+    }]);
+    CheckReport {
+        diagnostics,
+        files: 1,
+        rules,
     }
 }
 

@@ -16,7 +16,8 @@ mod yaml;
 
 pub use diag::{Diagnostic, RulesError, Severity};
 pub use load::{
-    CheckReport, MAX_FILE_BYTES, MAX_RULES, check, list_dir, load_dir, load_files, load_str,
+    CheckReport, MAX_FILE_BYTES, MAX_RULES, check, check_bytes, list_dir, load_dir, load_files,
+    load_str,
 };
 pub use model::{
     DEFAULT_FAILURE_THRESHOLD, DEFAULT_INTERVAL, DEFAULT_ON_ERROR, DEFAULT_ON_NO_DATA,
@@ -24,6 +25,7 @@ pub use model::{
     PrometheusLabels, Rule, RuleSet, Scheme, ScrapeConfig, Var, VarSource,
 };
 pub use selector::{Operator, Requirement, Selector};
+pub use validate::MAX_VARS;
 
 #[cfg(test)]
 mod tests;

@@ -59,8 +59,11 @@ pub fn reload(dir: &Path, current: &RuleSet) -> Result<RuleSet, String> {
             current.len()
         ));
     }
-    load_dir(dir).map_err(|e| e.to_string())
+    load_dir(dir).map_err(|e| e.summary(MAX_REPORTED_ERRORS))
 }
+
+/// Errors a rejected reload lists in its log line and on `/readyz`; the rest are counted.
+pub const MAX_REPORTED_ERRORS: usize = 20;
 
 #[cfg(test)]
 mod tests {
@@ -84,6 +87,57 @@ mod tests {
                 .expect("empty")
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_rejected_reload_lists_a_bounded_number_of_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().to_path_buf();
+        let mut text = String::from("rules:\n");
+        for i in 0..MAX_REPORTED_ERRORS + 5 {
+            text.push_str(&format!("  - name: r{i}\n    bogus: 1\n"));
+        }
+        std::fs::write(path.join("a.yaml"), text).expect("write");
+        let e = reload(&path, &RuleSet::default()).expect_err("invalid");
+        let listed = e.lines().filter(|l| l.contains("a.yaml:")).count();
+        assert_eq!(listed, MAX_REPORTED_ERRORS, "{e}");
+        let total = e
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("rule files rejected with "))
+            .and_then(|l| l.split(' ').next())
+            .and_then(|n| n.parse::<usize>().ok())
+            .expect("the header counts the errors");
+        assert!(total > MAX_REPORTED_ERRORS, "{e}");
+        assert!(
+            e.contains(&format!("and {} more errors", total - MAX_REPORTED_ERRORS)),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_rule_file_replaced_by_a_directory_is_an_error_not_a_silent_removal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().to_path_buf();
+        std::fs::write(path.join("a.yaml"), RULE).expect("write");
+        std::fs::write(path.join("b.yaml"), RULE.replace("name: r", "name: s")).expect("write");
+        let first = reload(&path, &RuleSet::default()).expect("loads");
+        assert_eq!(first.len(), 2);
+        std::fs::remove_file(path.join("b.yaml")).expect("rm");
+        std::fs::create_dir(path.join("b.yaml")).expect("mkdir");
+        let e = reload(&path, &first).expect_err("a directory where a rule file was");
+        assert!(e.contains("b.yaml"), "{e}");
+        assert!(e.contains("cannot read"), "{e}");
+    }
+
+    #[test]
+    fn a_dangling_rule_file_link_is_skipped() {
+        // What a ConfigMap volume shows for a moment while the kubelet removes a file.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().to_path_buf();
+        std::fs::write(path.join("a.yaml"), RULE).expect("write");
+        std::os::unix::fs::symlink("..data/b.yaml", path.join("b.yaml")).expect("link");
+        assert_eq!(reload(&path, &RuleSet::default()).expect("loads").len(), 1);
     }
 
     #[test]

@@ -1155,7 +1155,115 @@ fn too_many_rules() {
     }
     let d = one_error(&src);
     assert_eq!(d.line, MAX_RULES + 2);
-    assert!(d.message.contains("too many rules"), "{d}");
+    assert!(
+        d.message.contains(&format!(
+            "too many rules: {} across all files; the limit is {MAX_RULES}",
+            MAX_RULES + 1
+        )),
+        "{d}"
+    );
+}
+
+#[test]
+fn too_many_variables_in_one_rule() {
+    let vars = |n: usize| {
+        let list: Vec<String> = (0..n).map(|i| format!("v{i}: {{scrape: up}}")).collect();
+        format!(
+            "rules:\n  - name: r1\n    conditionType: a/b\n    vars: {{{}}}\n    expr: 'v0 > 0'\n",
+            list.join(", ")
+        )
+    };
+    assert!(
+        errors(&vars(MAX_VARS)).is_empty(),
+        "{}",
+        render(&errors(&vars(MAX_VARS)))
+    );
+    let d = one_error(&vars(MAX_VARS + 1));
+    assert_eq!(d.field.as_deref(), Some("vars"));
+    assert_eq!(d.line, 4);
+    assert!(
+        d.message.contains(&format!(
+            "{} variables; a rule may define at most {MAX_VARS}",
+            MAX_VARS + 1
+        )),
+        "{d}"
+    );
+}
+
+#[test]
+fn query_expression_and_template_size_limits_name_the_limit_and_the_size() {
+    use crate::expr::MAX_SOURCE_BYTES;
+    use crate::query::{MAX_QUERY_BYTES, MAX_TEMPLATE_BYTES};
+    let pad = |n: usize| format!("up{}", " ".repeat(n - 2));
+    let rule = |var: &str, expr: &str| {
+        format!(
+            "rules:\n  - name: r1\n    conditionType: a/b\n    vars:\n      x: {var}\n    expr: '{expr}'\n"
+        )
+    };
+    let cases = [
+        (
+            rule(
+                &format!("{{scrape: '{}'}}", pad(MAX_QUERY_BYTES + 1)),
+                "x > 0",
+            ),
+            "vars.x.scrape",
+            format!(
+                "query is {} bytes long; the limit is {MAX_QUERY_BYTES}",
+                MAX_QUERY_BYTES + 1
+            ),
+        ),
+        (
+            rule(
+                &format!("{{promql: '{}'}}", pad(MAX_TEMPLATE_BYTES + 1)),
+                "x > 0",
+            ),
+            "vars.x.promql",
+            format!(
+                "query is {} bytes long; the limit is {MAX_TEMPLATE_BYTES}",
+                MAX_TEMPLATE_BYTES + 1
+            ),
+        ),
+        (
+            rule(
+                "{scrape: up}",
+                &format!("x > 0{}", " ".repeat(MAX_SOURCE_BYTES)),
+            ),
+            "expr",
+            format!(
+                "expression is {} bytes long; the limit is {MAX_SOURCE_BYTES}",
+                MAX_SOURCE_BYTES + 5
+            ),
+        ),
+        (
+            rule(
+                "{scrape: up}",
+                &format!("{}x{} > 0", "(".repeat(70), ")".repeat(70)),
+            ),
+            "expr",
+            "nested deeper than 64".to_string(),
+        ),
+        (
+            rule(
+                &format!("{{scrape: '{}up{}'}}", "(".repeat(70), ")".repeat(70)),
+                "x > 0",
+            ),
+            "vars.x.scrape",
+            "parentheses nested deeper than 64".to_string(),
+        ),
+    ];
+    for (src, field, want) in cases {
+        let d = one_error(&src);
+        assert_eq!(d.field.as_deref(), Some(field), "{d}");
+        assert!(d.message.contains(&want), "want {want:?} in {d}");
+    }
+    // At the limit, the query and the template load.
+    let at = rule(&format!("{{scrape: '{}'}}", pad(MAX_QUERY_BYTES)), "x > 0");
+    assert!(errors(&at).is_empty(), "{}", render(&errors(&at)));
+    let at = rule(
+        &format!("{{promql: '{}'}}", pad(MAX_TEMPLATE_BYTES)),
+        "x > 0",
+    );
+    assert!(errors(&at).is_empty(), "{}", render(&errors(&at)));
 }
 
 #[test]
@@ -1416,7 +1524,7 @@ fn loads_a_configmap_volume() {
     link("..data/a-rules.yml", "a-rules.yml");
     link("..data/notes.txt", "notes.txt");
     link("..data/missing.yaml", "dangling.yaml");
-    std::fs::create_dir(root.join("sub.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir(root.join("sub")).unwrap_or_else(|e| panic!("{e}"));
     write(&root.join(".hidden.yaml"), "not: valid: yaml: [");
 
     let files = match list_dir(root) {
@@ -1440,6 +1548,18 @@ fn loads_a_configmap_volume() {
         "sorted by file name, ..data not read twice"
     );
     assert_eq!(set.rules[0].origin.file, root.join("a-rules.yml"));
+
+    // A directory named like a rule file is not a ConfigMap's doing: an error, so its
+    // absence is noticed instead of its rules vanishing.
+    std::fs::create_dir(root.join("sub.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    let err = match load_dir(root) {
+        Ok(_) => panic!("a *.yaml directory must fail the load"),
+        Err(e) => e,
+    };
+    assert!(
+        err.to_string().contains("sub.yaml: error: cannot read"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -1592,4 +1712,20 @@ fn check_warns_about_a_directory_without_rule_files() {
     assert_eq!(report.exit_code(), 0);
     assert_eq!(report.warning_count(), 1);
     assert!(report.diagnostics[0].message.contains("no *.yaml"));
+}
+
+/// Found by fuzzing: YAML ends a line at LF, CRLF and a lone CR alike, so positions in a
+/// file with carriage returns count those lines too (as YAML-aware editors show them).
+#[test]
+fn positions_count_crlf_and_lone_cr_as_line_breaks() {
+    for eol in ["\n", "\r\n", "\r"] {
+        let src = with("bogus: 1").replace('\n', eol);
+        let d = one_error(&src);
+        assert_eq!((d.line, d.column), (7, 5), "line ends {eol:?}: {d}");
+        assert!(d.message.contains("bogus"), "{d}");
+    }
+    // A run of lone CRs inside a value, then a YAML error further down.
+    let src = "rules:\n  - name: r1\r\r\r\r    bad: [\n";
+    let d = one_error(src);
+    assert!(d.line >= 6, "each CR ended a line: {d}");
 }

@@ -44,6 +44,8 @@ const EXPRESSION_FIELDS: &[&str] = &["key", "operator", "values"];
 const SCRAPE_FIELDS: &[&str] = &["port", "path", "scheme", "caFile", "insecureSkipVerify"];
 const PROMETHEUS_FIELDS: &[&str] = &["namespaceLabel", "podLabel"];
 const VAR_FIELDS: &[&str] = &["scrape", "promql"];
+/// Most variables one rule may define: each is a query per pod per interval.
+pub const MAX_VARS: usize = 64;
 
 /// Condition types the kubelet and the control plane own; podgate must never write them.
 const BUILTIN_CONDITIONS: &[&str] = &[
@@ -1069,6 +1071,18 @@ impl Walker<'_> {
         };
         if entries.is_empty() {
             self.error(node.at, "vars", "a rule needs at least one variable");
+            return None;
+        }
+        if entries.len() > MAX_VARS {
+            self.error(
+                node.at,
+                "vars",
+                format!(
+                    "{} variables; a rule may define at most {MAX_VARS} (split it into several \
+                     rules on the same gate)",
+                    entries.len()
+                ),
+            );
             return None;
         }
         let mut ok = true;
