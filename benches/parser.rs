@@ -1,13 +1,29 @@
 //! Throughput of podgate's exposition parser against `prometheus-parse` 0.2.5 on every shared
-//! fixture and on a large synthetic body. Run with `cargo bench --bench parser`.
+//! fixture, on a large synthetic body and on any files named in `PODGATE_BENCH_FILES`. Run
+//! with `cargo bench --bench parser`.
 //!
 //! Both parsers consume every sample they produce (values and labels are read and summed
 //! through `black_box`). `prometheus-parse` drops or merges some series, so its sample count
 //! is printed next to ours: the comparison is of speed, not of correctness.
+//!
+//! podgate is measured in two modes: `labels` reads every label of every sample, as a
+//! consumer of the label set does; `series` reads the name, value and timestamp and only the
+//! label count. The second is honest because the parser validates the whole label set before
+//! it yields a sample and decodes label values only when they are read.
+//!
+//! Environment:
+//! - `PODGATE_BENCH_FILES`: more bodies to measure, as colon-separated paths. A name ending
+//!   in `.om` or `.openmetrics` is read as OpenMetrics, any other as the text format. A body
+//!   that a parser refuses is reported on stderr and skipped for that parser.
+//! - `PODGATE_BENCH_JSON`: when set, stdout carries one JSON object per line and measurement,
+//!   `{"parser","mode","file","bytes","samples","mb_per_s","samples_per_s"}` (the fields of
+//!   `benches/peers/textparse`), and the table goes to stderr. Nothing is written in a smoke
+//!   run, which measures nothing.
 
 use std::fmt::Write as _;
 use std::fs;
 use std::hint::black_box;
+use std::io::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -18,34 +34,45 @@ const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/
 /// Each measurement repeats the parse for at least this long.
 const MEASURE: Duration = Duration::from_secs(1);
 
-/// Parses with podgate, reading every value and label; returns (samples, checksum).
-fn podgate_parse(body: &str, format: Format) -> (usize, f64) {
+/// What one parse pass returns: (samples, checksum), or why the parser refused the body.
+type Pass = Result<(usize, f64), String>;
+
+/// Parses with podgate, reading every value and label.
+fn podgate_labels(body: &str, format: Format) -> Pass {
     let mut samples = 0;
     let mut sum = 0.0;
     for item in parse(body, format) {
-        match item {
-            Ok(sample) => {
-                samples += 1;
-                sum += sample.value;
-                for (name, value) in sample.labels.iter() {
-                    sum += (name.len() + value.len()) as f64;
-                }
-            }
-            Err(e) => panic!("podgate refused a benchmark body: {e}"),
+        let sample = item.map_err(|e| e.to_string())?;
+        samples += 1;
+        sum += sample.value;
+        for (name, value) in sample.labels.iter() {
+            sum += (name.len() + value.len()) as f64;
         }
     }
-    (samples, sum)
+    Ok((samples, sum))
 }
 
-/// Parses with prometheus-parse, reading every value and label; returns (samples, checksum).
+/// Parses with podgate, reading name, value, timestamp and label count but not the labels.
+fn podgate_series(body: &str, format: Format) -> Pass {
+    let mut samples = 0;
+    let mut sum = 0.0;
+    for item in parse(body, format) {
+        let sample = item.map_err(|e| e.to_string())?;
+        samples += 1;
+        sum += sample.value + (sample.name.len() + sample.labels.len()) as f64;
+        if let Some(ts) = sample.timestamp_ms {
+            sum += ts as f64;
+        }
+    }
+    Ok((samples, sum))
+}
+
+/// Parses with prometheus-parse, reading every value and label.
 /// Histogram and summary series come back grouped; each bucket or quantile counts as one.
-fn prometheus_parse(body: &str) -> (usize, f64) {
+fn prometheus_parse(body: &str) -> Pass {
     use prometheus_parse::{Scrape, Value};
     let lines = body.lines().map(|line| Ok(line.to_string()));
-    let scrape = match Scrape::parse(lines) {
-        Ok(scrape) => scrape,
-        Err(e) => panic!("prometheus-parse failed: {e}"),
-    };
+    let scrape = Scrape::parse(lines).map_err(|e| e.to_string())?;
     let mut samples = 0;
     let mut sum = 0.0;
     for sample in &scrape.samples {
@@ -67,36 +94,93 @@ fn prometheus_parse(body: &str) -> (usize, f64) {
             }
         }
     }
-    (samples, sum)
+    Ok((samples, sum))
 }
 
-/// Runs `f` repeatedly for at least [`MEASURE`]; returns MB/s (10^6 bytes per second) and
-/// the sample count of one run.
-fn measure(bytes: usize, mut f: impl FnMut() -> (usize, f64)) -> (f64, usize) {
-    // Warm up caches and the allocator.
-    let (samples, _) = black_box(f());
+/// A parser in a mode; the table's columns, in order.
+#[derive(Clone, Copy)]
+enum Run {
+    PodgateLabels,
+    PodgateSeries,
+    PrometheusParse,
+}
+
+const RUNS: [Run; 3] = [Run::PodgateLabels, Run::PodgateSeries, Run::PrometheusParse];
+
+impl Run {
+    fn parser(self) -> &'static str {
+        match self {
+            Run::PodgateLabels | Run::PodgateSeries => "podgate",
+            Run::PrometheusParse => "prometheus-parse-0.2.5",
+        }
+    }
+
+    fn mode(self) -> &'static str {
+        match self {
+            Run::PodgateSeries => "series",
+            Run::PodgateLabels | Run::PrometheusParse => "labels",
+        }
+    }
+
+    fn pass(self, body: &Body) -> Pass {
+        match self {
+            Run::PodgateLabels => podgate_labels(&body.text, body.format),
+            Run::PodgateSeries => podgate_series(&body.text, body.format),
+            // prometheus-parse reads only the text format.
+            Run::PrometheusParse => prometheus_parse(&body.text),
+        }
+    }
+}
+
+/// One measurement of one parser on one body; the JSON line's fields.
+#[derive(serde::Serialize)]
+struct Measurement {
+    parser: &'static str,
+    mode: &'static str,
+    file: String,
+    bytes: usize,
+    samples: usize,
+    mb_per_s: f64,
+    samples_per_s: f64,
+}
+
+/// Runs `f` repeatedly for at least [`MEASURE`]; returns the sample count of one run and
+/// MB/s (10^6 bytes per second) and samples per second (both 0 in a smoke run), or the
+/// parser's error on the first run.
+fn measure(bytes: usize, mut f: impl FnMut() -> Pass) -> Result<(usize, f64, f64), String> {
+    // Also warms up caches and the allocator.
+    let (samples, _) = black_box(f())?;
     if !benchmarking() {
         // `cargo test --all-targets` runs this binary without `--bench`: one pass is enough
         // to show it works, and a test run must not spend seconds timing.
-        return (0.0, samples);
+        return Ok((samples, 0.0, 0.0));
     }
     for _ in 0..3 {
-        black_box(f());
+        let _ = black_box(f());
     }
     let start = Instant::now();
     let mut runs: u64 = 0;
     while start.elapsed() < MEASURE {
-        black_box(f());
+        let _ = black_box(f());
         runs += 1;
     }
     let seconds = start.elapsed().as_secs_f64();
     let mb_per_s = (bytes as f64 * runs as f64) / seconds / 1e6;
-    (mb_per_s, samples)
+    let samples_per_s = (samples as f64 * runs as f64) / seconds;
+    Ok((samples, mb_per_s, samples_per_s))
 }
 
 /// `cargo bench` passes `--bench`; `cargo test` does not.
 fn benchmarking() -> bool {
     std::env::args().any(|a| a == "--bench")
+}
+
+/// The format of a body file, by its name: `.om` and `.openmetrics` are OpenMetrics.
+fn format_of(path: &Path) -> Format {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("om" | "openmetrics") => Format::OpenMetrics,
+        _ => Format::Text,
+    }
 }
 
 /// 10,000 series in 100 families with four labels each, metadata and a histogram share.
@@ -122,16 +206,39 @@ fn synthetic_body() -> String {
     out
 }
 
-fn main() {
+/// A body to measure. A `required` body (the fixtures, the synthetic body) that podgate
+/// refuses fails the run; any other refusal only skips that parser on that body.
+struct Body {
+    name: String,
+    text: String,
+    format: Format,
+    required: bool,
+}
+
+fn read_body(path: &Path, required: bool) -> Result<Body, String> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string();
+    let text = fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Body {
+        name,
+        text,
+        format: format_of(path),
+        required,
+    })
+}
+
+/// The fixtures, the synthetic body and the files of `PODGATE_BENCH_FILES`.
+fn bodies() -> Result<Vec<Body>, String> {
     let dir = Path::new(FIXTURES);
-    let mut bodies: Vec<(String, String, Format)> = Vec::new();
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) => panic!(
+    let entries = fs::read_dir(dir).map_err(|e| {
+        format!(
             "fixture directory {} is missing ({e}); check out the repository with shared/ beside it",
             dir.display()
-        ),
-    };
+        )
+    })?;
     let mut paths: Vec<_> = entries
         .filter_map(Result::ok)
         .map(|entry| entry.path())
@@ -143,49 +250,139 @@ fn main() {
         })
         .collect();
     paths.sort();
-    assert!(!paths.is_empty(), "no fixtures in {}", dir.display());
-    for path in paths {
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_string();
-        let body = match fs::read_to_string(&path) {
-            Ok(body) => body,
-            Err(e) => panic!("{}: {e}", path.display()),
-        };
-        let format = if name.ends_with(".openmetrics") {
-            Format::OpenMetrics
-        } else {
-            Format::Text
-        };
-        bodies.push((name, body, format));
+    if paths.is_empty() {
+        return Err(format!("no fixtures in {}", dir.display()));
     }
-    bodies.push((
-        "synthetic 10,000 series".to_string(),
-        synthetic_body(),
-        Format::Text,
-    ));
+    let mut bodies = paths
+        .iter()
+        .map(|path| read_body(path, true))
+        .collect::<Result<Vec<_>, _>>()?;
+    bodies.push(Body {
+        name: "synthetic 10,000 series".to_string(),
+        text: synthetic_body(),
+        format: Format::Text,
+        required: true,
+    });
+    if let Some(extra) = std::env::var_os("PODGATE_BENCH_FILES") {
+        let extra = extra
+            .into_string()
+            .map_err(|_| "PODGATE_BENCH_FILES is not valid UTF-8".to_string())?;
+        for path in extra.split(':').filter(|p| !p.is_empty()) {
+            let body = read_body(Path::new(path), false)
+                .map_err(|e| format!("PODGATE_BENCH_FILES: {e}"))?;
+            bodies.push(body);
+        }
+    }
+    Ok(bodies)
+}
+
+fn run() -> Result<(), String> {
+    let bodies = bodies()?;
+    let json = std::env::var_os("PODGATE_BENCH_JSON").is_some() && benchmarking();
+    // With JSON on stdout, the table goes to stderr so that stdout stays one object a line.
+    let mut table: Box<dyn std::io::Write> = if json {
+        Box::new(std::io::stderr())
+    } else {
+        Box::new(std::io::stdout())
+    };
+    let mut stdout = std::io::stdout().lock();
+    let io = |e: std::io::Error| format!("writing the results: {e}");
 
     if !benchmarking() {
-        println!("smoke run (each body parsed once); `cargo bench --bench parser` measures");
+        writeln!(
+            table,
+            "smoke run (each body parsed once); `cargo bench --bench parser` measures"
+        )
+        .map_err(io)?;
     }
-    println!(
-        "{:<26} {:>8} | {:>12} {:>8} | {:>16} {:>8} | {:>8}",
-        "body", "bytes", "podgate MB/s", "samples", "prom-parse MB/s", "samples", "speed-up"
-    );
-    for (name, body, format) in &bodies {
-        let (ours, our_samples) = measure(body.len(), || podgate_parse(body, *format));
-        let (theirs, their_samples) = measure(body.len(), || prometheus_parse(body));
-        println!(
-            "{:<26} {:>8} | {:>12.1} {:>8} | {:>16.1} {:>8} | {:>7.1}x",
-            name,
-            body.len(),
-            ours,
-            our_samples,
-            theirs,
-            their_samples,
-            ours / theirs
-        );
+    writeln!(
+        table,
+        "{:<26} {:>8} | {:>12} {:>11} {:>8} | {:>16} {:>8} | {:>8}",
+        "body",
+        "bytes",
+        "podgate MB/s",
+        "series MB/s",
+        "samples",
+        "prom-parse MB/s",
+        "samples",
+        "speed-up"
+    )
+    .map_err(io)?;
+    for body in &bodies {
+        let bytes = body.text.len();
+        let mut cells = Vec::new();
+        for run in RUNS {
+            let (parser, mode) = (run.parser(), run.mode());
+            match measure(bytes, || run.pass(body)) {
+                Ok((samples, mb_per_s, samples_per_s)) => {
+                    cells.push(Some((samples, mb_per_s)));
+                    if json {
+                        let m = Measurement {
+                            parser,
+                            mode,
+                            file: body.name.clone(),
+                            bytes,
+                            samples,
+                            mb_per_s,
+                            samples_per_s,
+                        };
+                        let line = serde_json::to_string(&m).map_err(|e| e.to_string())?;
+                        writeln!(stdout, "{line}").map_err(io)?;
+                    }
+                }
+                Err(e) if body.required && parser == "podgate" => {
+                    return Err(format!("podgate refused {}: {e}", body.name));
+                }
+                Err(e) => {
+                    eprintln!("{}: skipped for {parser} ({mode}), refused: {e}", body.name);
+                    cells.push(None);
+                }
+            }
+        }
+        let mb = |i: usize| -> String {
+            cells
+                .get(i)
+                .copied()
+                .flatten()
+                .map_or("-".to_string(), |(_, mb)| format!("{mb:.1}"))
+        };
+        let count = |i: usize| -> String {
+            cells
+                .get(i)
+                .copied()
+                .flatten()
+                .map_or("-".to_string(), |(n, _)| n.to_string())
+        };
+        let speed_up = match (
+            cells.first().copied().flatten(),
+            cells.get(2).copied().flatten(),
+        ) {
+            // A smoke run measures nothing: no ratio of zeros.
+            (Some((_, ours)), Some((_, theirs))) if theirs > 0.0 => {
+                format!("{:.1}x", ours / theirs)
+            }
+            _ => "-".to_string(),
+        };
+        writeln!(
+            table,
+            "{:<26} {:>8} | {:>12} {:>11} {:>8} | {:>16} {:>8} | {:>8}",
+            body.name,
+            bytes,
+            mb(0),
+            mb(1),
+            count(0),
+            mb(2),
+            count(2),
+            speed_up
+        )
+        .map_err(io)?;
+    }
+    Ok(())
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("parser bench: {e}");
+        std::process::exit(1);
     }
 }
