@@ -64,7 +64,11 @@ impl Shards {
     }
 
     pub async fn set_healthy(&self, i: usize, healthy: bool) -> Result<(), String> {
-        let mode = if healthy { sim::HEALTHY } else { sim::UNHEALTHY };
+        let mode = if healthy {
+            sim::HEALTHY
+        } else {
+            sim::UNHEALTHY
+        };
         self.set_mode(i, mode).await
     }
 

@@ -6,8 +6,8 @@
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::time::Duration;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use std::time::Instant;
 
 use axum::Router;
@@ -671,7 +671,10 @@ mod tests {
             .expect("the simulator's body parses");
         assert!((180..=260).contains(&samples.len()), "{}", samples.len());
         sim.set_mode(1, UNHEALTHY);
-        assert_eq!((sim.mode(0), sim.mode(1), sim.mode(2)), (Some(HEALTHY), Some(UNHEALTHY), None));
+        assert_eq!(
+            (sim.mode(0), sim.mode(1), sim.mode(2)),
+            (Some(HEALTHY), Some(UNHEALTHY), None)
+        );
         assert_eq!(pod_ip(0), Ipv4Addr::new(127, 10, 0, 1));
         assert_eq!(pod_ip(250), Ipv4Addr::new(127, 10, 1, 1));
         assert_eq!(pod_ip(9999), Ipv4Addr::new(127, 10, 39, 250));

@@ -92,9 +92,11 @@ pub async fn run(a: SoakArgs) -> Result<(), String> {
     let rules_file = c.dir.join("rules-soak").join("rules.yaml");
     let http = crate::http()?;
     let names: Vec<String> = (0..n).map(kube::pod_name).collect();
-    wait_until("every gate True", Duration::from_secs(120 + n as u64 / 20), || async {
-        gates.count(&names, true) == n
-    })
+    wait_until(
+        "every gate True",
+        Duration::from_secs(120 + n as u64 / 20),
+        || async { gates.count(&names, true) == n },
+    )
     .await?;
 
     // What each pod's endpoint does now, and what the gate must say once faults are lifted.
@@ -142,7 +144,8 @@ pub async fn run(a: SoakArgs) -> Result<(), String> {
                 // Metric flips, both ways; at most 5% unhealthy at once, under the rule's
                 // maxUnavailable, so the panic threshold never holds a gate the check expects.
                 0..=59 => {
-                    let unhealthy: Vec<usize> = (0..n).filter(|j| mode[*j] == sim::UNHEALTHY).collect();
+                    let unhealthy: Vec<usize> =
+                        (0..n).filter(|j| mode[*j] == sim::UNHEALTHY).collect();
                     let (j, m) = if mode[i] == sim::UNHEALTHY {
                         (i, sim::HEALTHY)
                     } else if unhealthy.len() * 20 >= n && !unhealthy.is_empty() {
@@ -159,12 +162,20 @@ pub async fn run(a: SoakArgs) -> Result<(), String> {
                     let m = if roll < 65 { sim::ERROR } else { sim::HANG };
                     sim.set_mode(i, m).await?;
                     mode[i] = m;
-                    if m == sim::ERROR { "endpoint-500" } else { "endpoint-hang" }
+                    if m == sim::ERROR {
+                        "endpoint-500"
+                    } else {
+                        "endpoint-hang"
+                    }
                 }
                 // A broken endpoint comes back, healthy or not.
                 70..=79 => {
                     if let Some(j) = (0..n).map(|k| (i + k) % n).find(|j| mode[*j] >= sim::ERROR) {
-                        let m = if rng.below(2) == 0 { sim::HEALTHY } else { sim::UNHEALTHY };
+                        let m = if rng.below(2) == 0 {
+                            sim::HEALTHY
+                        } else {
+                            sim::UNHEALTHY
+                        };
                         sim.set_mode(j, m).await?;
                         mode[j] = m;
                     }
@@ -174,7 +185,9 @@ pub async fn run(a: SoakArgs) -> Result<(), String> {
                 80..=89 => {
                     kube::delete_pod(&pods, i).await?;
                     wait_until("pod deleted", Duration::from_secs(30), || async {
-                        pods.get_opt(&kube::pod_name(i)).await.is_ok_and(|p| p.is_none())
+                        pods.get_opt(&kube::pod_name(i))
+                            .await
+                            .is_ok_and(|p| p.is_none())
                     })
                     .await?;
                     kube::create_pod(&pods, i).await?;
@@ -188,7 +201,8 @@ pub async fn run(a: SoakArgs) -> Result<(), String> {
                     } else {
                         format!("# rewritten at {}s\n{rules}", start.elapsed().as_secs())
                     };
-                    std::fs::write(&rules_file, text).map_err(|e| format!("{}: {e}", rules_file.display()))?;
+                    std::fs::write(&rules_file, text)
+                        .map_err(|e| format!("{}: {e}", rules_file.display()))?;
                     "rules-reload"
                 }
                 // The API server or etcd goes away for a while.
@@ -197,7 +211,11 @@ pub async fn run(a: SoakArgs) -> Result<(), String> {
                     control_plane(&a, "down", what)?;
                     tokio::time::sleep(Duration::from_secs(5 + rng.below(20) as u64)).await;
                     control_plane(&a, "up", what)?;
-                    if roll == 94 { "apiserver-restart" } else { "etcd-restart" }
+                    if roll == 94 {
+                        "apiserver-restart"
+                    } else {
+                        "etcd-restart"
+                    }
                 }
                 _ => "quiet",
             })
@@ -270,7 +288,10 @@ pub async fn run(a: SoakArgs) -> Result<(), String> {
     drop(pg);
     kube::delete_all(&admin, &ns).await?;
     if !wrong.is_empty() {
-        return Err(format!("{} gates do not match their pods' metrics", wrong.len()));
+        return Err(format!(
+            "{} gates do not match their pods' metrics",
+            wrong.len()
+        ));
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
 use std::hash::BuildHasher;
+use std::sync::Arc;
 
 use super::Query;
 use super::parse::Selector;
@@ -140,6 +141,9 @@ pub struct StoreLimits {
     /// window reaches back past a dropped point reports an error rather than a wrong rate.
     pub max_points_per_series: usize,
     /// Extra history kept beyond the longest range, so an evaluation a little after the
+    /// scrape still sees a full window. podgate evaluates at the time of the scrape it just
+    /// ingested, so a few seconds cover clock steps; every point kept costs memory on every
+    /// series of every pod (16 bytes; 10,000 pods × 70 series × one point = 11 MB).
     /// scrape still sees a full window.
     pub retention_margin_ms: i64,
     /// How old the latest scrape may be for instant selectors to use it (Prometheus's
@@ -155,7 +159,7 @@ impl Default for StoreLimits {
         StoreLimits {
             max_series: 10_000,
             max_points_per_series: 64,
-            retention_margin_ms: 60_000,
+            retention_margin_ms: 5_000,
             lookback_ms: 300_000,
             max_label_bytes: DEFAULT_MAX_LABEL_BYTES,
         }
@@ -171,9 +175,10 @@ pub(crate) struct Point {
 /// One series' identity and recent points (oldest first, strictly increasing times).
 #[derive(Debug, Clone)]
 pub(crate) struct Series {
-    name: Box<str>,
+    /// Names and label strings are shared within a store (series repeat them).
+    name: Arc<str>,
     /// Sorted by label name; labels with an empty value are dropped, as Prometheus does.
-    labels: Box<[(Box<str>, Box<str>)]>,
+    labels: Box<[(Arc<str>, Arc<str>)]>,
     pub points: VecDeque<Point>,
     /// Time of the newest point dropped because of `max_points_per_series`.
     pub evicted_until_ms: Option<i64>,
@@ -194,7 +199,7 @@ impl Series {
 
     pub fn matches(&self, selector: &Selector) -> bool {
         if let Some(name) = &selector.name
-            && *name != self.name
+            && **name != *self.name
         {
             return false;
         }
@@ -352,12 +357,18 @@ pub struct SeriesStore {
     limits: StoreLimits,
     hasher: RandomState,
     series: Vec<Series>,
-    /// Identity hash → indices into `series` (collisions share an entry).
-    index: HashMap<u64, Vec<usize>>,
+    /// Identity hash → index into `series` of the first series with that hash.
+    index: HashMap<u64, usize>,
+    /// Series whose hash another series already holds in `index` (rare: 64-bit hashes).
+    collided: Vec<usize>,
+    /// The names and label strings of the series, each held once.
+    strings: HashSet<Arc<str>>,
     /// Times of recent successful scrapes, oldest first.
     scrapes: VecDeque<i64>,
     /// Series given a point in the scrape being ingested (reused between scrapes).
     touched: Vec<usize>,
+    /// Points dropped early during the scrape being ingested, put back on rollback.
+    dropped: Vec<(usize, Point)>,
 }
 
 impl SeriesStore {
@@ -368,8 +379,11 @@ impl SeriesStore {
             hasher: RandomState::new(),
             series: Vec::new(),
             index: HashMap::new(),
+            collided: Vec::new(),
+            strings: HashSet::new(),
             scrapes: VecDeque::new(),
             touched: Vec::new(),
+            dropped: Vec::new(),
         }
     }
 
@@ -444,13 +458,15 @@ impl SeriesStore {
         }
         let existing = self.series.len();
         self.touched.clear();
+        self.dropped.clear();
+        let keep_after = self.keep_after(scrape_ms);
         let mut stats = IngestStats::default();
         for item in samples {
             let result = match item {
                 Ok(sample) => {
                     stats.samples += 1;
                     if self.interest.wants(&sample) {
-                        self.append(&sample, scrape_ms)
+                        self.append(&sample, scrape_ms, keep_after)
                     } else {
                         continue;
                     }
@@ -489,25 +505,36 @@ impl SeriesStore {
         &mut self,
         sample: &S,
         scrape_ms: i64,
+        keep_after: i64,
     ) -> Result<bool, IngestError<E>> {
         let hash = self.identity_hash(sample);
         let point = Point {
             t: scrape_ms,
             v: sample.value(),
         };
-        if let Some(ids) = self.index.get(&hash) {
-            for &id in ids {
-                let Some(series) = self.series.get_mut(id) else {
-                    continue;
-                };
-                if series.is(sample) {
-                    if series.points.back().is_some_and(|p| p.t == scrape_ms) {
-                        return Ok(false);
-                    }
-                    series.points.push_back(point);
-                    self.touched.push(id);
-                    return Ok(true);
+        if let Some(&first) = self.index.get(&hash) {
+            let found = std::iter::once(first)
+                .chain(self.collided.iter().copied())
+                .find(|&id| {
+                    self.series
+                        .get(id)
+                        .is_some_and(|s| s.hash == hash && s.is(sample))
+                });
+            if let (Some(id), Some(series)) = (found, found.and_then(|id| self.series.get_mut(id)))
+            {
+                if series.points.back().is_some_and(|p| p.t == scrape_ms) {
+                    return Ok(false);
                 }
+                // Drop what retention would drop at commit before pushing, so the
+                // buffer never grows past what the window needs (memory per series).
+                while series.points.front().is_some_and(|p| p.t <= keep_after) {
+                    if let Some(p) = series.points.pop_front() {
+                        self.dropped.push((id, p));
+                    }
+                }
+                series.points.push_back(point);
+                self.touched.push(id);
+                return Ok(true);
             }
         }
         // Checked for new series only: a series already held passed it.
@@ -519,10 +546,11 @@ impl SeriesStore {
                 limit: self.limits.max_series,
             });
         }
-        let mut labels: Vec<(Box<str>, Box<str>)> = Vec::new();
+        let mut labels: Vec<(Arc<str>, Arc<str>)> = Vec::new();
+        let strings = &mut self.strings;
         sample.visit_labels(&mut |name, value| {
             if !value.is_empty() && name != "__name__" {
-                labels.push((name.into(), value.into()));
+                labels.push((intern(strings, name), intern(strings, value)));
             }
         });
         labels.sort();
@@ -538,13 +566,13 @@ impl SeriesStore {
         }
         let id = self.series.len();
         self.series.push(Series {
-            name: sample.metric_name().into(),
+            name: intern(&mut self.strings, sample.metric_name()),
             labels: labels.into_boxed_slice(),
             points: VecDeque::from([point]),
             evicted_until_ms: None,
             hash,
         });
-        self.index.entry(hash).or_default().push(id);
+        self.index_series(id, hash);
         Ok(true)
     }
 
@@ -554,6 +582,12 @@ impl SeriesStore {
                 && series.points.back().is_some_and(|p| p.t == scrape_ms)
             {
                 series.points.pop_back();
+            }
+        }
+        // Newest first, so each series gets its points back in order.
+        for (id, p) in self.dropped.drain(..).rev() {
+            if let Some(series) = self.series.get_mut(id) {
+                series.points.push_front(p);
             }
         }
         self.touched.clear();
@@ -573,7 +607,30 @@ impl SeriesStore {
             }
         }
         self.touched.clear();
+        self.dropped.clear();
         self.apply_retention();
+        // A store grows its series once, on the first scrapes; give back the doubling's
+        // slack then (held per pod, it adds up over a fleet).
+        if self.series.capacity() > self.series.len() + self.series.len() / 4 + 4 {
+            self.series.shrink_to_fit();
+        }
+        for series in &mut self.series {
+            if series.points.capacity() > 2 * series.points.len() + 4 {
+                series.points.shrink_to_fit();
+            }
+        }
+    }
+
+    /// Points at or before this time are of no use to an evaluation at `last` or later.
+    fn keep_after(&self, last: i64) -> i64 {
+        let range = self.interest.longest_range_ms;
+        // Instant-only interest needs the latest scrape alone.
+        if range == 0 {
+            last - 1
+        } else {
+            last.saturating_sub(range)
+                .saturating_sub(self.limits.retention_margin_ms)
+        }
     }
 
     /// Drops points and scrape times older than any query can use, and series left empty.
@@ -581,14 +638,7 @@ impl SeriesStore {
         let Some(last) = self.last_scrape_ms() else {
             return;
         };
-        let range = self.interest.longest_range_ms;
-        // Instant-only interest needs the latest scrape alone.
-        let keep_after = if range == 0 {
-            last - 1
-        } else {
-            last.saturating_sub(range)
-                .saturating_sub(self.limits.retention_margin_ms)
-        };
+        let keep_after = self.keep_after(last);
         while self.scrapes.len() > 1 && self.scrapes.front().is_some_and(|&t| t <= keep_after) {
             self.scrapes.pop_front();
         }
@@ -604,10 +654,33 @@ impl SeriesStore {
         }
     }
 
-    fn rebuild_index(&mut self) {
-        self.index.clear();
-        for (id, series) in self.series.iter().enumerate() {
-            self.index.entry(series.hash).or_default().push(id);
+    fn index_series(&mut self, id: usize, hash: u64) {
+        if let std::collections::hash_map::Entry::Vacant(e) = self.index.entry(hash) {
+            e.insert(id);
+        } else {
+            self.collided.push(id);
         }
     }
+
+    fn rebuild_index(&mut self) {
+        self.index.clear();
+        self.collided.clear();
+        for id in 0..self.series.len() {
+            if let Some(hash) = self.series.get(id).map(|s| s.hash) {
+                self.index_series(id, hash);
+            }
+        }
+        // Strings no series holds any more.
+        self.strings.retain(|s| Arc::strong_count(s) > 1);
+    }
+}
+
+/// The store's shared copy of `s`.
+fn intern(strings: &mut HashSet<Arc<str>>, s: &str) -> Arc<str> {
+    if let Some(shared) = strings.get(s) {
+        return shared.clone();
+    }
+    let shared: Arc<str> = Arc::from(s);
+    strings.insert(shared.clone());
+    shared
 }
