@@ -84,7 +84,7 @@ pub fn run(a: ReportArgs) -> Result<(), String> {
          to reproduce them.\n"
     );
     let _ = writeln!(md, "- Date: {date}");
-    let _ = writeln!(md, "- Command: `{}`", a.command);
+    let _ = writeln!(md, "- Command: `{}`", a.command.trim());
     for (k, v) in &machine {
         let _ = writeln!(md, "- {k}: {v}");
     }
@@ -295,6 +295,58 @@ pub fn run(a: ReportArgs) -> Result<(), String> {
             }
             let _ = writeln!(md, "{line}");
         }
+    }
+
+    if !parser.is_empty() {
+        // Per body, podgate against each peer, in the mode both offer.
+        let speed = |name: &str, mode: &str, file: &str| {
+            parser
+                .iter()
+                .find(|v| {
+                    v["parser"].as_str() == Some(name)
+                        && v["mode"].as_str() == Some(mode)
+                        && v["file"].as_str() == Some(file)
+                })
+                .and_then(|v| v["mb_per_s"].as_f64())
+        };
+        let mut files: Vec<&str> = parser.iter().filter_map(|v| v["file"].as_str()).collect();
+        files.sort();
+        files.dedup();
+        let mut min_pp = f64::INFINITY;
+        let mut min_go = f64::INFINITY;
+        let mut min_go_series = f64::INFINITY;
+        for file in files {
+            let ours = speed("podgate", "labels", file);
+            if let (Some(o), Some(p)) = (ours, speed("prometheus-parse-0.2.5", "labels", file)) {
+                min_pp = min_pp.min(o / p);
+            }
+            if let (Some(o), Some(g)) = (ours, speed("prometheus-go-textparse", "labels", file)) {
+                min_go = min_go.min(o / g);
+            }
+            if let (Some(o), Some(g)) = (
+                speed("podgate", "series", file),
+                speed("prometheus-go-textparse", "series", file),
+            ) {
+                min_go_series = min_go_series.min(o / g);
+            }
+        }
+        let _ = writeln!(md, "\n### Parser targets (the slowest body decides)\n");
+        let _ = writeln!(md, "| target | figure | result |\n|---|---|---|");
+        let _ = writeln!(
+            md,
+            "| at least 3× prometheus-parse | {min_pp:.1}× | {} |",
+            pass(min_pp >= 3.0)
+        );
+        let _ = writeln!(
+            md,
+            "| faster than Prometheus's Go parser, labels read | {min_go:.1}× | {} |",
+            pass(min_go > 1.0)
+        );
+        let _ = writeln!(
+            md,
+            "| faster than Prometheus's Go parser, series only | {min_go_series:.1}× | {} |",
+            pass(min_go_series > 1.0)
+        );
     }
 
     let machine_json: serde_json::Map<String, Value> = machine

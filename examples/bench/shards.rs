@@ -115,9 +115,4 @@ impl Shards {
         }
         Ok(sum)
     }
-
-    /// The simulators' processes, for their CPU use.
-    pub fn pids(&self) -> Vec<u32> {
-        self.shards.iter().map(|(_, _, p)| p.pid()).collect()
-    }
 }
