@@ -146,14 +146,17 @@ pub async fn create_fleet(
     Ok(())
 }
 
-/// Gate changes seen by the watch, per pod name: (status, when first seen).
+/// Each change of one pod's gate: (status, when first seen).
+type History = Vec<(bool, Instant)>;
+
+/// Gate changes seen by the watch, per pod name.
 #[derive(Clone, Default)]
 pub struct Gates {
-    inner: Arc<Mutex<HashMap<String, Vec<(bool, Instant)>>>>,
+    inner: Arc<Mutex<HashMap<String, History>>>,
 }
 
 impl Gates {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<(bool, Instant)>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, History>> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
