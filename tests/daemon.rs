@@ -1,6 +1,6 @@
 //! `podgate run` against the real control plane: the gate lifecycle end to end.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

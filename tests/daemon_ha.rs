@@ -2,7 +2,7 @@
 //! (only the leader writes; a standby takes over on SIGTERM at once and on SIGKILL within the
 //! lease duration), and node-local mode (only the pods of one node).
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! errors, transitions, writes and a panic-threshold hold: every metric the product promises,
 //! values that agree with what happened and with each other, and no per-pod label.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

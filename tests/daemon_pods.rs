@@ -2,7 +2,7 @@
 //! a pod whose IP changes, ContainersReady turning False then True again. Nothing stale is
 //! written and the pod as it is now gets evaluated.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

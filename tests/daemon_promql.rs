@@ -3,7 +3,7 @@
 //! a batched query runs once per rule per interval and each pod's gate follows its own
 //! series; a templated query runs per pod.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

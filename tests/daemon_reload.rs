@@ -2,7 +2,7 @@
 //! the gates follow, an invalid set is rejected while the old rules keep working (and says
 //! so in metrics, `/readyz` and the log), and SIGHUP reloads.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

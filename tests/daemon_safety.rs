@@ -1,7 +1,7 @@
 //! `podgate run`'s safety valves: the override annotation (pod and namespace), dry run
 //! (daemon-wide and per rule), the panic threshold `maxUnavailable`, and `failOpenAfter`.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

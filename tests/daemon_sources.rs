@@ -3,7 +3,7 @@
 //! (timeout, HTTP error, unparseable body, body over the limit, connection closed mid-body),
 //! while the other pods of the namespace carry on.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! real Prometheus scraping a real `podgate run` whose pods flip, hit the panic threshold and
 //! fail to scrape — each query must be valid PromQL and return data.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

@@ -5,7 +5,7 @@
 //! included) judge them. Then the wiring between objects is checked: selectors, ports,
 //! probes, the rules ConfigMap and the image's user.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;

@@ -7,7 +7,7 @@
 //! decisions taken during the fault are written afterwards, nothing is written twice or by
 //! two leaders, and the daemon neither crashes nor spins.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! that is not YAML. Every time the old rules keep deciding, and the failure shows in the
 //! log, in the reload metrics and on `/readyz`; a fixed directory is picked up again.
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;

@@ -8,7 +8,7 @@
 //! with reason `SourceError`, `pass` keeps it True with reason `SourceError`, `keep` never
 //! touches the pod; the message says what happened.
 
-mod support;
+use crate::support;
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering};

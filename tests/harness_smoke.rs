@@ -2,7 +2,7 @@
 //! without disturbing the kubelet's conditions, podgate's RBAC is sufficient and minimal, test
 //! metrics endpoints are reachable at pod IPs, and Prometheus runs and answers.
 
-mod support;
+use crate::support;
 
 use std::fmt::Debug;
 use std::time::Duration;

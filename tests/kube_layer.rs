@@ -1,7 +1,7 @@
 //! The Kubernetes layer against a real API server, with podgate's own RBAC (the `podgate`
 //! user's kubeconfig): the pod watcher, the gate writer and its events, and leader election.
 
-mod support;
+use crate::support;
 
 use support::proxy::Proxy;
 

@@ -2,7 +2,7 @@
 //! endpoint, and against a small fake API server for what a real one cannot show (slow
 //! answers, the headers and body a request carries, refused POSTs).
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

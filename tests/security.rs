@@ -4,7 +4,7 @@
 //! is logged; the metrics server serves metrics and health only; its exposition cannot be
 //! broken by label values.
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::path::Path;

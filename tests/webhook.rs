@@ -2,7 +2,7 @@
 //! (scoped to this test's namespaces) calls `podgate run --webhook-addr` on loopback with a
 //! certificate from `scripts/webhook-certs`, and the apiserver stores the pods it patched.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};

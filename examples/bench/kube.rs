@@ -146,6 +146,34 @@ pub async fn create_fleet(
     Ok(())
 }
 
+/// Every pod's gate status as the API server has it now (pods without the condition are
+/// left out).
+pub async fn gate_statuses(api: &Api<Pod>) -> Result<HashMap<String, bool>, String> {
+    let mut out = HashMap::new();
+    let mut params = ListParams::default().limit(500);
+    loop {
+        let page = api
+            .list(&params)
+            .await
+            .map_err(|e| format!("listing pods: {e}"))?;
+        for pod in &page.items {
+            let status = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .and_then(|c| c.iter().find(|c| c.type_ == GATE))
+                .map(|c| c.status == "True");
+            if let (Some(name), Some(status)) = (pod.metadata.name.clone(), status) {
+                out.insert(name, status);
+            }
+        }
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(c) => params = params.continue_token(&c),
+            None => return Ok(out),
+        }
+    }
+}
+
 /// Each change of one pod's gate: (status, when first seen).
 type History = Vec<(bool, Instant)>;
 

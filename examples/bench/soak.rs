@@ -242,23 +242,30 @@ pub async fn run(a: SoakArgs) -> Result<(), String> {
     let settle = Duration::from_secs(30 + c.interval * (crate::FAILURE_THRESHOLD + 2) + 10);
     eprintln!("soak: faults lifted; settling for {settle:?}");
     tokio::time::sleep(settle).await;
-    let api_names: Vec<String> = names.clone();
+    // The verdict is checked against what the API server holds now, not against the watch:
+    // a pod recreated late, or a change the watch missed across an API outage, would hide there.
+    let now = kube::gate_statuses(&pods).await?;
     let mut wrong = Vec::new();
-    for (i, name) in api_names.iter().enumerate() {
+    for (i, name) in names.iter().enumerate() {
         let want = mode[i] == sim::HEALTHY;
-        if gates.count(std::slice::from_ref(name), want) != 1 {
-            wrong.push(json!({"pod": name, "want": want}));
+        let got = now.get(name).copied();
+        if got != Some(want) {
+            wrong.push(json!({"pod": name, "want": want, "got": got}));
         }
     }
     let unhealthy = mode.iter().filter(|m| **m == sim::UNHEALTHY).count();
-    let rss: Vec<u64> = samples
-        .iter()
-        .filter_map(|s| s["rss_bytes"].as_u64())
-        .collect();
-    let quarter = (rss.len() / 4).max(1);
-    let mean = |v: &[u64]| v.iter().sum::<u64>() as f64 / v.len().max(1) as f64;
-    let early = mean(rss.get(quarter..2 * quarter).unwrap_or(&rss));
-    let late = mean(rss.get(rss.len().saturating_sub(quarter)..).unwrap_or(&rss));
+    // Growth is the last quarter's mean over the second quarter's (the first holds warm-up).
+    let quarters = |key: &str| {
+        let v: Vec<f64> = samples.iter().filter_map(|s| s[key].as_f64()).collect();
+        let quarter = (v.len() / 4).max(1);
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+        let early = mean(v.get(quarter..2 * quarter).unwrap_or(&v));
+        let late = mean(v.get(v.len().saturating_sub(quarter)..).unwrap_or(&v));
+        (early, late)
+    };
+    let (early, late) = quarters("rss_bytes");
+    let (tasks_early, tasks_late) = quarters("tasks");
+    let (fds_early, fds_late) = quarters("fds");
     let out = json!({
         "pods": n,
         "duration_s": a.duration,
@@ -271,6 +278,10 @@ pub async fn run(a: SoakArgs) -> Result<(), String> {
         "rss_bytes_mean_second_quarter": early,
         "rss_bytes_mean_last_quarter": late,
         "rss_growth_ratio": late / early,
+        "tasks_mean_second_quarter": tasks_early,
+        "tasks_mean_last_quarter": tasks_late,
+        "fds_mean_second_quarter": fds_early,
+        "fds_mean_last_quarter": fds_late,
         "rss_bytes_peak": pg.rss()?.1,
         "cpu_s": pg.cpu_seconds()?,
         "podgate_alive": pg.alive(),
@@ -279,7 +290,7 @@ pub async fn run(a: SoakArgs) -> Result<(), String> {
     let text = serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?;
     std::fs::write(&a.out, text + "\n").map_err(|e| format!("{}: {e}", a.out.display()))?;
     eprintln!(
-        "soak: {} gates wrong of {n}; RSS {:.1} → {:.1} MiB; figures in {}",
+        "soak: {} gates wrong of {n}; RSS {:.1} → {:.1} MiB; tasks {tasks_early:.0} → {tasks_late:.0}; figures in {}",
         wrong.len(),
         early / 1048576.0,
         late / 1048576.0,

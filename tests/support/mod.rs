@@ -2,10 +2,10 @@
 //! etcd, see `scripts/control-plane`), per-test namespaces, pods and a stand-in kubelet,
 //! loopback metrics endpoints, a real Prometheus, and `wait_for`.
 //!
-//! Every integration test file includes it with `mod support;`. Test code fails loudly: a
+//! `tests/integration.rs` declares it once; each test module takes it with `use crate::support;`. Test code fails loudly: a
 //! helper that cannot do its job panics with the reason, so the test fails (never skips).
 
-// Each test binary uses a different subset of these helpers.
+// Not every helper is used by every test, and a new test file may use any of them.
 #![allow(dead_code, unused_imports)]
 
 pub mod control_plane;
