@@ -188,10 +188,6 @@ impl PrivateControlPlane {
         PrivateControlPlane { cp, state }
     }
 
-    pub fn state_dir(&self) -> &Path {
-        self.state.path()
-    }
-
     /// Stops one process, keeping the data, ports and certificates (`scripts/control-plane
     /// down`). Runs on a blocking thread so the test's servers keep answering.
     pub async fn down(&self, component: Component) {

@@ -120,11 +120,6 @@ impl MetricsEndpoint {
         self.lock().delay = delay;
     }
 
-    /// Replaces the whole response.
-    pub fn set_response(&self, response: MetricsResponse) {
-        *self.lock() = response;
-    }
-
     pub fn response(&self) -> MetricsResponse {
         self.lock().clone()
     }

@@ -2,11 +2,9 @@
 //! etcd, see `scripts/control-plane`), per-test namespaces, pods and a stand-in kubelet,
 //! loopback metrics endpoints, a real Prometheus, and `wait_for`.
 //!
-//! `tests/integration.rs` declares it once; each test module takes it with `use crate::support;`. Test code fails loudly: a
-//! helper that cannot do its job panics with the reason, so the test fails (never skips).
-
-// Not every helper is used by every test, and a new test file may use any of them.
-#![allow(dead_code, unused_imports)]
+//! `tests/integration.rs` declares it once; each test module takes it with
+//! `use crate::support;`. Test code fails loudly: a helper that cannot do its job panics with
+//! the reason, so the test fails (never skips).
 
 pub mod control_plane;
 pub mod daemon;
@@ -23,8 +21,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 pub use control_plane::{Component, ControlPlane, PrivateControlPlane, TestNamespace};
-pub use metrics_endpoint::{MetricsEndpoint, MetricsResponse};
-pub use pods::{Kubelet, TestPod, condition, condition_status, ready_as_kubelet};
+pub use metrics_endpoint::MetricsEndpoint;
+pub use pods::{Kubelet, TestPod, condition, condition_status};
 pub use prometheus::Prometheus;
 
 /// Installs the process-wide TLS provider the product uses (see `source::init_tls`).

@@ -263,12 +263,6 @@ impl Kubelet {
             .unwrap_or_else(|e| panic!("kubelet: moving pod {name} to {pod_ip}: {e}"))
     }
 
-    /// Sets the phase alone (e.g. "Succeeded", "Failed").
-    pub async fn set_phase(&self, name: &str, phase: &str) -> Pod {
-        self.patch_status(name, json!({ "phase": phase }), Vec::new())
-            .await
-    }
-
     async fn get(&self, name: &str) -> Pod {
         self.pods
             .get(name)

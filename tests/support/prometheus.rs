@@ -16,7 +16,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct Prometheus {
     child: Child,
-    dir: TempDir,
+    /// Config, TSDB and log; removed when the server is dropped.
+    _dir: TempDir,
     port: u16,
     http: reqwest::Client,
 }
@@ -53,7 +54,7 @@ impl Prometheus {
                 Ok(()) => {
                     return Prometheus {
                         child,
-                        dir,
+                        _dir: dir,
                         port,
                         http,
                     };
@@ -74,20 +75,6 @@ impl Prometheus {
     /// `http://127.0.0.1:<port>`
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// Its temp dir (config, TSDB, log).
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Prometheus's own log so far.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
     }
 
     /// An instant query; returns the `data` object of a successful answer, fails the test
@@ -116,23 +103,6 @@ impl Prometheus {
             panic!("prometheus query {promql:?} failed: HTTP {status}: {text}");
         }
         json.get("data").cloned().unwrap_or(Value::Null)
-    }
-
-    /// Asks Prometheus to reload its configuration after the test rewrote it at
-    /// `dir()/prometheus.yml`.
-    pub async fn reload(&self) {
-        let url = format!("{}/-/reload", self.url());
-        let response = self
-            .http
-            .post(&url)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("prometheus reload: {e}"));
-        if !response.status().is_success() {
-            let status = response.status();
-            let body = response.text().await.unwrap_or_default();
-            panic!("prometheus reload: HTTP {status}: {body}");
-        }
     }
 }
 
