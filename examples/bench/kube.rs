@@ -66,6 +66,20 @@ pub async fn delete_all(client: &Client, ns: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The namespace's pods API once the namespace exists and holds no pods.
+pub async fn empty_namespace(client: &Client, ns: &str) -> Result<Api<Pod>, String> {
+    ensure_namespace(client, ns).await?;
+    delete_all(client, ns).await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    crate::wait_until("old pods gone", Duration::from_secs(120), || async {
+        pods.list_metadata(&Default::default())
+            .await
+            .is_ok_and(|l| l.items.is_empty())
+    })
+    .await?;
+    Ok(pods)
+}
+
 fn manifest(i: usize) -> Result<Pod, String> {
     serde_json::from_value(json!({
         "apiVersion": "v1",
@@ -146,6 +160,15 @@ pub async fn create_fleet(
     Ok(())
 }
 
+/// The pod's gate: True, False, or None before podgate set it.
+fn gate_status(pod: &Pod) -> Option<bool> {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == GATE))
+        .map(|c| c.status == "True")
+}
+
 /// Every pod's gate status as the API server has it now (pods without the condition are
 /// left out).
 pub async fn gate_statuses(api: &Api<Pod>) -> Result<HashMap<String, bool>, String> {
@@ -157,13 +180,7 @@ pub async fn gate_statuses(api: &Api<Pod>) -> Result<HashMap<String, bool>, Stri
             .await
             .map_err(|e| format!("listing pods: {e}"))?;
         for pod in &page.items {
-            let status = pod
-                .status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .and_then(|c| c.iter().find(|c| c.type_ == GATE))
-                .map(|c| c.status == "True");
-            if let (Some(name), Some(status)) = (pod.metadata.name.clone(), status) {
+            if let (Some(name), Some(status)) = (pod.metadata.name.clone(), gate_status(pod)) {
                 out.insert(name, status);
             }
         }
@@ -192,13 +209,7 @@ impl Gates {
         let Some(name) = pod.metadata.name.clone() else {
             return;
         };
-        let status = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .and_then(|c| c.iter().find(|c| c.type_ == GATE))
-            .map(|c| c.status == "True");
-        let Some(status) = status else {
+        let Some(status) = gate_status(pod) else {
             return;
         };
         let mut map = self.lock();

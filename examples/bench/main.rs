@@ -21,9 +21,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ::kube::Api;
 use clap::{Args, Parser, Subcommand};
-use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
 
 use crate::proc::Proc;
@@ -328,15 +326,7 @@ async fn fleet(args: FleetArgs) -> Result<(), String> {
 
     let admin = kube::client(&c.admin_kubeconfig).await?;
     let ns = format!("bench-{n}");
-    kube::ensure_namespace(&admin, &ns).await?;
-    kube::delete_all(&admin, &ns).await?;
-    let pods: Api<Pod> = Api::namespaced(admin.clone(), &ns);
-    wait_until("old pods gone", Duration::from_secs(120), || async {
-        pods.list_metadata(&Default::default())
-            .await
-            .is_ok_and(|l| l.items.is_empty())
-    })
-    .await?;
+    let pods = kube::empty_namespace(&admin, &ns).await?;
     let gates = kube::watch_gates(admin.clone(), &ns);
     let t = Instant::now();
     kube::create_fleet(&pods, 0..n, 32).await?;
