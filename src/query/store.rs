@@ -144,7 +144,6 @@ pub struct StoreLimits {
     /// scrape still sees a full window. podgate evaluates at the time of the scrape it just
     /// ingested, so a few seconds cover clock steps; every point kept costs memory on every
     /// series of every pod (16 bytes; 10,000 pods × 70 series × one point = 11 MB).
-    /// scrape still sees a full window.
     pub retention_margin_ms: i64,
     /// How old the latest scrape may be for instant selectors to use it (Prometheus's
     /// lookback delta).
