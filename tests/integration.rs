@@ -29,3 +29,37 @@ mod prometheus_source;
 mod scrape;
 mod security;
 mod webhook;
+
+/// With `autotests = false`, a new file in `tests/` that is not declared above would never be
+/// compiled or run, silently: every `*.rs` file there must be a module here or a `[[test]]`
+/// of its own in Cargo.toml.
+#[test]
+fn every_test_file_is_declared() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let this = include_str!("integration.rs");
+    let manifest = include_str!("../Cargo.toml");
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let mut missing = Vec::new();
+    for entry in entries {
+        let path = entry
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .path();
+        let (Some(stem), Some("rs")) = (
+            path.file_stem().and_then(|s| s.to_str()),
+            path.extension().and_then(|s| s.to_str()),
+        ) else {
+            continue;
+        };
+        let declared = stem == "integration"
+            || this.lines().any(|l| l == format!("mod {stem};"))
+            || manifest.contains(&format!("path = \"tests/{stem}.rs\""));
+        if !declared {
+            missing.push(path.display().to_string());
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "test files neither declared in tests/integration.rs nor a [[test]] in Cargo.toml \
+         (they would never run): {missing:?}"
+    );
+}
