@@ -7,7 +7,7 @@ use std::fmt;
 
 use crate::decision::{Evaluation, Outcome};
 use crate::expr::format_value;
-use crate::query::{QueryValue, SeriesStore};
+use crate::query::{NoData, QueryValue, SeriesStore};
 use crate::rules::{Rule, Var, VarSource};
 
 /// A variable's value for one evaluation.
@@ -18,6 +18,9 @@ pub enum VarResult {
     NoData(String),
     /// The source failed or the query cannot be answered, with what happened.
     Error(String),
+    /// No data yet, and none can exist before `until_ms`: the window the variable reads
+    /// reaches back before podgate (scrape) or Prometheus (PromQL) could see the pod.
+    Warming { why: String, until_ms: i64 },
 }
 
 impl fmt::Display for VarResult {
@@ -26,6 +29,9 @@ impl fmt::Display for VarResult {
             VarResult::Value(v) => f.write_str(&format_value(*v)),
             VarResult::NoData(why) => write!(f, "no data ({why})"),
             VarResult::Error(why) => write!(f, "error ({why})"),
+            VarResult::Warming { why, until_ms } => {
+                write!(f, "warming up until {} ({why})", format_utc(*until_ms))
+            }
         }
     }
 }
@@ -59,10 +65,16 @@ pub struct RuleEvaluation {
 
 /// Evaluates `rule` at `now_ms`. `promql` answers the rule's `promql:` variables (the daemon
 /// from its Prometheus results, the CLI from the command line or test file).
+///
+/// `ready_since_ms` is when the pod's ContainersReady turned True, if known: a `promql:`
+/// variable without data while the pod is younger than the query's longest range plus one
+/// interval is warming, not "no data" (Prometheus cannot hold the series yet). A `scrape:`
+/// variable warms while the pod's scrape history is shorter than its range.
 pub fn evaluate_rule(
     rule: &Rule,
     scrape: ScrapeInput<'_>,
     promql: &mut dyn FnMut(&Var) -> VarResult,
+    ready_since_ms: Option<i64>,
     now_ms: i64,
 ) -> RuleEvaluation {
     let used = rule.expr.variables();
@@ -73,7 +85,14 @@ pub fn evaluate_rule(
         .map(|v| {
             let (source, result) = match &v.source {
                 VarSource::Scrape(q) => ("scrape", scrape_value(q, scrape, now_ms)),
-                VarSource::Promql(_) => ("promql", promql(v)),
+                VarSource::Promql(t) => {
+                    let until = ready_since_ms.map(|ready| {
+                        ready
+                            .saturating_add(t.longest_range_ms())
+                            .saturating_add(duration_ms(rule.interval))
+                    });
+                    ("promql", promql_value(promql(v), until, now_ms))
+                }
             };
             VarReport {
                 name: v.name.clone(),
@@ -87,18 +106,50 @@ pub fn evaluate_rule(
     RuleEvaluation { evaluation, vars }
 }
 
+fn duration_ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 fn scrape_value(q: &crate::query::Query, scrape: ScrapeInput<'_>, now_ms: i64) -> VarResult {
     match scrape {
         ScrapeInput::Failed(e) => VarResult::Error(e.to_string()),
         ScrapeInput::Store(store) => match q.eval(store, now_ms) {
             Ok(QueryValue::Number(v)) => VarResult::Value(v),
-            Ok(QueryValue::NoData(why)) => VarResult::NoData(why.to_string()),
+            Ok(QueryValue::NoData(why)) => {
+                // Too few points in the window, and the window reaches back before the first
+                // scrape: the points cannot exist yet. A series that is simply absent is not
+                // warming: it may never appear (onNoData decides once the data could exist).
+                let until = store
+                    .first_scrape_ms()
+                    .map(|first| first.saturating_add(q.range_ms()));
+                match (&why, until) {
+                    (NoData::NotEnoughHistory { .. }, Some(until)) if now_ms < until => {
+                        VarResult::Warming {
+                            why: why.to_string(),
+                            until_ms: until,
+                        }
+                    }
+                    _ => VarResult::NoData(why.to_string()),
+                }
+            }
             Err(e) => VarResult::Error(e.to_string()),
         },
     }
 }
 
-/// Errors first (the source is broken), then no data, then the expression.
+/// A `promql:` result, warming while Prometheus cannot hold the pod's series yet.
+fn promql_value(result: VarResult, until: Option<i64>, now_ms: i64) -> VarResult {
+    match (result, until) {
+        (VarResult::NoData(why), Some(until)) if now_ms < until => VarResult::Warming {
+            why: format!("{why}; the pod is younger than the query's range plus one interval"),
+            until_ms: until,
+        },
+        (other, _) => other,
+    }
+}
+
+/// Errors first (the source is broken), then warming (no verdict can exist yet), then no data,
+/// then the expression.
 fn decide(rule: &Rule, vars: &[VarReport]) -> Evaluation {
     let nan_aware = rule.expr.nan_aware_variables();
     let errors: Vec<(&str, &str)> = vars
@@ -112,6 +163,29 @@ fn decide(rule: &Rule, vars: &[VarReport]) -> Evaluation {
         return Evaluation {
             outcome: Outcome::Error,
             detail: group_by_message("source error", &errors),
+        };
+    }
+    // isnan() does not apply here: a window that cannot be full yet says nothing, so it must
+    // not read as "no errors" either.
+    let warming: Vec<(&str, &str)> = vars
+        .iter()
+        .filter_map(|v| match &v.result {
+            VarResult::Warming { why, .. } => Some((v.name.as_str(), why.as_str())),
+            _ => None,
+        })
+        .collect();
+    let until = vars
+        .iter()
+        .filter_map(|v| match v.result {
+            VarResult::Warming { until_ms, .. } => Some(until_ms),
+            _ => None,
+        })
+        .max();
+    if let Some(until) = until {
+        let prefix = format!("warming up until {} at the latest", format_utc(until));
+        return Evaluation {
+            outcome: Outcome::Warming,
+            detail: group_by_message(&prefix, &warming),
         };
     }
     // A variable the expression tests with isnan() gets NaN for "no data" and decides for
@@ -136,7 +210,7 @@ fn decide(rule: &Rule, vars: &[VarReport]) -> Evaluation {
         .filter_map(|v| match v.result {
             VarResult::Value(x) => Some((v.name.as_str(), x)),
             VarResult::NoData(_) => Some((v.name.as_str(), f64::NAN)),
-            VarResult::Error(_) => None,
+            VarResult::Error(_) | VarResult::Warming { .. } => None,
         })
         .collect();
     match rule.expr.eval(&values) {
@@ -167,3 +241,28 @@ fn group_by_message(prefix: &str, items: &[(&str, &str)]) -> String {
         .collect();
     format!("{prefix}: {}", parts.join("; "))
 }
+
+/// `2026-12-05T08:41:02Z`: an instant (ms since the Unix epoch) in UTC, for messages.
+pub fn format_utc(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's days_from_civil, inverted).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -144,11 +144,11 @@ pub fn run(args: Args) -> i32 {
             "not given: use --pod with --prometheus-url, or --set NAME=NUMBER".into(),
         ),
     };
-    let result = evaluate_rule(&rule, input, &mut promql, now);
+    let result = evaluate_rule(&rule, input, &mut promql, None, now);
     print_report(&rule, &result);
     match result.evaluation.outcome {
         Outcome::Pass => EXIT_OK,
-        Outcome::Fail | Outcome::NoData => EXIT_FAIL,
+        Outcome::Fail | Outcome::NoData | Outcome::Warming => EXIT_FAIL,
         Outcome::Error => EXIT_INVALID,
     }
 }

@@ -251,7 +251,13 @@ pub async fn run(
                 }
                 continue;
             }
-            let result = evaluate_rule(&rule, input, &mut |v| promql.take(v), now);
+            let result = evaluate_rule(
+                &rule,
+                input,
+                &mut |v| promql.take(v),
+                Some(cfg.ready_since),
+                now,
+            );
             let msg = EvalMsg {
                 key: cfg.key.clone(),
                 uid: cfg.uid.clone(),

@@ -98,6 +98,8 @@ pub fn override_lifted(verdicts: &[RuleVerdict<'_>]) -> Condition {
 fn precedence(r: Reason) -> u8 {
     match r {
         Reason::PanicThreshold => 0,
+        // Never on a True gate (a warming verdict is False); listed for completeness.
+        Reason::Warming => 0,
         Reason::FailOpenTimeout => 1,
         Reason::SourceError => 2,
         Reason::NoData => 3,

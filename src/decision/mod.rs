@@ -22,6 +22,10 @@ pub enum Outcome {
     NoData,
     /// A source was unreachable, timed out or answered badly.
     Error,
+    /// A variable lacks data that cannot exist yet: the pod is too new to podgate (or, for
+    /// PromQL, to Prometheus) for a window to hold the points it needs. Never a verdict by
+    /// itself: a new pod's gate stays False, a known pod's gate keeps its status.
+    Warming,
 }
 
 impl Outcome {
@@ -31,6 +35,7 @@ impl Outcome {
             Outcome::Fail => "fail",
             Outcome::NoData => "nodata",
             Outcome::Error => "error",
+            Outcome::Warming => "warming",
         }
     }
 }
@@ -53,10 +58,12 @@ pub enum Reason {
     Overridden,
     FailOpenTimeout,
     PanicThreshold,
+    /// No verdict yet: the data the rule needs cannot exist yet (always False).
+    Warming,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 7] = [
+    pub const ALL: [Reason; 8] = [
         Reason::MetricsHealthy,
         Reason::MetricsUnhealthy,
         Reason::NoData,
@@ -64,6 +71,7 @@ impl Reason {
         Reason::Overridden,
         Reason::FailOpenTimeout,
         Reason::PanicThreshold,
+        Reason::Warming,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,6 +83,7 @@ impl Reason {
             Reason::Overridden => "Overridden",
             Reason::FailOpenTimeout => "FailOpenTimeout",
             Reason::PanicThreshold => "PanicThreshold",
+            Reason::Warming => "Warming",
         }
     }
 

@@ -70,6 +70,8 @@ enum Counted {
     Pass(Reason),
     Fail(Reason),
     Keep,
+    /// The data cannot exist yet: no verdict from it, whatever the policies say.
+    Warming,
 }
 
 fn classify(p: &Params<'_>, outcome: Outcome) -> Counted {
@@ -83,6 +85,7 @@ fn classify(p: &Params<'_>, outcome: Outcome) -> Counted {
         Outcome::Fail => Counted::Fail(Reason::MetricsUnhealthy),
         Outcome::NoData => by_policy(p.on_no_data, Reason::NoData),
         Outcome::Error => by_policy(p.on_error, Reason::SourceError),
+        Outcome::Warming => Counted::Warming,
     }
 }
 
@@ -167,6 +170,16 @@ impl RuleState {
 
         match classify(p, eval.outcome) {
             Counted::Keep => {}
+            // Counts nothing. A pod never decided is not Ready anyway: say what it waits for.
+            // A decided one (e.g. found on the pod after a restart) keeps its verdict until
+            // data speaks, so a restart neither takes healthy pods out nor lets failing ones in.
+            Counted::Warming => match &self.verdict {
+                None => self.set(false, Reason::Warming, message()),
+                Some(c) if c.reason == Reason::Warming && c.message != message() => {
+                    self.set(false, Reason::Warming, message());
+                }
+                Some(_) => {}
+            },
             Counted::Pass(reason) => {
                 self.pass_streak = self.pass_streak.saturating_add(1);
                 self.fail_streak = 0;

@@ -364,6 +364,9 @@ pub struct SeriesStore {
     strings: HashSet<Arc<str>>,
     /// Times of recent successful scrapes, oldest first.
     scrapes: VecDeque<i64>,
+    /// Time of the first successful scrape: where this store's history begins, so where a
+    /// range function's window can first be full (the warm-up).
+    first_scrape: Option<i64>,
     /// Series given a point in the scrape being ingested (reused between scrapes).
     touched: Vec<usize>,
     /// Points dropped early during the scrape being ingested, put back on rollback.
@@ -381,6 +384,7 @@ impl SeriesStore {
             collided: Vec::new(),
             strings: HashSet::new(),
             scrapes: VecDeque::new(),
+            first_scrape: None,
             touched: Vec::new(),
             dropped: Vec::new(),
         }
@@ -406,6 +410,11 @@ impl SeriesStore {
     /// Time of the latest ingested scrape.
     pub fn last_scrape_ms(&self) -> Option<i64> {
         self.scrapes.back().copied()
+    }
+
+    /// Time of the first successful scrape, kept however old it gets.
+    pub fn first_scrape_ms(&self) -> Option<i64> {
+        self.first_scrape
     }
 
     /// The latest scrape at or before `now_ms`.
@@ -482,6 +491,7 @@ impl SeriesStore {
             }
         }
         self.scrapes.push_back(scrape_ms);
+        self.first_scrape.get_or_insert(scrape_ms);
         self.commit();
         Ok(stats)
     }

@@ -53,6 +53,8 @@ pub struct Template {
     /// The template as written in the rule.
     pub source: String,
     parts: Vec<Part>,
+    /// The longest range (`[5m]`, or a subquery's `[1h:1m]`) in the query, in ms; 0 if none.
+    longest_range_ms: i64,
 }
 
 /// A placeholder has no value for this pod (e.g. a label the pod lacks).
@@ -72,6 +74,40 @@ fn error_at(src: &str, byte: usize, message: impl Into<String>) -> QueryError {
         column: column_at(src, byte),
         message: message.into(),
     }
+}
+
+/// The range of a `[...]` body in ms: `5m`, `1h30m`, or a subquery's `1h:1m` (its range
+/// part). 0 when it is not a duration Prometheus would accept (Prometheus reports that).
+fn range_ms(inside: &str) -> i64 {
+    let range = inside.split(':').next().unwrap_or("").trim();
+    let mut total: i64 = 0;
+    let mut rest = range;
+    if rest.is_empty() {
+        return 0;
+    }
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let Some(n) = rest.get(..digits).and_then(|d| d.parse::<i64>().ok()) else {
+            return 0;
+        };
+        rest = rest.get(digits..).unwrap_or("");
+        let (factor, len) = if rest.starts_with("ms") {
+            (1, 2)
+        } else {
+            match rest.chars().next() {
+                Some('s') => (1_000, 1),
+                Some('m') => (60_000, 1),
+                Some('h') => (3_600_000, 1),
+                Some('d') => (86_400_000, 1),
+                Some('w') => (7 * 86_400_000, 1),
+                Some('y') => (365 * 86_400_000, 1),
+                _ => return 0,
+            }
+        };
+        rest = rest.get(len..).unwrap_or("");
+        total = total.saturating_add(n.saturating_mul(factor));
+    }
+    total
 }
 
 fn closing(open: char) -> char {
@@ -95,6 +131,7 @@ impl Template {
         }
         let mut parts = Vec::new();
         let mut text = String::new();
+        let mut longest_range_ms = 0;
         let mut brackets: Vec<(char, usize)> = Vec::new();
         // The open string literal: its quote and where it started.
         let mut string: Option<(char, usize)> = None;
@@ -154,7 +191,12 @@ impl Template {
                     }
                     '(' | '[' | '{' => brackets.push((c, pos)),
                     ')' | ']' | '}' => match brackets.pop() {
-                        Some((open, _)) if closing(open) == c => {}
+                        Some((open, at)) if closing(open) == c => {
+                            if c == ']' {
+                                let inside = src.get(at + 1..pos).unwrap_or("");
+                                longest_range_ms = longest_range_ms.max(range_ms(inside));
+                            }
+                        }
                         Some((open, at)) => {
                             return Err(error_at(
                                 src,
@@ -187,7 +229,14 @@ impl Template {
         Ok(Template {
             source: src.to_string(),
             parts,
+            longest_range_ms,
         })
+    }
+
+    /// The longest range the query reads (`[5m]`; a subquery's `[1h:1m]` counts 1h), in ms;
+    /// 0 for a query without ranges. A series younger than this cannot fill the window yet.
+    pub fn longest_range_ms(&self) -> i64 {
+        self.longest_range_ms
     }
 
     /// True when the query has no per-pod placeholder: it runs once per rule per interval

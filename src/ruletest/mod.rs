@@ -271,7 +271,13 @@ fn run_case(set: &rules::RuleSet, case: &TestCase) -> Result<Vec<String>, String
                 },
                 None => VarResult::NoData("no promql values given in the test".into()),
             };
-            let evaluated = evaluate_rule(rule, ScrapeInput::Store(&store), &mut promql_value, now);
+            let evaluated = evaluate_rule(
+                rule,
+                ScrapeInput::Store(&store),
+                &mut promql_value,
+                Some(ready_at),
+                now,
+            );
             engine.observe(&key, &rule.name, &evaluated.evaluation, now);
         }
         for exp in case.expect.iter().filter(|e| e.step == step) {
