@@ -20,7 +20,10 @@ pub enum VarResult {
     Error(String),
     /// No data yet, and none can exist before `until_ms`: the window the variable reads
     /// reaches back before podgate (scrape) or Prometheus (PromQL) could see the pod.
-    Warming { why: String, until_ms: i64 },
+    Warming {
+        why: String,
+        until_ms: i64,
+    },
 }
 
 impl fmt::Display for VarResult {

@@ -782,7 +782,10 @@ fn template_longest_range_reads_ranges_and_subqueries_outside_strings() {
         ("sum(rate(x[1m])) / sum(rate(y[2m30s]))", 150_000),
         ("max_over_time(rate(x[30s])[1h:1m])", 3_600_000),
         (r#"rate(x{path="[9h]"}[500ms])"#, 500),
-        ("histogram_quantile(0.9, sum by (le) (rate(b[5m])))", 300_000),
+        (
+            "histogram_quantile(0.9, sum by (le) (rate(b[5m])))",
+            300_000,
+        ),
         ("x[1d]", 86_400_000),
     ] {
         let t = Template::parse(src).unwrap();

@@ -1729,3 +1729,70 @@ fn positions_count_crlf_and_lone_cr_as_line_breaks() {
     let d = one_error(src);
     assert!(d.line >= 6, "each CR ended a line: {d}");
 }
+
+// ---------------------------------------------------------------- rollout safety (warm-up)
+
+#[test]
+fn a_window_that_cannot_fill_before_fail_open_is_an_error_naming_both() {
+    let src =
+        with("failOpenAfter: 1m").replace("{scrape: 'up'}", "{scrape: 'sum(rate(x_total[10m]))'}");
+    let e = one_error(&src);
+    assert_diag(
+        &e,
+        7,
+        20,
+        Some("failOpenAfter"),
+        "ends before vars.x can have data",
+    );
+    assert!(e.message.contains("10m"), "{e}");
+    // Prometheus needs the range plus one interval (10 s by default): 1m is not enough
+    // for a 50 s range either.
+    let src = with("failOpenAfter: 1m").replace(
+        "{scrape: 'up'}",
+        "{promql: 'max by (namespace, pod) (rate(x_total[50s]))'}",
+    );
+    let e = one_error(&src);
+    assert!(
+        e.message.contains("1m") && e.message.contains("plus one interval"),
+        "{e}"
+    );
+    // A window that fits is no error, only the warning that failOpenAfter can let a pod in.
+    let src =
+        with("failOpenAfter: 11m").replace("{scrape: 'up'}", "{scrape: 'sum(rate(x_total[10m]))'}");
+    let set = load_ok(&src);
+    assert_eq!(set.warnings.len(), 1, "{}", render(&set.warnings));
+    assert_diag(
+        &set.warnings[0],
+        7,
+        20,
+        Some("failOpenAfter"),
+        "without a data-based verdict",
+    );
+}
+
+#[test]
+fn settings_that_let_a_pod_in_without_data_are_warnings_naming_the_field() {
+    let set = load_ok(&with("onNoData: pass\nonError: pass"));
+    let fields: Vec<Option<&str>> = set.warnings.iter().map(|w| w.field.as_deref()).collect();
+    assert_eq!(
+        fields,
+        [Some("onNoData"), Some("onError")],
+        "{}",
+        render(&set.warnings)
+    );
+    assert!(set.warnings.iter().all(|w| w.severity == Severity::Warning));
+    assert_eq!(check_str(&with("onNoData: pass")).exit_code(), 0);
+    // The defaults and the safe settings say nothing.
+    for extra in [
+        "onNoData: fail",
+        "onNoData: keep\nonError: keep",
+        "onError: fail",
+    ] {
+        let set = load_ok(&with(extra));
+        assert!(
+            set.warnings.is_empty(),
+            "{extra}: {}",
+            render(&set.warnings)
+        );
+    }
+}

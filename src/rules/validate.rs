@@ -601,6 +601,21 @@ impl Walker<'_> {
         if self.errors != errors_before {
             return None;
         }
+        if let (Some(vars), Some(interval), Some(on_no_data), Some(on_error), Some(fail_open)) =
+            (&vars, interval, on_no_data, on_error, &fail_open_after)
+        {
+            self.rollout_safety(
+                &fields,
+                vars,
+                interval,
+                on_no_data,
+                on_error,
+                fail_open.filter(|d| !d.is_zero()),
+            );
+            if self.errors != errors_before {
+                return None;
+            }
+        }
         let (vars, _) = vars?;
         let (expr_text, expr) = expr?;
         Some(Rule {
@@ -628,6 +643,89 @@ impl Walker<'_> {
                 line: node.at.line,
             },
         })
+    }
+
+    /// Settings that let a pod in before its first data-based verdict: warnings naming the
+    /// field. A `failOpenAfter` that ends before a variable's window can hold data would fail
+    /// every new pod open: an error naming both.
+    fn rollout_safety(
+        &mut self,
+        fields: &Fields<'_>,
+        vars: &(Vec<Var>, Vec<Pos>),
+        interval: Duration,
+        on_no_data: Policy,
+        on_error: Policy,
+        fail_open_after: Option<Duration>,
+    ) {
+        let mut fails_open_early = false;
+        if let (Some(limit), Some(n)) = (fail_open_after, get(fields, "failOpenAfter")) {
+            let mut longest: Option<(&Var, Duration)> = None;
+            for v in &vars.0 {
+                let warm = warm_up(v, interval);
+                if longest.is_none_or(|(_, d)| warm > d) {
+                    longest = Some((v, warm));
+                }
+            }
+            if let Some((v, warm)) = longest
+                && warm >= limit
+            {
+                let field = join("vars", &v.name);
+                fails_open_early = true;
+                self.error(
+                    n.at,
+                    "failOpenAfter",
+                    format!(
+                        "failOpenAfter ({}) ends before {field} can have data: its window needs \
+                         {} after ContainersReady{}, so every new pod would fail open without a \
+                         data-based verdict; set failOpenAfter above {} or shorten the window",
+                        format_duration(limit),
+                        format_duration(warm),
+                        if v.is_scrape() {
+                            ""
+                        } else {
+                            " (its longest range plus one interval, for Prometheus to scrape it)"
+                        },
+                        format_duration(warm),
+                    ),
+                );
+            }
+        }
+        if on_no_data == Policy::Pass
+            && let Some(n) = get(fields, "onNoData")
+        {
+            self.warn(
+                n.at,
+                "onNoData",
+                "onNoData: pass lets a pod in when a variable has no data once its window could \
+                 hold some (e.g. a metric a new version no longer exposes): a rollout gate \
+                 usually wants onNoData: fail, with isnan() on series a healthy pod may lack",
+            );
+        }
+        if on_error == Policy::Pass
+            && let Some(n) = get(fields, "onError")
+        {
+            self.warn(
+                n.at,
+                "onError",
+                "onError: pass sets the gate True when the source fails (endpoint unreachable, \
+                 Prometheus down), also on a new pod that never had a data-based verdict",
+            );
+        }
+        if let (Some(limit), Some(n), false) = (
+            fail_open_after,
+            get(fields, "failOpenAfter"),
+            fails_open_early,
+        ) {
+            self.warn(
+                n.at,
+                "failOpenAfter",
+                format!(
+                    "failOpenAfter sets the gate True on a pod with no passing verdict {} after \
+                     ContainersReady: a rollout then proceeds without a data-based verdict on it",
+                    format_duration(limit)
+                ),
+            );
+        }
     }
 
     /// `Some(None)` when absent, `Some(Some(d))` when valid, `None` after an error.
@@ -1260,5 +1358,15 @@ mod tests {
         assert_eq!(find_word("x_errors", "errors"), None);
         assert_eq!(find_word("a", "abc"), None);
         assert_eq!(find_word("é + abc", "abc"), Some(4));
+    }
+}
+
+/// How long after ContainersReady a variable's data can first exist: a scrape window fills
+/// one range after the first scrape; Prometheus needs the range plus one interval.
+fn warm_up(var: &Var, interval: Duration) -> Duration {
+    let ms = |v: i64| Duration::from_millis(u64::try_from(v).unwrap_or(0));
+    match &var.source {
+        VarSource::Scrape(q) => ms(q.range_ms()),
+        VarSource::Promql(t) => ms(t.longest_range_ms()).saturating_add(interval),
     }
 }
