@@ -186,14 +186,37 @@ fn eval_bool(node: &Node, context: &Bindings<'_>) -> Result<bool, String> {
     }
 }
 
-/// Why `tree` evaluates the way it does under `context`.
+/// Why `tree` evaluates the way it does under `context`: what decided first, then, in
+/// parentheses, the guards of a failing `||` that did not apply (`requests == 0`,
+/// `isnan(errors)`), so a cut message still shows the story:
+/// `errors/requests=0.077 >= 0.01 (requests=39.4 != 0, isnan(errors)=false)`.
 pub(crate) fn explain(tree: &Node, context: &Bindings<'_>) -> String {
     let mut out = String::new();
-    explain_into(tree, context, &mut out);
+    let mut guards = Vec::new();
+    explain_into(tree, context, &mut out, &mut guards);
+    if !guards.is_empty() {
+        if out.is_empty() {
+            return guards.join(" and ");
+        }
+        out.push_str(" (");
+        out.push_str(&guards.join(", "));
+        out.push(')');
+    }
     out
 }
 
-fn explain_into(node: &Node, context: &Bindings<'_>, out: &mut String) {
+/// An escape hatch in a `||`: `isnan(x)`, or a variable compared for equality with a number
+/// (`requests == 0`). When it does not apply, it is context, not the reason.
+fn is_guard(node: &Node) -> bool {
+    let node = unwrap_root(node);
+    match (node.operator(), node.children()) {
+        (Operator::FunctionIdentifier { identifier }, _) => identifier == "isnan",
+        (Operator::Eq, [lhs, rhs]) => is_literal(lhs) != is_literal(rhs),
+        _ => false,
+    }
+}
+
+fn explain_into(node: &Node, context: &Bindings<'_>, out: &mut String, guards: &mut Vec<String>) {
     let node = unwrap_root(node);
     let children = node.children();
     match node.operator() {
@@ -211,21 +234,37 @@ fn explain_into(node: &Node, context: &Bindings<'_>, out: &mut String) {
             if decisive {
                 for child in children {
                     if eval_bool(child, context) == Ok(verdict) {
-                        explain_into(child, context, out);
+                        explain_into(child, context, out, guards);
                         return;
                     }
                 }
             }
-            for (i, child) in children.iter().enumerate() {
+            // A failing `||`: the guards that did not apply go after the reason.
+            let (held, main): (Vec<&Node>, Vec<&Node>) = if matches!(op, Operator::Or) {
+                children.iter().partition(|c| is_guard(c))
+            } else {
+                (Vec::new(), children.iter().collect())
+            };
+            let (held, main) = if main.is_empty() {
+                (Vec::new(), held)
+            } else {
+                (held, main)
+            };
+            for child in held {
+                let mut text = String::new();
+                explain_into(child, context, &mut text, guards);
+                guards.push(text);
+            }
+            for (i, child) in main.into_iter().enumerate() {
                 if i > 0 {
                     out.push_str(" and ");
                 }
-                explain_into(child, context, out);
+                explain_into(child, context, out, guards);
             }
         }
         Operator::Not => {
             for child in children {
-                explain_into(child, context, out);
+                explain_into(child, context, out, guards);
             }
         }
         op @ (Operator::Eq

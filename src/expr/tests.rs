@@ -216,20 +216,46 @@ fn explain_failing_comparison() {
 #[test]
 fn explain_and_or() {
     let e = compile("requests == 0 || errors / requests < 0.01 && p99 < 0.25");
-    // `||` fails: every operand; the `&&` operand names its first failing part.
+    // `||` fails: the `&&` operand names its first failing part; the guard that did not
+    // apply (`requests == 0`) follows in parentheses.
     let v = [("requests", 10.0), ("errors", 1.0), ("p99", 0.1)];
     assert_eq!(
         e.explain(&v),
-        "requests=10 != 0 and errors/requests=0.1 >= 0.01"
+        "errors/requests=0.1 >= 0.01 (requests=10 != 0)"
     );
     let v = [("requests", 10.0), ("errors", 0.0), ("p99", 0.5)];
-    assert_eq!(e.explain(&v), "requests=10 != 0 and p99=0.5 >= 0.25");
+    assert_eq!(e.explain(&v), "p99=0.5 >= 0.25 (requests=10 != 0)");
     // `||` passes: the first passing operand.
     let v = [("requests", 0.0), ("errors", 0.0), ("p99", 0.5)];
     assert_eq!(e.explain(&v), "requests=0 == 0");
     // `&&` passes: every operand.
     let v = [("requests", 10.0), ("errors", 0.0), ("p99", 0.1)];
     assert_eq!(e.explain(&v), "errors/requests=0 < 0.01 and p99=0.1 < 0.25");
+}
+
+#[test]
+fn explain_names_what_decided_first_and_guards_after() {
+    // The README's rule on a failing version: the error ratio is the story.
+    let e = compile(
+        "requests == 0 || (isnan(errors) || errors / requests < 0.01) && (isnan(p99) || p99 < 0.25)",
+    );
+    let v = [("requests", 39.39), ("errors", 3.05), ("p99", 0.1)];
+    assert_eq!(
+        e.explain(&v),
+        "errors/requests=0.0774308 >= 0.01 (requests=39.39 != 0, isnan(errors)=false)"
+    );
+    // Only guards, all false: nothing else to put first.
+    let e = compile("isnan(x) || y == 1");
+    assert_eq!(
+        e.explain(&[("x", 1.0), ("y", 2.0)]),
+        "isnan(x)=false and y=2 != 1"
+    );
+    // A comparison of two variables is no guard.
+    let e = compile("a == b || c < 1");
+    assert_eq!(
+        e.explain(&[("a", 1.0), ("b", 2.0), ("c", 3.0)]),
+        "a=1 != b=2 and c=3 >= 1"
+    );
 }
 
 #[test]
@@ -243,7 +269,7 @@ fn explain_rhs_values_and_functions() {
     assert_eq!(e.explain(&[("p99", f64::NAN)]), "isnan(p99)=true");
     assert_eq!(
         e.explain(&[("p99", 0.3)]),
-        "isnan(p99)=false and p99=0.3 >= 0.25"
+        "p99=0.3 >= 0.25 (isnan(p99)=false)"
     );
     let e = compile("x > -1");
     assert_eq!(e.explain(&[("x", -2.0)]), "x=-2 <= -1");
