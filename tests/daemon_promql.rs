@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use support::daemon::{Daemon, parse_metrics, rules_dir, sum_of};
 use support::scene::Scene;
-use support::{MetricsEndpoint, Prometheus, TestPod, unique_loopback_ip, wait_for};
+use support::{MetricsEndpoint, Prometheus, Release, TestPod, unique_loopback_ip, wait_for};
 
 const GATE: &str = "podgate.dev/queue-healthy";
 
@@ -99,7 +99,16 @@ async fn prometheus_queries(prom: &Prometheus) -> f64 {
 
 #[tokio::test]
 async fn batched_query_runs_once_per_interval_and_each_pod_follows_its_own_series() {
-    let scene = Scene::new("promql-batched").await;
+    batched_query_on(Release::V3, "promql-batched").await;
+}
+
+#[tokio::test]
+async fn batched_query_on_prometheus_2_runs_once_per_interval_and_follows_each_pod() {
+    batched_query_on(Release::V2, "promql2-batched").await;
+}
+
+async fn batched_query_on(release: Release, prefix: &str) {
+    let scene = Scene::new(prefix).await;
     let ns = scene.name().to_string();
     let exporter = MetricsEndpoint::start(unique_loopback_ip()).await;
     // A same-named pod in another namespace must not be mistaken for ours.
@@ -111,7 +120,7 @@ async fn batched_query_runs_once_per_interval_and_each_pod_follows_its_own_serie
         (&ns, "d", 3),
         (&other_ns, "a", 999),
     ]));
-    let prom = Prometheus::start(&prometheus_config(&exporter)).await;
+    let prom = Prometheus::start_release(release, &prometheus_config(&exporter)).await;
     wait_series(&prom, "work_queue_depth", 5).await;
 
     let rules = rules_dir(&rule(

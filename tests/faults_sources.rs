@@ -811,7 +811,9 @@ async fn a_pod_ip_reused_by_a_new_pod_carries_no_state_from_the_old_one() {
     );
     let states = history.states();
     assert!(
-        states.iter().all(|(_, reason)| reason != "MetricsUnhealthy"),
+        states
+            .iter()
+            .all(|(_, reason)| reason != "MetricsUnhealthy"),
         "the new pod was never failed: {states:?}"
     );
     let first = states.first().cloned();

@@ -18,7 +18,7 @@ use kube::api::{WatchEvent, WatchParams};
 use serde_json::json;
 use support::pods::delete_pod_now;
 use support::{
-    ControlPlane, Kubelet, MetricsEndpoint, Prometheus, TestNamespace, TestPod, condition,
+    ControlPlane, Kubelet, MetricsEndpoint, Prometheus, Release, TestNamespace, TestPod, condition,
     condition_status, unique_loopback_ip, wait_for,
 };
 
@@ -446,6 +446,15 @@ async fn metrics_endpoint_is_reachable_at_the_pod_ip() {
 
 #[tokio::test]
 async fn prometheus_scrapes_and_answers_queries() {
+    prometheus_smoke(Release::V3).await;
+}
+
+#[tokio::test]
+async fn prometheus_2_scrapes_and_answers_queries() {
+    prometheus_smoke(Release::V2).await;
+}
+
+async fn prometheus_smoke(release: Release) {
     let endpoint = MetricsEndpoint::start(unique_loopback_ip()).await;
     endpoint.set_body("# TYPE smoke_up gauge\nsmoke_up{pod=\"a\"} 42\n");
     let config = format!(
@@ -453,7 +462,7 @@ async fn prometheus_scrapes_and_answers_queries() {
          scrape_configs:\n  - job_name: smoke\n    static_configs:\n      - targets: ['{}']\n",
         endpoint.addr()
     );
-    let prometheus = Prometheus::start(&config).await;
+    let prometheus = Prometheus::start_release(release, &config).await;
 
     let data = prometheus.query("vector(1) + 1").await;
     assert_eq!(

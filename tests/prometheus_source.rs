@@ -20,7 +20,7 @@ use podgate::source::prometheus::{
     BasicAuth, PodFacts, PromErrorKind, PrometheusClient, PrometheusConfig, RequestObserver,
     RequestResult, join,
 };
-use support::{ControlPlane, MetricsEndpoint, Prometheus, unique_loopback_ip, wait_for};
+use support::{ControlPlane, MetricsEndpoint, Prometheus, Release, unique_loopback_ip, wait_for};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -68,8 +68,8 @@ team_errors{namespace="shop",pod="checkout-1",team="plain"} 5
 broken_ratio{namespace="shop",pod="checkout-0"} NaN
 "#;
 
-/// A Prometheus that has scraped [`POD_SERIES`] at least once.
-async fn prometheus_with_pod_series() -> (Prometheus, MetricsEndpoint) {
+/// A Prometheus of `release` that has scraped [`POD_SERIES`] at least once.
+async fn prometheus_with_pod_series(release: Release) -> (Prometheus, MetricsEndpoint) {
     let endpoint = MetricsEndpoint::start(unique_loopback_ip()).await;
     endpoint.set_body(POD_SERIES);
     let config = format!(
@@ -78,7 +78,7 @@ async fn prometheus_with_pod_series() -> (Prometheus, MetricsEndpoint) {
          static_configs:\n      - targets: ['{}']\n",
         endpoint.addr()
     );
-    let prometheus = Prometheus::start(&config).await;
+    let prometheus = Prometheus::start_release(release, &config).await;
     wait_for(
         "Prometheus to scrape every pod series",
         Duration::from_secs(30),
@@ -98,7 +98,16 @@ async fn prometheus_with_pod_series() -> (Prometheus, MetricsEndpoint) {
 
 #[tokio::test]
 async fn batched_query_joins_per_pod() {
-    let (prometheus, _endpoint) = prometheus_with_pod_series().await;
+    batched_query_joins_per_pod_on(Release::V3).await;
+}
+
+#[tokio::test]
+async fn batched_query_joins_per_pod_on_prometheus_2() {
+    batched_query_joins_per_pod_on(Release::V2).await;
+}
+
+async fn batched_query_joins_per_pod_on(release: Release) {
+    let (prometheus, _endpoint) = prometheus_with_pod_series(release).await;
     let (observer, results) = recorder();
     let client = client(&prometheus.url()).with_observer(observer);
     let labels = PrometheusLabels::default();
@@ -192,7 +201,16 @@ async fn batched_query_joins_per_pod() {
 
 #[tokio::test]
 async fn templated_query_per_pod_with_escaping() {
-    let (prometheus, _endpoint) = prometheus_with_pod_series().await;
+    templated_query_per_pod_with_escaping_on(Release::V3).await;
+}
+
+#[tokio::test]
+async fn templated_query_per_pod_with_escaping_on_prometheus_2() {
+    templated_query_per_pod_with_escaping_on(Release::V2).await;
+}
+
+async fn templated_query_per_pod_with_escaping_on(release: Release) {
+    let (prometheus, _endpoint) = prometheus_with_pod_series(release).await;
     let client = client(&prometheus.url());
     let tricky = BTreeMap::from([("team".to_string(), "a\"b\\c".to_string())]);
     let plain = BTreeMap::from([("team".to_string(), "plain".to_string())]);

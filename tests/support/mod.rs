@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 pub use control_plane::{Component, ControlPlane, PrivateControlPlane, TestNamespace};
 pub use metrics_endpoint::MetricsEndpoint;
 pub use pods::{Kubelet, TestPod, condition, condition_status};
-pub use prometheus::Prometheus;
+pub use prometheus::{Prometheus, Release};
 
 /// Installs the process-wide TLS provider the product uses (see `source::init_tls`).
 pub fn install_crypto_provider() {

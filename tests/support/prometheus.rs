@@ -1,6 +1,8 @@
-//! A real Prometheus server (the Debian package's `/usr/bin/prometheus`, or
-//! `PODGATE_TEST_PROMETHEUS`) on 127.0.0.1 with a free port and its own storage; killed when
-//! dropped.
+//! A real Prometheus server on 127.0.0.1 with a free port and its own storage; killed when
+//! dropped. Two releases: Prometheus 3 (the reference every Prometheus-backed test runs
+//! against; `PODGATE_TEST_PROMETHEUS`, which `scripts/test` sets to the binary
+//! `scripts/prometheus` builds) and Debian's Prometheus 2.42 (`PODGATE_TEST_PROMETHEUS2`,
+//! default `/usr/bin/prometheus`), on which a small set of the same tests keeps 2.x covered.
 
 use std::fs::File;
 use std::net::TcpListener;
@@ -11,8 +13,52 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 
-const DEFAULT_BINARY: &str = "/usr/bin/prometheus";
+const DEBIAN_BINARY: &str = "/usr/bin/prometheus";
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Which Prometheus a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// Prometheus 3 (built from its Go module by `scripts/prometheus`).
+    V3,
+    /// Prometheus 2 (Debian 12's package, 2.42).
+    V2,
+}
+
+impl Release {
+    /// The major version the server must report.
+    pub fn major(self) -> &'static str {
+        match self {
+            Release::V3 => "3",
+            Release::V2 => "2",
+        }
+    }
+
+    fn binary(self) -> PathBuf {
+        let (var, default, hint) = match self {
+            Release::V3 => (
+                "PODGATE_TEST_PROMETHEUS",
+                None,
+                "scripts/test sets it; by hand: export \
+                 PODGATE_TEST_PROMETHEUS=$(scripts/prometheus path)",
+            ),
+            Release::V2 => (
+                "PODGATE_TEST_PROMETHEUS2",
+                Some(DEBIAN_BINARY),
+                "install the Debian package prometheus (scripts/test does) or set \
+                 PODGATE_TEST_PROMETHEUS2",
+            ),
+        };
+        let binary = std::env::var_os(var)
+            .map(PathBuf::from)
+            .or_else(|| default.map(PathBuf::from))
+            .unwrap_or_else(|| panic!("{var} is not set: {hint}"));
+        if !binary.exists() {
+            panic!("{} ({var}) not found: {hint}", binary.display());
+        }
+        binary
+    }
+}
 
 pub struct Prometheus {
     child: Child,
@@ -23,19 +69,45 @@ pub struct Prometheus {
 }
 
 impl Prometheus {
-    /// Starts Prometheus with `config_yaml` as its configuration file and waits until
+    /// Starts Prometheus 3 with `config_yaml` as its configuration file and waits until
     /// `/-/ready` answers 200.
     pub async fn start(config_yaml: &str) -> Prometheus {
-        let binary = std::env::var_os("PODGATE_TEST_PROMETHEUS")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_BINARY));
-        if !binary.exists() {
-            panic!(
-                "{} not found: install the Debian package prometheus (scripts/test does) \
-                 or set PODGATE_TEST_PROMETHEUS",
-                binary.display()
-            );
-        }
+        Prometheus::start_release(Release::V3, config_yaml).await
+    }
+
+    /// As [`Prometheus::start`], with the given release; checks the server is that release.
+    pub async fn start_release(release: Release, config_yaml: &str) -> Prometheus {
+        let prometheus = Prometheus::spawn_ready(release.binary(), config_yaml).await;
+        let version = prometheus.version().await;
+        assert!(
+            version.split('.').next() == Some(release.major()),
+            "expected Prometheus {}.x, the server reports {version}",
+            release.major()
+        );
+        prometheus
+    }
+
+    /// The version the server reports (`/api/v1/status/buildinfo`), e.g. `3.16.0`.
+    pub async fn version(&self) -> String {
+        let url = format!("{}/api/v1/status/buildinfo", self.url());
+        let text = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"))
+            .text()
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        let json: Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url}: {e}: {text}"));
+        json["data"]["version"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{url}: no data.version in {json}"))
+            .to_string()
+    }
+
+    async fn spawn_ready(binary: PathBuf, config_yaml: &str) -> Prometheus {
         let dir = tempfile::Builder::new()
             .prefix("podgate-prometheus-")
             .tempdir()
