@@ -10,6 +10,9 @@ use crate::query::{Interest, StoreLimits};
 use crate::rules::{RuleSet, load_str};
 
 const GATE: &str = "podgate.dev/http-healthy";
+
+/// One scraped sample: name, labels, value.
+type Scraped<'a> = (&'a str, &'a [(&'a str, &'a str)], f64);
 /// When the pod's ContainersReady turned True in these tests.
 const READY_AT: i64 = 1_000_000;
 
@@ -92,8 +95,7 @@ impl Pod {
     /// A scrape at `at` of counters `ok` (200s) and `err` (500s; None: no such series), then
     /// an evaluation of the rule.
     fn scrape(&mut self, at: i64, ok: f64, err: Option<f64>) -> RuleEvaluation {
-        let mut samples: Vec<(&str, &[(&str, &str)], f64)> =
-            vec![("http_requests_total", &[("code", "200")], ok)];
+        let mut samples: Vec<Scraped<'_>> = vec![("http_requests_total", &[("code", "200")], ok)];
         if let Some(e) = err {
             samples.push(("http_requests_total", &[("code", "500")], e));
         }
@@ -179,7 +181,7 @@ fn a_series_absent_after_warm_up_is_no_data_under_the_policy() {
     pod.scrape(READY_AT + 2_000, 200.0, None);
     gate_is(&pod, true, Reason::MetricsHealthy);
     let t = READY_AT + 12_000;
-    let samples: Vec<(&str, &[(&str, &str)], f64)> = vec![("other_metric", &[], 1.0)];
+    let samples: Vec<Scraped<'_>> = vec![("other_metric", &[], 1.0)];
     pod.store
         .ingest_samples(t, samples)
         .unwrap_or_else(|e| panic!("{e}"));

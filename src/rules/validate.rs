@@ -1348,6 +1348,16 @@ fn find_word(text: &str, word: &str) -> Option<usize> {
     })
 }
 
+/// How long after ContainersReady a variable's data can first exist: a scrape window fills
+/// one range after the first scrape; Prometheus needs the range plus one interval.
+fn warm_up(var: &Var, interval: Duration) -> Duration {
+    let ms = |v: i64| Duration::from_millis(u64::try_from(v).unwrap_or(0));
+    match &var.source {
+        VarSource::Scrape(q) => ms(q.range_ms()),
+        VarSource::Promql(t) => ms(t.longest_range_ms()).saturating_add(interval),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::find_word;
@@ -1358,15 +1368,5 @@ mod tests {
         assert_eq!(find_word("x_errors", "errors"), None);
         assert_eq!(find_word("a", "abc"), None);
         assert_eq!(find_word("é + abc", "abc"), Some(4));
-    }
-}
-
-/// How long after ContainersReady a variable's data can first exist: a scrape window fills
-/// one range after the first scrape; Prometheus needs the range plus one interval.
-fn warm_up(var: &Var, interval: Duration) -> Duration {
-    let ms = |v: i64| Duration::from_millis(u64::try_from(v).unwrap_or(0));
-    match &var.source {
-        VarSource::Scrape(q) => ms(q.range_ms()),
-        VarSource::Promql(t) => ms(t.longest_range_ms()).saturating_add(interval),
     }
 }
