@@ -194,3 +194,122 @@ async fn node_local_needs_a_node_name_and_excludes_leader_election() {
         assert!(daemon.log().contains(needle), "{flags:?}: {}", daemon.log());
     }
 }
+
+/// Pods come and go in waves while a leader, a standby and a dry-run replica watch them: the
+/// replicas that may not write hold no desired conditions at all (`podgate_writer_pending`
+/// stays 0) and track only the live pods. When the leader dies, the standby takes over and
+/// writes exactly the live gates whose decision changed meanwhile: one write each, none for a
+/// pod that is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_that_may_not_write_hold_nothing_through_pod_churn_and_resync_on_leading() {
+    const WAVES: usize = 3;
+    const PER_WAVE: usize = 40;
+    const LIVE: usize = 5;
+    let scene = Scene::new("churn").await;
+    let lease = format!("itest-{}", unique_suffix());
+    let rules = rules_dir(&rules());
+    let flags = [
+        "--leader-election",
+        "--lease-name",
+        &lease,
+        "--lease-duration",
+        "5s",
+    ];
+    let mut leader = Daemon::start(rules.path(), scene.name(), &flags);
+    leader.wait_ready().await;
+    leader.wait_leader(1.0, Duration::from_secs(20)).await;
+    let standby = Daemon::start(rules.path(), scene.name(), &flags);
+    let dry = Daemon::start(rules.path(), scene.name(), &["--dry-run"]);
+    standby.wait_ready().await;
+    dry.wait_ready().await;
+
+    let mut live = Vec::new();
+    for i in 0..LIVE {
+        let name = format!("live-{i}");
+        let ep = scene
+            .running_pod(TestPod::new(&name).gate(GATE), &queue(1))
+            .await;
+        live.push((name, ep));
+    }
+    for wave in 0..WAVES {
+        let mut churn = Vec::new();
+        for i in 0..PER_WAVE {
+            let name = format!("churn-{wave}-{i}");
+            // Half of them fail: every replica decides a condition for each.
+            let depth = if i % 2 == 0 { 1 } else { 500 };
+            let ep = scene
+                .running_pod(TestPod::new(&name).gate(GATE), &queue(depth))
+                .await;
+            churn.push((name, ep));
+        }
+        let decided = (wave + 1) * PER_WAVE + LIVE;
+        for d in [&standby, &dry] {
+            support::wait_for("every pod decided", Duration::from_secs(60), || async {
+                let n = d.sum("podgate_gate_transitions_total", &[]).await;
+                if n >= decided as f64 { Ok(()) } else { Err(n) }
+            })
+            .await;
+            assert_eq!(d.metric("podgate_writer_pending").await, Some(0.0));
+        }
+        for (name, _ep) in &churn {
+            support::pods::delete_pod_now(&scene.pods, name).await;
+        }
+    }
+    for d in [&leader, &standby, &dry] {
+        support::wait_for(
+            "only the live pods tracked",
+            Duration::from_secs(30),
+            || async {
+                match d.metric("podgate_pods_tracked").await {
+                    Some(n) if n == LIVE as f64 => Ok(()),
+                    other => Err(other),
+                }
+            },
+        )
+        .await;
+    }
+    for d in [&standby, &dry] {
+        assert_eq!(d.metric("podgate_writer_pending").await, Some(0.0));
+        assert_eq!(d.sum("podgate_kube_writes_total", &[]).await, 0.0);
+    }
+    for (name, _) in &live {
+        scene
+            .wait_gate(name, GATE, "True", "MetricsHealthy", &leader)
+            .await;
+    }
+
+    // The leader dies without releasing the lease; meanwhile the live pods turn bad. The
+    // standby decides at once but may not write until the lease runs out.
+    leader.kill();
+    for (_, ep) in &live {
+        ep.set_body(queue(500));
+    }
+    standby.wait_leader(1.0, Duration::from_secs(30)).await;
+    for (name, _) in &live {
+        scene
+            .wait_gate(name, GATE, "False", "MetricsUnhealthy", &standby)
+            .await;
+    }
+    // Settle: nothing else is due, so the counts below are final.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let writes = |result: &'static str| {
+        let standby = &standby;
+        async move {
+            standby
+                .sum("podgate_kube_writes_total", &[("result", result)])
+                .await
+        }
+    };
+    assert_eq!(
+        writes("ok").await,
+        LIVE as f64,
+        "one write per changed live gate"
+    );
+    assert_eq!(writes("gone").await, 0.0, "no request for a deleted pod");
+    assert_eq!(writes("unchanged").await, 0.0, "nothing written twice");
+    assert_eq!(standby.metric("podgate_writer_pending").await, Some(0.0));
+
+    drop(standby);
+    let leases: Api<Lease> = Api::namespaced(scene.admin.clone(), "podgate");
+    let _ = leases.delete(&lease, &DeleteParams::default()).await;
+}

@@ -266,7 +266,11 @@ async fn daemon(args: Args) -> Result<(), String> {
     let (updates_tx, updates_rx) = mpsc::channel(4096);
     let writer = {
         let m = metrics.clone();
-        Writer::new(client.clone(), may_write_rx)
+        let pending = metrics.writer_pending.clone();
+        Writer::new(client.clone(), may_write_rx.clone())
+            .with_queue_observer(move |n| {
+                pending.set(i64::try_from(n).unwrap_or(i64::MAX));
+            })
             .with_events(EventRecorder::new(client.clone(), default_identity()))
             .with_observer(move |result: crate::kube::write::WriteResult, took| {
                 m.kube_write(result.as_str(), took)
@@ -326,7 +330,8 @@ async fn daemon(args: Args) -> Result<(), String> {
         },
     };
     let controller = Controller::new(settings, rules, metrics, health, updates_tx, prometheus)?
-        .publish_rules(rules_tx);
+        .publish_rules(rules_tx)
+        .resync_on(may_write_rx);
     let controller_task = tokio::spawn(controller.run(pods_rx, reload_rx, shutdown_rx.clone()));
     info!(addr = %args.metrics_addr, "podgate running");
 

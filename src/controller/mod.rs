@@ -148,8 +148,11 @@ pub struct Controller {
     results_tx: mpsc::Sender<EvalMsg>,
     results_rx: mpsc::Receiver<EvalMsg>,
     updates: mpsc::Sender<GateUpdate>,
-    /// Pods carrying a gate no rule owns, logged once each.
-    unowned_logged: HashSet<(PodKey, String)>,
+    /// Pods carrying a gate no rule owns, logged once each; an entry goes with its pod.
+    unowned_logged: HashMap<PodKey, HashSet<String>>,
+    /// Whether the writer may write; on gaining it, every gate that differs from the API is
+    /// sent again (the writer holds nothing while it may not write).
+    may_write: Option<watch::Receiver<bool>>,
     batch_tasks: Vec<JoinHandle<()>>,
     /// Receives every rule set swapped in (the admission webhook reads it).
     published: Option<watch::Sender<RuleSet>>,
@@ -193,10 +196,17 @@ impl Controller {
             results_tx,
             results_rx,
             updates,
-            unowned_logged: HashSet::new(),
+            unowned_logged: HashMap::new(),
+            may_write: None,
             batch_tasks: Vec::new(),
             published: None,
         })
+    }
+
+    /// Resynchronises the writer from the decisions whenever `may_write` turns true.
+    pub fn resync_on(mut self, may_write: watch::Receiver<bool>) -> Controller {
+        self.may_write = Some(may_write);
+        self
     }
 
     /// Sends every rule set this controller swaps in to `tx`, so others act on the rules in
@@ -217,7 +227,15 @@ impl Controller {
         self.batch_tasks = promql::spawn_batches(&self.shared, &self.rules.rules);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut turns = 0u64;
+        let mut may_write = self.may_write.take();
+        let mut writing = may_write.as_mut().is_some_and(|w| *w.borrow_and_update());
         loop {
+            let write_flag = async {
+                match may_write.as_mut() {
+                    Some(w) => w.changed().await.map(|()| *w.borrow_and_update()),
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => {
@@ -225,6 +243,18 @@ impl Controller {
                         break;
                     }
                 }
+                flag = write_flag => match flag {
+                    Ok(now_writing) => {
+                        if now_writing && !writing {
+                            let updates = self.engine.resync();
+                            info!(gates = updates.len(), "may write now: resyncing the gates that differ from the API");
+                            self.send(updates).await;
+                        }
+                        writing = now_writing;
+                    }
+                    // The flag's owner is gone: keep its last value.
+                    Err(_) => may_write = None,
+                },
                 ev = pods.recv() => match ev {
                     Some(ev) => self.on_pod_event(ev).await,
                     None => break,
@@ -266,16 +296,10 @@ impl Controller {
                 self.health.set_cache_synced(true);
                 info!(pods = self.snapshots.len(), "pod cache synced");
             }
-            PodEvent::Delete(key) => {
-                self.engine.remove_pod(&key);
-                self.snapshots.remove(&key);
-                self.tasks.remove(&key);
-            }
+            PodEvent::Delete(key) => self.forget(&key),
             PodEvent::Upsert(snap) => {
                 if snap.deleting {
-                    self.engine.remove_pod(&snap.key);
-                    self.snapshots.remove(&snap.key);
-                    self.tasks.remove(&snap.key);
+                    self.forget(&snap.key);
                     return;
                 }
                 self.note_unowned(&snap);
@@ -287,9 +311,21 @@ impl Controller {
         }
     }
 
+    /// Drops everything kept for a pod that is gone or going.
+    fn forget(&mut self, key: &PodKey) {
+        self.engine.remove_pod(key);
+        self.snapshots.remove(key);
+        self.tasks.remove(key);
+        self.unowned_logged.remove(key);
+    }
+
     fn note_unowned(&mut self, snap: &PodSnapshot) {
         for g in &snap.info.gates {
-            if !self.engine.owns(g) && self.unowned_logged.insert((snap.key.clone(), g.clone())) {
+            if self.engine.owns(g) {
+                continue;
+            }
+            let logged = self.unowned_logged.entry(snap.key.clone()).or_default();
+            if logged.insert(g.clone()) {
                 info!(pod = %snap.key, gate = %g, "pod declares a readiness gate no rule owns; not touching it");
             }
         }
@@ -377,7 +413,7 @@ impl Controller {
             .engine
             .state(&msg.key, &rule.name)
             .and_then(|s| s.verdict().cloned());
-        let observed = self.engine.observe(&msg.key, &rule.name, eval, msg.at_ms);
+        let observed = self.engine.observe_for(&msg.key, rule, eval, msg.at_ms);
         let Some(step) = observed.step else {
             return;
         };

@@ -145,6 +145,27 @@ impl Engine {
         self.pods.get(key)?.gates.get(condition_type)?.as_ref()
     }
 
+    /// Every gate whose condition as decided differs from the one last seen on the API
+    /// server: what a writer that just gained the right to write (a new leader, a standby
+    /// taking over) must write. Pods that are gone are not tracked, so nothing is sent for them.
+    pub fn resync(&self) -> Vec<GateUpdate> {
+        let mut out = Vec::new();
+        for (key, entry) in &self.pods {
+            for (ct, decided) in &entry.gates {
+                let Some(decided) = decided else { continue };
+                if entry.info.conditions.get(ct) != Some(decided) {
+                    out.push(GateUpdate {
+                        pod: key.clone(),
+                        uid: entry.info.uid.clone(),
+                        condition_type: ct.clone(),
+                        condition: decided.clone(),
+                    });
+                }
+            }
+        }
+        out
+    }
+
     /// The keys of every tracked pod.
     pub fn pod_keys(&self) -> impl Iterator<Item = &PodKey> {
         self.pods.keys()
@@ -246,6 +267,29 @@ impl Engine {
             info,
             tracked,
             gates,
+        }
+    }
+
+    /// [`Engine::observe`] for an evaluation computed with `rule`: ignored (stale) when the
+    /// rule in force under that name is another definition — a result in flight across a
+    /// reload never counts toward the new rule's streak. A result of an unchanged definition
+    /// (the rule's state was kept across the reload) still counts: no evaluation is lost.
+    pub fn observe_for(
+        &mut self,
+        key: &PodKey,
+        rule: &Rule,
+        eval: &Evaluation,
+        now: i64,
+    ) -> Observed {
+        let current = self
+            .pods
+            .get(key)
+            .and_then(|e| e.tracked.iter().find(|t| t.rule.name == rule.name));
+        match current {
+            Some(t) if std::ptr::eq(&*t.rule, rule) || t.rule.same_definition(rule) => {
+                self.observe(key, &rule.name, eval, now)
+            }
+            _ => Observed::default(),
         }
     }
 
@@ -550,6 +594,63 @@ mod tests {
         e.set_rules(&rules(&text));
         assert_eq!(e.state(&key, "a").map(|s| s.fail_streak()), Some(2));
         assert_eq!(e.state(&key, "b").map(|s| s.fail_streak()), Some(0));
+    }
+
+    #[test]
+    fn a_result_of_a_replaced_rule_does_not_count_toward_the_new_one() {
+        let old_set = rules(&format!("rules:\n{}", rule("r", "")));
+        let mut e = Engine::new(&old_set);
+        let key = PodKey::new("ns", "p");
+        e.upsert_pod(key.clone(), pod("1"));
+        let old_rule = old_set.rules[0].clone();
+        // The rule changes (threshold 1 -> 2) while an evaluation of the old one is in flight.
+        let new_set = rules(&format!(
+            "rules:\n{}",
+            rule("r", "").replace("x < 1", "x < 2")
+        ));
+        e.set_rules(&new_set);
+        let stale = e.observe_for(&key, &old_rule, &ev(Outcome::Pass), 5);
+        assert_eq!(stale, Observed::default());
+        assert_eq!(e.state(&key, "r").map(|s| s.pass_streak()), Some(0));
+        // A result of the rule in force counts.
+        let fresh = e.observe_for(&key, &new_set.rules[0], &ev(Outcome::Pass), 6);
+        assert!(fresh.step.is_some());
+        assert_eq!(e.state(&key, "r").map(|s| s.pass_streak()), Some(1));
+        // An unchanged definition keeps its state across a reload, and its results in flight
+        // still count.
+        let same_again = rules(&format!(
+            "rules:\n{}",
+            rule("r", "").replace("x < 1", "x < 2")
+        ));
+        e.set_rules(&same_again);
+        let kept = e.observe_for(&key, &new_set.rules[0], &ev(Outcome::Pass), 7);
+        assert!(kept.step.is_some());
+        assert_eq!(e.state(&key, "r").map(|s| s.pass_streak()), Some(2));
+    }
+
+    #[test]
+    fn resync_lists_every_decided_gate_the_api_does_not_show() {
+        let set = rules(&format!("rules:\n{}", rule("r", "")));
+        let mut e = Engine::new(&set);
+        let (a, b) = (PodKey::new("ns", "a"), PodKey::new("ns", "b"));
+        e.upsert_pod(a.clone(), pod("1"));
+        e.upsert_pod(b.clone(), pod("2"));
+        let written = e
+            .observe(&a, "r", &ev(Outcome::Pass), 0)
+            .update
+            .expect("a decided");
+        e.observe(&b, "r", &ev(Outcome::Fail), 0);
+        // The API shows a's condition (written by the old leader); b's never reached it.
+        let mut seen = pod("1");
+        seen.conditions.insert(GATE.into(), written.condition);
+        e.upsert_pod(a.clone(), seen);
+        let ups = e.resync();
+        assert_eq!(ups.len(), 1, "{ups:?}");
+        assert_eq!(ups[0].pod, b);
+        assert_eq!(ups[0].uid, "2");
+        // A pod that is gone is not resynced.
+        e.remove_pod(&b);
+        assert!(e.resync().is_empty());
     }
 
     #[test]

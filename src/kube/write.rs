@@ -245,6 +245,24 @@ impl Queue {
         self.pending.is_empty() && self.in_flight.is_empty()
     }
 
+    /// Desired conditions held: waiting to be tried, or arrived while their key was in flight.
+    fn len(&self) -> usize {
+        self.pending.len() + self.in_flight.values().filter(|n| n.is_some()).count()
+    }
+
+    /// Forgets every desired condition not being written (the writer may no longer write). A
+    /// writer that may not write holds nothing, so a dry run or a standby does not grow with
+    /// pod churn; whoever gains the right to write resynchronises from the decisions.
+    fn drop_pending(&mut self) -> usize {
+        let dropped = self.len();
+        self.pending.clear();
+        self.schedule.clear();
+        for newer in self.in_flight.values_mut() {
+            *newer = None;
+        }
+        dropped
+    }
+
     /// A new desired condition: replaces any older one for the same (pod, gate), keeping its
     /// backoff (the API's trouble is not the value's).
     fn push(&mut self, update: GateUpdate, now: Instant) {
@@ -354,6 +372,7 @@ pub struct Writer {
     config: WriterConfig,
     may_write: watch::Receiver<bool>,
     observer: Option<Arc<dyn WriteObserver>>,
+    queue_observer: Option<Box<dyn Fn(usize) + Send + Sync>>,
 }
 
 impl Writer {
@@ -366,7 +385,14 @@ impl Writer {
             config: WriterConfig::default(),
             may_write,
             observer: None,
+            queue_observer: None,
         }
+    }
+
+    /// Told how many desired conditions the writer holds, whenever that may have changed.
+    pub fn with_queue_observer(mut self, f: impl Fn(usize) + Send + Sync + 'static) -> Writer {
+        self.queue_observer = Some(Box::new(f));
+        self
     }
 
     pub fn with_config(mut self, config: WriterConfig) -> Writer {
@@ -389,6 +415,10 @@ impl Writer {
     /// pending update is written or dropped. Once closed, it returns as soon as it may not
     /// write (pending updates are then logged and dropped); while it may, it keeps retrying,
     /// so bound a shutdown with a timeout.
+    ///
+    /// While it may not write it holds nothing: updates are dropped as they arrive and the
+    /// queue is emptied when the right to write is lost. The controller sends every gate that
+    /// differs from the API when the right to write is gained (`Engine::resync`).
     pub async fn run(self, mut updates: mpsc::Receiver<GateUpdate>) {
         let Writer {
             client,
@@ -396,6 +426,7 @@ impl Writer {
             config,
             mut may_write,
             observer,
+            queue_observer,
         } = self;
         let ctx = Arc::new(Context {
             client,
@@ -409,6 +440,13 @@ impl Writer {
         let mut flag_open = true;
         loop {
             let allowed = *may_write.borrow_and_update();
+            if !allowed && queue.len() > 0 {
+                let dropped = queue.drop_pending();
+                tracing::debug!(dropped, "not allowed to write: desired conditions dropped");
+            }
+            if let Some(f) = &queue_observer {
+                f(queue.len());
+            }
             if allowed {
                 let now = Instant::now();
                 while tasks.len() < concurrency {
@@ -436,7 +474,9 @@ impl Writer {
             };
             tokio::select! {
                 update = updates.recv(), if open => match update {
-                    Some(u) => queue.push(u, Instant::now()),
+                    // The flag as it is now: the controller resyncs only after it turned true.
+                    Some(u) if *may_write.borrow() => queue.push(u, Instant::now()),
+                    Some(_) => {}
                     None => open = false,
                 },
                 Some(done) = tasks.next(), if !tasks.is_empty() => {
@@ -886,6 +926,26 @@ mod tests {
             q.take_due(later).is_some(),
             "a success lifts the API backoff"
         );
+    }
+
+    #[test]
+    fn dropping_pending_forgets_everything_not_in_flight() {
+        let mut q = queue();
+        let now = Instant::now();
+        q.push(update(true, Reason::MetricsHealthy, "a"), now);
+        let mut other = update(false, Reason::MetricsUnhealthy, "b");
+        other.pod = PodKey::new("ns", "other");
+        q.push(other.clone(), now);
+        let (taken, _) = q.take_due(now).unwrap_or_else(|| panic!("one is due"));
+        // A newer value for the key in flight is held too, and dropped with the rest.
+        q.push(taken.clone(), now);
+        assert_eq!(q.len(), 2);
+        assert_eq!(q.drop_pending(), 2);
+        assert_eq!(q.len(), 0);
+        assert!(q.next_due().is_none());
+        // The write in flight finishes normally and leaves nothing behind.
+        q.finish(taken, 0, WriteResult::Ok, false, now);
+        assert!(q.is_idle());
     }
 
     #[test]

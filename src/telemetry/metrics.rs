@@ -78,6 +78,7 @@ pub struct Metrics {
     pub pods_tracked: Gauge,
     pub pods_unowned_gates: Gauge,
     pub runtime_tasks: Gauge,
+    pub writer_pending: Gauge,
     pub config_reloads: Family<ResultLabel, Counter>,
     pub config_last_reload_successful: Gauge,
     pub config_last_reload_success_timestamp: Gauge<f64, AtomicU64>,
@@ -104,6 +105,7 @@ impl Metrics {
             pods_tracked: Gauge::default(),
             pods_unowned_gates: Gauge::default(),
             runtime_tasks: Gauge::default(),
+            writer_pending: Gauge::default(),
             config_reloads: Family::default(),
             config_last_reload_successful: Gauge::default(),
             config_last_reload_success_timestamp: Gauge::default(),
@@ -173,6 +175,12 @@ impl Metrics {
             "runtime_tasks",
             "Tasks alive in podgate's async runtime (one per tracked pod plus a fixed few)",
             m.runtime_tasks.clone(),
+        );
+        r.register(
+            "writer_pending",
+            "Gate conditions the writer holds to write (always 0 while it may not write: a \
+             standby or dry-run replica holds none)",
+            m.writer_pending.clone(),
         );
         r.register(
             "config_reloads",
@@ -368,6 +376,7 @@ mod tests {
             "podgate_kube_write_duration_seconds_bucket",
             "podgate_pods_tracked",
             "podgate_runtime_tasks",
+            "podgate_writer_pending",
             "podgate_config_reloads_total",
             "podgate_config_last_reload_successful",
             "podgate_config_last_reload_success_timestamp_seconds",
