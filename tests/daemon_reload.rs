@@ -256,3 +256,53 @@ async fn invalid_rules_at_startup_stop_the_daemon_with_every_error() {
     assert!(log.contains("interval"), "names the field: {log}");
     assert!(log.contains("expr"), "reports every error: {log}");
 }
+
+/// A reload reads and validates the rules off the controller loop: while a rule file blocks
+/// the read (a FIFO with no writer yet, as a stuck network volume would), pod events and
+/// evaluations keep being decided and written; the reload completes once the file can be read.
+#[tokio::test]
+async fn a_reload_blocked_on_reading_a_file_does_not_stall_the_decisions() {
+    let scene = Scene::new("reload-blocked").await;
+    let dir = tempfile::tempdir().expect("rules dir");
+    std::fs::write(dir.path().join("rules.yaml"), rules("100")).expect("write rules");
+    let daemon = Daemon::start(dir.path(), scene.name(), &[]);
+    daemon.wait_ready().await;
+    let ep = scene
+        .running_pod(TestPod::new("web").gate(GATE), &queue(50))
+        .await;
+    scene
+        .wait_gate("web", GATE, "True", "MetricsHealthy", &daemon)
+        .await;
+    let series = "podgate_config_reloads_total{result=\"success\"}";
+    assert_eq!(daemon.metric(series).await, Some(1.0));
+
+    // A rule file whose read blocks until someone writes to it; the directory watch sees it
+    // appear and starts a reload, which now waits on that read.
+    let fifo = dir.path().join("zz-blocked.yaml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("running mkfifo");
+    assert!(made.success(), "mkfifo {}", fifo.display());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // The pod turns bad: the decision is taken and written while the reload is stuck.
+    ep.set_body(queue(500));
+    let g = scene
+        .wait_gate("web", GATE, "False", "MetricsUnhealthy", &daemon)
+        .await;
+    assert!(g.message.contains("queue=500 >= 100"), "{g:?}");
+    assert_eq!(
+        daemon.metric(series).await,
+        Some(1.0),
+        "the reload is still waiting"
+    );
+
+    // The file becomes readable: the reload finishes and is applied.
+    let writer = std::thread::spawn(move || std::fs::write(&fifo, "rules: []\n"));
+    wait_metric(&daemon, series, 2.0).await;
+    writer
+        .join()
+        .expect("the FIFO writer thread")
+        .expect("writing the FIFO");
+}

@@ -81,24 +81,29 @@ impl HttpClients {
         })
     }
 
-    pub fn for_endpoint(&self, ep: &Endpoint) -> Result<reqwest::Client, String> {
+    /// The client for `ep`. A custom TLS setting's client is built once; its CA file is
+    /// read asynchronously and with no lock held.
+    pub async fn for_endpoint(&self, ep: &Endpoint) -> Result<reqwest::Client, String> {
         if ep.scheme == Scheme::Http || (ep.ca_file.is_none() && !ep.insecure_skip_verify) {
             return Ok(self.default.clone());
         }
         let key = (ep.ca_file.clone(), ep.insecure_skip_verify);
-        let mut cache = self
+        let cached = self
             .custom
             .lock()
-            .map_err(|_| "HTTP client cache poisoned".to_string())?;
-        if let Some(c) = cache.get(&key) {
-            return Ok(c.clone());
+            .map_err(|_| "HTTP client cache poisoned".to_string())?
+            .get(&key)
+            .cloned();
+        if let Some(c) = cached {
+            return Ok(c);
         }
         let mut b = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .pool_max_idle_per_host(0);
         if let Some(ca) = &ep.ca_file {
-            let pem =
-                std::fs::read(ca).map_err(|e| format!("scrape.caFile {}: {e}", ca.display()))?;
+            let pem = tokio::fs::read(ca)
+                .await
+                .map_err(|e| format!("scrape.caFile {}: {e}", ca.display()))?;
             let cert = reqwest::Certificate::from_pem(&pem)
                 .map_err(|e| format!("scrape.caFile {}: {e}", ca.display()))?;
             b = b.add_root_certificate(cert);
@@ -107,8 +112,12 @@ impl HttpClients {
             b = b.danger_accept_invalid_certs(true);
         }
         let c = b.build().map_err(|e| format!("HTTP client: {e}"))?;
-        cache.insert(key, c.clone());
-        Ok(c)
+        // Two scrapes may have built one each: the first stored is kept.
+        let mut cache = self
+            .custom
+            .lock()
+            .map_err(|_| "HTTP client cache poisoned".to_string())?;
+        Ok(cache.entry(key).or_insert(c).clone())
     }
 }
 
@@ -228,6 +237,9 @@ impl Controller {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut turns = 0u64;
         let mut may_write = self.may_write.take();
+        let (loaded_tx, mut loaded_rx) = mpsc::channel(1);
+        let (mut loading, mut again) = (false, false);
+        let mut settle_at: Option<tokio::time::Instant> = None;
         let mut writing = may_write.as_mut().is_some_and(|w| *w.borrow_and_update());
         loop {
             let write_flag = async {
@@ -262,9 +274,26 @@ impl Controller {
                 Some(msg) = self.results_rx.recv() => self.on_result(msg).await,
                 Some(()) = reloads.recv() => {
                     // Let a burst of file events settle, then load once.
-                    tokio::time::sleep(reload::SETTLE).await;
-                    while reloads.try_recv().is_ok() {}
-                    self.reload().await;
+                    settle_at.get_or_insert_with(|| tokio::time::Instant::now() + reload::SETTLE);
+                }
+                () = sleep_until_opt(settle_at) => {
+                    settle_at = None;
+                    // Read and validate off the loop: pod events and results keep flowing
+                    // while a large set loads. A change seen during a load is loaded after it.
+                    if loading {
+                        again = true;
+                    } else {
+                        loading = true;
+                        self.start_load(loaded_tx.clone());
+                    }
+                }
+                Some(loaded) = loaded_rx.recv() => {
+                    self.apply_reload(loaded).await;
+                    loading = again;
+                    if again {
+                        again = false;
+                        self.start_load(loaded_tx.clone());
+                    }
                 }
                 _ = tick.tick() => {
                     self.health.beat();
@@ -449,9 +478,21 @@ impl Controller {
         }
     }
 
-    async fn reload(&mut self) {
+    /// Loads the rules directory on a blocking thread and sends the outcome to the loop.
+    fn start_load(&self, tx: mpsc::Sender<Result<RuleSet, String>>) {
+        let dir = self.settings.rules_dir.clone();
+        let in_force = self.rules.len();
+        tokio::spawn(async move {
+            let loaded = tokio::task::spawn_blocking(move || reload::reload(&dir, in_force))
+                .await
+                .unwrap_or_else(|e| Err(format!("loading the rules failed: {e}")));
+            let _ = tx.send(loaded).await;
+        });
+    }
+
+    async fn apply_reload(&mut self, loaded: Result<RuleSet, String>) {
         let now = now_ms() as f64 / 1000.0;
-        match reload::reload(&self.settings.rules_dir, &self.rules) {
+        match loaded {
             Ok(set) => {
                 let updates = self.engine.set_rules(&set);
                 info!(rules = set.len(), "rules reloaded");
@@ -525,5 +566,12 @@ impl Controller {
             .metrics
             .pods_unowned_gates
             .set(i64::try_from(unowned).unwrap_or(i64::MAX));
+    }
+}
+
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }

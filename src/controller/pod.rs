@@ -303,7 +303,7 @@ async fn scrape_into(
     store: &mut SeriesStore,
     now: i64,
 ) -> Result<(), String> {
-    let client = shared.http.for_endpoint(ep)?;
+    let client = shared.http.for_endpoint(ep).await?;
     let permit = shared.permits.acquire().await;
     let started = Instant::now();
     let fetched = scrape::fetch(&client, &ep.url, timeout, shared.body_limit).await;

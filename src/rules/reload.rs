@@ -50,13 +50,15 @@ pub fn watch_sighup(tx: mpsc::Sender<()>) -> Result<(), String> {
 /// Loads `dir` as a candidate to replace `current`. An emptied directory is refused while
 /// rules are in force: an unmounted or half-written ConfigMap must not remove every gate's
 /// rules (write a file with `rules: []` to really remove them all).
-pub fn reload(dir: &Path, current: &RuleSet) -> Result<RuleSet, String> {
+///
+/// Blocking (it reads files and validates every rule): call it off the async runtime's
+/// workers, e.g. with `tokio::task::spawn_blocking`.
+pub fn reload(dir: &Path, in_force: usize) -> Result<RuleSet, String> {
     let files = list_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
-    if files.is_empty() && !current.is_empty() {
+    if files.is_empty() && in_force > 0 {
         return Err(format!(
-            "{} has no *.yaml rule files; keeping the {} rule(s) in force",
+            "{} has no *.yaml rule files; keeping the {in_force} rule(s) in force",
             dir.display(),
-            current.len()
         ));
     }
     load_dir(dir).map_err(|e| e.summary(MAX_REPORTED_ERRORS))
@@ -76,17 +78,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().to_path_buf();
         std::fs::write(path.join("a.yaml"), RULE).expect("write");
-        let first = reload(&path, &RuleSet::default()).expect("loads");
+        let first = reload(&path, 0).expect("loads");
         assert_eq!(first.len(), 1);
         std::fs::remove_file(path.join("a.yaml")).expect("rm");
-        let e = reload(&path, &first).expect_err("emptied dir refused");
+        let e = reload(&path, first.len()).expect_err("emptied dir refused");
         assert!(e.contains("keeping the 1 rule(s)"), "{e}");
         // With nothing in force an empty directory is simply no rules.
-        assert!(
-            reload(&path, &RuleSet::default())
-                .expect("empty")
-                .is_empty()
-        );
+        assert!(reload(&path, 0).expect("empty").is_empty());
     }
 
     #[test]
@@ -98,7 +96,7 @@ mod tests {
             text.push_str(&format!("  - name: r{i}\n    bogus: 1\n"));
         }
         std::fs::write(path.join("a.yaml"), text).expect("write");
-        let e = reload(&path, &RuleSet::default()).expect_err("invalid");
+        let e = reload(&path, 0).expect_err("invalid");
         let listed = e.lines().filter(|l| l.contains("a.yaml:")).count();
         assert_eq!(listed, MAX_REPORTED_ERRORS, "{e}");
         let total = e
@@ -121,11 +119,11 @@ mod tests {
         let path = dir.path().to_path_buf();
         std::fs::write(path.join("a.yaml"), RULE).expect("write");
         std::fs::write(path.join("b.yaml"), RULE.replace("name: r", "name: s")).expect("write");
-        let first = reload(&path, &RuleSet::default()).expect("loads");
+        let first = reload(&path, 0).expect("loads");
         assert_eq!(first.len(), 2);
         std::fs::remove_file(path.join("b.yaml")).expect("rm");
         std::fs::create_dir(path.join("b.yaml")).expect("mkdir");
-        let e = reload(&path, &first).expect_err("a directory where a rule file was");
+        let e = reload(&path, first.len()).expect_err("a directory where a rule file was");
         assert!(e.contains("b.yaml"), "{e}");
         assert!(e.contains("cannot read"), "{e}");
     }
@@ -137,7 +135,7 @@ mod tests {
         let path = dir.path().to_path_buf();
         std::fs::write(path.join("a.yaml"), RULE).expect("write");
         std::os::unix::fs::symlink("..data/b.yaml", path.join("b.yaml")).expect("link");
-        assert_eq!(reload(&path, &RuleSet::default()).expect("loads").len(), 1);
+        assert_eq!(reload(&path, 0).expect("loads").len(), 1);
     }
 
     #[test]
@@ -145,7 +143,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().to_path_buf();
         std::fs::write(path.join("a.yaml"), "rules:\n  - name: r\n    bogus: 1\n").expect("write");
-        let e = reload(&path, &RuleSet::default()).expect_err("invalid");
+        let e = reload(&path, 0).expect_err("invalid");
         assert!(e.contains("a.yaml:3:5"), "{e}");
     }
 
@@ -169,7 +167,7 @@ mod tests {
         std::fs::rename(root.join("..data_tmp"), root.join("..data")).expect("swap");
         let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
         assert!(matches!(got, Ok(Some(()))), "no event for the ..data swap");
-        let set = reload(root, &RuleSet::default()).expect("loads");
+        let set = reload(root, 0).expect("loads");
         assert_eq!(set.rules[0].expr_text, "x < 2");
     }
 }
