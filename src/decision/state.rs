@@ -132,10 +132,13 @@ impl RuleState {
         let deadline = pod
             .containers_ready_since
             .map(|ready| ready.saturating_add(p.fail_open_after_ms));
-        if !verdict.status
-            && p.fail_open_after_ms > 0
-            && matches!((since, deadline), (Some(s), Some(d)) if s >= d)
-        {
+        let after_deadline = matches!((since, deadline), (Some(s), Some(d)) if s >= d);
+        // A False verdict from data set before the deadline may also follow a True one (True
+        // at 2 s, False at 5 s): the condition keeps no history to tell. The podgate that set it
+        // would not fail that pod open, so a restart must not either: fail-open is spent. Only
+        // a pod still warming (no verdict from data yet) keeps it.
+        let from_data = verdict.reason != Reason::Warming;
+        if !verdict.status && p.fail_open_after_ms > 0 && (after_deadline || from_data) {
             self.ever_true = true;
         }
         self.restore(verdict);
@@ -591,17 +594,32 @@ mod tests {
         assert!(!step.changed);
         assert_eq!(status(&s), Some((false, Reason::MetricsUnhealthy)));
 
-        // Set False at 5s, before the deadline: never True, so it still fails open.
+        // Set False at 5s, before the deadline: it may have been True from 2s to 5s (the
+        // condition cannot tell), and then the podgate that set it would never fail it open.
+        // A restart does not either: a failing pod stays out.
+        for since in [Some(5_000), None] {
+            let mut s = RuleState::default();
+            s.restore_at(&p, unhealthy.clone(), since, pod);
+            s.observe(&p, &bad, pod, 30_000, &mut || true);
+            s.observe(&p, &bad, pod, 61_000, &mut || true);
+            assert_eq!(
+                status(&s),
+                Some((false, Reason::MetricsUnhealthy)),
+                "since {since:?}"
+            );
+        }
+
+        // Still warming when podgate restarted (no verdict from data yet): it never was True,
+        // so it fails open at the deadline as it would have without the restart.
+        let warming = Condition {
+            status: false,
+            reason: Reason::Warming,
+            message: "warming up until … (rule r)".into(),
+        };
         let mut s = RuleState::default();
-        s.restore_at(&p, unhealthy.clone(), Some(5_000), pod);
+        s.restore_at(&p, warming, Some(2_000), pod);
         s.observe(&p, &bad, pod, 30_000, &mut || true);
         assert_eq!(status(&s), Some((false, Reason::MetricsUnhealthy)));
-        s.observe(&p, &bad, pod, 61_000, &mut || true);
-        assert_eq!(status(&s), Some((true, Reason::FailOpenTimeout)));
-
-        // Unknown times: as a plain restore.
-        let mut s = RuleState::default();
-        s.restore_at(&p, unhealthy, None, pod);
         s.observe(&p, &bad, pod, 61_000, &mut || true);
         assert_eq!(status(&s), Some((true, Reason::FailOpenTimeout)));
     }
