@@ -6,11 +6,12 @@ use crate::support;
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, DeleteParams};
 use support::daemon::{Daemon, rules_dir};
 use support::scene::Scene;
-use support::{TestPod, unique_suffix};
+use support::{MetricsEndpoint, TestPod, unique_loopback_ip, unique_suffix};
 
 const GATE: &str = "podgate.dev/ha-healthy";
 const LEASE_DURATION: Duration = Duration::from_secs(5);
@@ -202,12 +203,13 @@ async fn node_local_needs_a_node_name_and_excludes_leader_election() {
 /// pod that is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_that_may_not_write_hold_nothing_through_pod_churn_and_resync_on_leading() {
-    const WAVES: usize = 3;
-    const PER_WAVE: usize = 40;
+    const WAVES: usize = 4;
+    const PER_WAVE: usize = 500;
     const LIVE: usize = 5;
     let scene = Scene::new("churn").await;
     let lease = format!("itest-{}", unique_suffix());
-    let rules = rules_dir(&rules());
+    // A longer interval than the other tests: three replicas evaluate 500 pods each.
+    let rules = rules_dir(&rules().replace("interval: 1s", "interval: 5s"));
     let flags = [
         "--leader-election",
         "--lease-name",
@@ -231,34 +233,45 @@ async fn replicas_that_may_not_write_hold_nothing_through_pod_churn_and_resync_o
             .await;
         live.push((name, ep));
     }
+    // The churning pods share two endpoints: half of them pass, half fail, so every replica
+    // decides a condition for each.
+    let good = MetricsEndpoint::start(unique_loopback_ip()).await;
+    good.set_body(queue(1));
+    let bad = MetricsEndpoint::start(unique_loopback_ip()).await;
+    bad.set_body(queue(500));
     for wave in 0..WAVES {
-        let mut churn = Vec::new();
-        for i in 0..PER_WAVE {
-            let name = format!("churn-{wave}-{i}");
-            // Half of them fail: every replica decides a condition for each.
-            let depth = if i % 2 == 0 { 1 } else { 500 };
-            let ep = scene
-                .running_pod(TestPod::new(&name).gate(GATE), &queue(depth))
-                .await;
-            churn.push((name, ep));
-        }
-        let decided = (wave + 1) * PER_WAVE + LIVE;
+        let names: Vec<String> = (0..PER_WAVE).map(|i| format!("churn-{wave}-{i}")).collect();
+        futures::stream::iter(names.iter().enumerate())
+            .for_each_concurrent(16, |(i, name)| {
+                let ep = if i % 2 == 0 { &good } else { &bad };
+                let scene = &scene;
+                async move {
+                    TestPod::new(name)
+                        .gate(GATE)
+                        .port("metrics", ep.port())
+                        .create(&scene.pods)
+                        .await;
+                    scene.kubelet.run(name, ep.ip(), true).await;
+                }
+            })
+            .await;
+        let decided = ((wave + 1) * PER_WAVE + LIVE) as f64;
         for d in [&standby, &dry] {
-            support::wait_for("every pod decided", Duration::from_secs(60), || async {
+            support::wait_for("every pod decided", Duration::from_secs(120), || async {
                 let n = d.sum("podgate_gate_transitions_total", &[]).await;
-                if n >= decided as f64 { Ok(()) } else { Err(n) }
+                if n >= decided { Ok(()) } else { Err(n) }
             })
             .await;
             assert_eq!(d.metric("podgate_writer_pending").await, Some(0.0));
         }
-        for (name, _ep) in &churn {
-            support::pods::delete_pod_now(&scene.pods, name).await;
-        }
+        futures::stream::iter(names.iter())
+            .for_each_concurrent(16, |name| support::pods::delete_pod_now(&scene.pods, name))
+            .await;
     }
     for d in [&leader, &standby, &dry] {
         support::wait_for(
             "only the live pods tracked",
-            Duration::from_secs(30),
+            Duration::from_secs(60),
             || async {
                 match d.metric("podgate_pods_tracked").await {
                     Some(n) if n == LIVE as f64 => Ok(()),
