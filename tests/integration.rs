@@ -26,6 +26,7 @@ mod faults_sources;
 mod harness_smoke;
 mod kube_layer;
 mod prometheus_source;
+mod rollout;
 mod scrape;
 mod security;
 mod webhook;

@@ -7,6 +7,10 @@
 //!
 //! A test that stops etcd or the apiserver must not do it to the shared instance: it starts
 //! a [`PrivateControlPlane`] of its own (same cached binaries, its own state dir and ports).
+//!
+//! Every instance runs kube-controller-manager (deployment, replicaset and endpointslice
+//! controllers). The hollow-node kubelet runs only in instances started inside the network
+//! namespace `scripts/test` creates; [`ControlPlane::hollow_node`] fails the test elsewhere.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -143,14 +147,139 @@ impl ControlPlane {
     pub async fn podgate_client(&self) -> Client {
         client_from(&self.podgate_kubeconfig).await
     }
+
+    /// The instance's state dir (pid files and logs of its processes).
+    pub fn state_dir(&self) -> PathBuf {
+        self.var("PODGATE_TEST_STATE_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| panic!("{} has no PODGATE_TEST_STATE_DIR", self.env_file.display()))
+    }
+
+    /// The name of the hollow-node kubelet's node. Fails the test when this control plane has
+    /// none: the hollow kubelet gives every pod the private address 192.168.192.168, so it only
+    /// runs inside the network namespace `scripts/test` creates for the tests.
+    pub fn hollow_node(&self) -> &str {
+        match self.var("PODGATE_TEST_HOLLOW_NODE") {
+            Some(node) if !node.is_empty() => node,
+            _ => panic!(
+                "this test needs the hollow-node kubelet, which is not running in the control \
+                 plane of {} ({}). It runs only inside the network namespace scripts/test \
+                 creates: run the test with scripts/test (see docs/testing.md, \
+                 \"Tests on the real kubelet\")",
+                self.env_file.display(),
+                self.var("PODGATE_TEST_HOLLOW_NODE_UNAVAILABLE")
+                    .filter(|r| !r.is_empty())
+                    .unwrap_or("this control plane's env file does not say why")
+            ),
+        }
+    }
+
+    /// The first two octets of the stand-in pod network, a /16 local to lo inside the network
+    /// namespace `scripts/test` creates (pods behind a Service need such addresses: the
+    /// EndpointSlice API refuses loopback ones). Fails the test where there is none.
+    pub fn pod_network(&self) -> [u8; 2] {
+        let unavailable = || {
+            panic!(
+                "this test needs the stand-in pod network (addresses for pods behind a Service; \
+                 the EndpointSlice API refuses loopback ones), which the control plane of {} \
+                 does not have ({}). It exists only inside the network namespace scripts/test \
+                 creates: run the test with scripts/test (see docs/testing.md, \
+                 \"Tests on the real kubelet\")",
+                self.env_file.display(),
+                self.var("PODGATE_TEST_POD_NETWORK_UNAVAILABLE")
+                    .filter(|r| !r.is_empty())
+                    .unwrap_or("this control plane's env file does not say why")
+            )
+        };
+        let Some(net) = self
+            .var("PODGATE_TEST_POD_NETWORK")
+            .filter(|n| !n.is_empty())
+        else {
+            unavailable()
+        };
+        let octets: Option<Vec<u8>> = net
+            .strip_suffix(".0.0/16")
+            .map(|prefix| prefix.split('.').map(|o| o.parse().ok()).collect())
+            .and_then(|o: Option<Vec<u8>>| o);
+        match octets.as_deref() {
+            Some(&[a, b]) => [a, b],
+            _ => panic!("PODGATE_TEST_POD_NETWORK={net}: expected a.b.0.0/16"),
+        }
+    }
+
+    /// `Ok` while the instance's `component` runs; otherwise why not, with its log tail.
+    pub fn check_running(&self, component: Component) -> Result<(), String> {
+        let state = self.state_dir();
+        let name = component.name();
+        let pid_file = state.join(format!("{name}.pid"));
+        let log = state.join(format!("{name}.log"));
+        let why = match process_running(&pid_file) {
+            Ok(()) => return Ok(()),
+            Err(why) => why,
+        };
+        Err(format!(
+            "{name} of the control plane in {} is not running ({why}); last lines of {}:\n{}",
+            state.display(),
+            log.display(),
+            log_tail(&log, 40)
+        ))
+    }
+
+    /// Fails the test, with the log tail, unless kube-controller-manager runs. Rollout tests call
+    /// it while they wait, so a dead controller manager is named instead of a rollout that
+    /// merely never happened.
+    pub fn assert_controller_manager_running(&self) {
+        if let Err(why) = self.check_running(Component::ControllerManager) {
+            panic!("{why}");
+        }
+    }
+}
+
+/// Whether the process recorded in `pid_file` ("PID BINARY") still runs that binary.
+fn process_running(pid_file: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(pid_file)
+        .map_err(|e| format!("no pid file {}: {e}", pid_file.display()))?;
+    let mut fields = text.split_whitespace();
+    let (Some(pid), Some(binary)) = (fields.next(), fields.next()) else {
+        return Err(format!(
+            "unreadable pid file {}: {text:?}",
+            pid_file.display()
+        ));
+    };
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+        .map_err(|e| format!("pid {pid} is gone ({e})"))?;
+    let exe = exe.to_string_lossy();
+    if exe.trim_end_matches(" (deleted)") != binary {
+        return Err(format!("pid {pid} now runs {exe}, not {binary}"));
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let process_state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next());
+    if process_state == Some("Z") {
+        return Err(format!("pid {pid} has exited"));
+    }
+    Ok(())
+}
+
+/// The last `lines` lines of a log file (or why it cannot be read).
+pub fn log_tail(path: &Path, lines: usize) -> String {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let all: Vec<&str> = text.lines().collect();
+            all[all.len().saturating_sub(lines)..].join("\n")
+        }
+        Err(e) => format!("(cannot read {}: {e})", path.display()),
+    }
 }
 
 fn script_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/control-plane")
 }
 
-/// A control plane of one test's own: etcd and kube-apiserver on other loopback ports with
-/// their own state dir, which the test may stop and start ([`PrivateControlPlane::down`],
+/// A control plane of one test's own: etcd, kube-apiserver and kube-controller-manager on other
+/// loopback ports with their own state dir (and, with [`PrivateControlPlane::start_with_hollow_node`],
+/// a hollow-node kubelet), which the test may stop and start ([`PrivateControlPlane::down`],
 /// [`PrivateControlPlane::up`]) without disturbing the tests that share the other one.
 /// Stopped and removed when dropped. Derefs to [`ControlPlane`] for its clients and paths.
 pub struct PrivateControlPlane {
@@ -163,26 +292,47 @@ pub struct PrivateControlPlane {
 pub enum Component {
     Etcd,
     KubeApiserver,
+    ControllerManager,
+    /// kubemark's hollow-node kubelet (only inside scripts/test's network namespace).
+    HollowKubelet,
 }
 
 impl Component {
+    /// The name `scripts/control-plane` knows it by (and of its pid and log files).
     pub fn name(self) -> &'static str {
         match self {
             Component::Etcd => "etcd",
             Component::KubeApiserver => "kube-apiserver",
+            Component::ControllerManager => "kube-controller-manager",
+            Component::HollowKubelet => "hollow-kubelet",
         }
     }
 }
 
 impl PrivateControlPlane {
-    /// Starts a fresh instance (blocking the calling thread for the few seconds it takes).
+    /// Starts a fresh instance without a kubelet (blocking the calling thread for the few
+    /// seconds it takes).
     pub fn start() -> PrivateControlPlane {
+        PrivateControlPlane::start_with(&["--no-hollow-node"])
+    }
+
+    /// As [`PrivateControlPlane::start`], with a hollow-node kubelet of its own (e.g. for a test
+    /// that restarts the kubelet). Fails the test outside scripts/test's network namespace.
+    pub fn start_with_hollow_node() -> PrivateControlPlane {
+        let cp = PrivateControlPlane::start_with(&[]);
+        cp.hollow_node();
+        cp
+    }
+
+    fn start_with(flags: &[&str]) -> PrivateControlPlane {
         let state = tempfile::Builder::new()
             .prefix("podgate-private-cp.")
             .tempdir()
             .unwrap_or_else(|e| panic!("private control plane: state dir: {e}"));
         let dir = state.path().to_string_lossy().into_owned();
-        let cp = ControlPlane::run_start(&["--state", &dir])
+        let mut args = vec!["--state", dir.as_str()];
+        args.extend_from_slice(flags);
+        let cp = ControlPlane::run_start(&args)
             .and_then(|env| ControlPlane::from_env_file(&env))
             .unwrap_or_else(|e| panic!("private control plane in {dir}: {e}"));
         PrivateControlPlane { cp, state }

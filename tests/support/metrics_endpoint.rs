@@ -1,5 +1,7 @@
 //! A pod's metrics endpoint: an HTTP server on a loopback address serving `/metrics` with
-//! whatever the test sets — body, status, content type, delay — at any time.
+//! whatever the test sets — body, status, content type, delay — at any time. The body is fixed
+//! text ([`MetricsEndpoint::set_body`]) or computed for each request
+//! ([`MetricsEndpoint::set_body_fn`], e.g. counters that grow with time).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,8 +36,12 @@ impl Default for MetricsResponse {
     }
 }
 
+/// Computes the body of one answer (called for every request, while it is set).
+pub type BodyFn = Arc<dyn Fn() -> String + Send + Sync>;
+
 struct Shared {
     response: Mutex<MetricsResponse>,
+    body_fn: Mutex<Option<BodyFn>>,
     requests: AtomicU64,
 }
 
@@ -56,14 +62,18 @@ impl MetricsEndpoint {
     /// Listens on `ip:port` (0: a free port), e.g. to serve a pod that moved to another
     /// address on the port its spec declares.
     pub async fn start_on(ip: Ipv4Addr, port: u16) -> MetricsEndpoint {
-        let listener = TcpListener::bind((ip, port))
+        MetricsEndpoint::try_start_on(ip, port)
             .await
-            .unwrap_or_else(|e| panic!("metrics endpoint: binding {ip}:{port}: {e}"));
-        let addr = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("metrics endpoint: local address on {ip}: {e}"));
+            .unwrap_or_else(|e| panic!("metrics endpoint: binding {ip}:{port}: {e}"))
+    }
+
+    /// As [`MetricsEndpoint::start_on`], returning the error when `ip:port` cannot be bound.
+    pub async fn try_start_on(ip: Ipv4Addr, port: u16) -> std::io::Result<MetricsEndpoint> {
+        let listener = TcpListener::bind((ip, port)).await?;
+        let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             response: Mutex::new(MetricsResponse::default()),
+            body_fn: Mutex::new(None),
             requests: AtomicU64::new(0),
         });
         let app = Router::new()
@@ -75,11 +85,11 @@ impl MetricsEndpoint {
                 eprintln!("metrics endpoint {addr}: server error: {e}");
             }
         });
-        MetricsEndpoint {
+        Ok(MetricsEndpoint {
             addr,
             shared,
             server,
-        }
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -103,8 +113,15 @@ impl MetricsEndpoint {
         format!("http://{}/metrics", self.addr)
     }
 
+    /// Serves `body` from now on (and no longer a body function).
     pub fn set_body(&self, body: impl Into<String>) {
         self.lock().body = body.into();
+        *lock(&self.shared.body_fn) = None;
+    }
+
+    /// Serves what `body` returns, computed for each request, from now on.
+    pub fn set_body_fn(&self, body: BodyFn) {
+        *lock(&self.shared.body_fn) = Some(body);
     }
 
     pub fn set_status(&self, status: u16) {
@@ -130,12 +147,15 @@ impl MetricsEndpoint {
     }
 
     fn lock(&self) -> MutexGuard<'_, MetricsResponse> {
-        // A panicking test thread may poison the lock; the data is still fine to use.
-        self.shared
-            .response
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.shared.response)
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panicking test thread may poison the lock; the data is still fine to use.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Drop for MetricsEndpoint {
@@ -146,11 +166,11 @@ impl Drop for MetricsEndpoint {
 
 async fn serve_metrics(State(shared): State<Arc<Shared>>) -> Response {
     shared.requests.fetch_add(1, Ordering::SeqCst);
-    let response = shared
-        .response
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .clone();
+    let mut response = lock(&shared.response).clone();
+    let body_fn = lock(&shared.body_fn).clone();
+    if let Some(body_fn) = body_fn {
+        response.body = body_fn();
+    }
     if !response.delay.is_zero() {
         tokio::time::sleep(response.delay).await;
     }

@@ -1,6 +1,8 @@
-//! Shared support for podgate's integration tests: a real control plane (kube-apiserver +
-//! etcd, see `scripts/control-plane`), per-test namespaces, pods and a stand-in kubelet,
-//! loopback metrics endpoints, a real Prometheus, and `wait_for`.
+//! Shared support for podgate's integration tests: a real control plane (kube-apiserver,
+//! etcd, kube-controller-manager and, inside scripts/test's network namespace, a hollow-node
+//! kubelet; see `scripts/control-plane`), per-test namespaces, pods and a stand-in kubelet (also
+//! for controller-made pods: `fleet`), loopback metrics endpoints, a real Prometheus, and
+//! `wait_for`.
 //!
 //! `tests/integration.rs` declares it once; each test module takes it with
 //! `use crate::support;`. Test code fails loudly: a helper that cannot do its job panics with
@@ -8,6 +10,7 @@
 
 pub mod control_plane;
 pub mod daemon;
+pub mod fleet;
 pub mod metrics_endpoint;
 pub mod pods;
 pub mod prometheus;
@@ -119,4 +122,14 @@ pub fn unique_loopback_ip() -> Ipv4Addr {
     let third = ((n / 250) % 250 + 1) as u8;
     let fourth = (n % 250 + 2) as u8;
     Ipv4Addr::new(127, 0, third, fourth)
+}
+
+/// An address of the stand-in pod network `a.b.0.0/16` ([`ControlPlane::pod_network`]: local
+/// to lo inside scripts/test's network namespace) not handed out before in this test binary.
+pub fn unique_pod_ip([a, b]: [u8; 2]) -> Ipv4Addr {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed) + (std::process::id() % 200) * 250;
+    let third = ((n / 250) % 250 + 1) as u8;
+    let fourth = (n % 250 + 2) as u8;
+    Ipv4Addr::new(a, b, third, fourth)
 }

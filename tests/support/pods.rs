@@ -1,9 +1,11 @@
 //! Test pods and a stand-in kubelet.
 //!
-//! No kubelet runs in the test environment: pods stay Pending until a test moves them along
+//! No kubelet runs for [`TEST_NODE`]: its pods stay Pending until a test moves them along
 //! with [`Kubelet`], which writes `pods/status` the way a kubelet does — including the `Ready`
 //! condition, which only a kubelet computes (all containers ready AND every readiness gate's
-//! condition True).
+//! condition True). Pods that controllers create are run the same way by
+//! [`super::fleet::Fleet`]. (A real kubelet, kubemark's hollow node, runs only inside
+//! scripts/test's network namespace, for its own node: see [`super::ControlPlane::hollow_node`].)
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -17,8 +19,9 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
-/// The node every test pod is "scheduled" to. It need not exist; a `spec.nodeName` makes the
-/// apiserver treat the pod as bound (deletion then needs `gracePeriodSeconds: 0`).
+/// The node every test pod is "scheduled" to. A `spec.nodeName` makes the apiserver treat the
+/// pod as bound (deletion then needs `gracePeriodSeconds: 0`). `scripts/control-plane start`
+/// creates its Node object, without which the EndpointSlice controller skips the pods.
 pub const TEST_NODE: &str = "podgate-test-node";
 /// The (single) container's name.
 pub const CONTAINER: &str = "app";
@@ -203,7 +206,20 @@ impl Kubelet {
     /// Starts the pod: phase Running with `pod_ip` (and the node's IP 127.0.0.1),
     /// PodScheduled/Initialized True, ContainersReady as given, and `Ready` computed.
     pub async fn run(&self, name: &str, pod_ip: Ipv4Addr, containers_ready: bool) -> Pod {
-        let pod = self.get(name).await;
+        self.try_run(name, pod_ip, containers_ready)
+            .await
+            .unwrap_or_else(|e| panic!("kubelet: running pod {name}: {e}"))
+    }
+
+    /// As [`Kubelet::run`], returning the API's error (e.g. the pod was deleted meanwhile)
+    /// instead of failing the test.
+    pub async fn try_run(
+        &self,
+        name: &str,
+        pod_ip: Ipv4Addr,
+        containers_ready: bool,
+    ) -> Result<Pod, kube::Error> {
+        let pod = self.pods.get(name).await?;
         let mut conditions = vec![
             self.condition(&pod, "PodScheduled", true, None),
             self.condition(&pod, "Initialized", true, None),
@@ -223,7 +239,7 @@ impl Kubelet {
         let mut preview = pod.clone();
         merge_conditions(&mut preview, &conditions);
         conditions.push(self.ready_condition(&preview));
-        self.patch_status(name, status, conditions).await
+        self.try_patch_status(name, status, conditions).await
     }
 
     /// Sets ContainersReady (and the container's `ready`), then recomputes `Ready`.
@@ -245,9 +261,16 @@ impl Kubelet {
     /// Recomputes `Ready` from the pod's current conditions, as a kubelet does on its next
     /// status sync (e.g. after podgate changed a gate).
     pub async fn sync_ready(&self, name: &str) -> Pod {
-        let pod = self.get(name).await;
+        self.try_sync_ready(name)
+            .await
+            .unwrap_or_else(|e| panic!("kubelet: syncing Ready of pod {name}: {e}"))
+    }
+
+    /// As [`Kubelet::sync_ready`], returning the API's error instead of failing the test.
+    pub async fn try_sync_ready(&self, name: &str) -> Result<Pod, kube::Error> {
+        let pod = self.pods.get(name).await?;
         let ready = self.ready_condition(&pod);
-        self.patch_status(name, json!({}), vec![ready]).await
+        self.try_patch_status(name, json!({}), vec![ready]).await
     }
 
     /// Gives the pod another IP (as after a sandbox restart). A JSON merge patch, because a
@@ -308,7 +331,18 @@ impl Kubelet {
 
     /// A strategic-merge patch of `pods/status`: conditions merge by `type`, so podgate's
     /// own conditions stay untouched — exactly how a kubelet writes.
-    async fn patch_status(&self, name: &str, mut status: Value, conditions: Vec<Value>) -> Pod {
+    async fn patch_status(&self, name: &str, status: Value, conditions: Vec<Value>) -> Pod {
+        self.try_patch_status(name, status, conditions)
+            .await
+            .unwrap_or_else(|e| panic!("kubelet: patching status of pod {name}: {e}"))
+    }
+
+    async fn try_patch_status(
+        &self,
+        name: &str,
+        mut status: Value,
+        conditions: Vec<Value>,
+    ) -> Result<Pod, kube::Error> {
         if !conditions.is_empty() {
             status["conditions"] = Value::Array(conditions);
         }
@@ -316,7 +350,6 @@ impl Kubelet {
         self.pods
             .patch_status(name, &PatchParams::default(), &Patch::Strategic(patch))
             .await
-            .unwrap_or_else(|e| panic!("kubelet: patching status of pod {name}: {e}"))
     }
 }
 
