@@ -48,16 +48,28 @@ fn allocations() -> usize {
     ALLOCATIONS.with(Cell::get)
 }
 
-/// `series` escape-free samples with labels, metadata and comments, in `format`.
-fn body(series: usize, format: Format) -> String {
+/// `series` escape-free samples with labels, metadata and comments, in `format`; with
+/// `utf8`, metric names and some label names are UTF-8 names, quoted as Prometheus 3 writes
+/// them (`{"http.requests.0_total","http.code"="200",...}`).
+fn body(series: usize, format: Format, utf8: bool) -> String {
     let mut out = String::new();
     for family in 0..series.div_ceil(100) {
-        let _ = writeln!(out, "# HELP http_requests_{family}_total Requests served.");
-        let _ = writeln!(out, "# TYPE http_requests_{family}_total counter");
+        let name = if utf8 {
+            format!("\"http.requests.{family}_total\"")
+        } else {
+            format!("http_requests_{family}_total")
+        };
+        let _ = writeln!(out, "# HELP {name} Requests served.");
+        let _ = writeln!(out, "# TYPE {name} counter");
         for i in 0..100.min(series - family * 100) {
+            let (open, code) = if utf8 {
+                (format!("{{{name},"), "\"http.code\"")
+            } else {
+                (format!("{name}{{"), "code")
+            };
             let _ = write!(
                 out,
-                "http_requests_{family}_total{{code=\"{}\",method=\"get\",path=\"/api/v{i}\",\
+                "{open}{code}=\"{}\",method=\"get\",path=\"/api/v{i}\",\
                  instance=\"10.0.{family}.{i}:8080\"}} {}.5",
                 200 + i % 5,
                 i * 7
@@ -93,7 +105,10 @@ fn count_allocations(body: &str, format: Format) -> (usize, usize) {
         if let Some(code) = sample.labels.get("code") {
             checksum += code.len() as f64;
         }
-        checksum += parser.metric_type(sample.name) as u8 as f64;
+        if let Some(code) = sample.labels.get("http.code") {
+            checksum += code.len() as f64;
+        }
+        checksum += parser.metric_type(&sample.name) as u8 as f64;
     }
     let made = allocations() - before;
     std::hint::black_box(checksum);
@@ -103,21 +118,24 @@ fn count_allocations(body: &str, format: Format) -> (usize, usize) {
 #[test]
 fn allocations_do_not_grow_with_the_number_of_samples() {
     for format in [Format::Text, Format::OpenMetrics] {
-        let small = body(100, format);
-        let large = body(10_000, format);
-        let (small_allocs, small_samples) = count_allocations(&small, format);
-        let (large_allocs, large_samples) = count_allocations(&large, format);
-        assert_eq!(small_samples, 100);
-        assert_eq!(large_samples, 10_000);
-        // A constant handful (the reusable label-name buffer growing), independent of size.
-        assert!(
-            large_allocs <= 8,
-            "{format:?}: {large_allocs} allocations for 10,000 samples"
-        );
-        assert_eq!(
-            small_allocs, large_allocs,
-            "{format:?}: allocations grow with the number of samples"
-        );
+        for utf8 in [false, true] {
+            let small = body(100, format, utf8);
+            let large = body(10_000, format, utf8);
+            let (small_allocs, small_samples) = count_allocations(&small, format);
+            let (large_allocs, large_samples) = count_allocations(&large, format);
+            assert_eq!(small_samples, 100);
+            assert_eq!(large_samples, 10_000);
+            // A constant handful (the reusable label-name buffer growing), independent of
+            // size.
+            assert!(
+                large_allocs <= 8,
+                "{format:?} (UTF-8 names: {utf8}): {large_allocs} allocations for 10,000 samples"
+            );
+            assert_eq!(
+                small_allocs, large_allocs,
+                "{format:?} (UTF-8 names: {utf8}): allocations grow with the number of samples"
+            );
+        }
     }
 }
 

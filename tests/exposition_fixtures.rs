@@ -153,3 +153,265 @@ fn every_fixture_parses_to_what_prometheus_ingested() {
     }
     assert!(checked >= 5, "only {checked} fixtures checked");
 }
+
+// ----- Real-client fixtures, Prometheus 3 ground truth -------------------------------------
+
+/// Bodies captured from real client libraries (see its README), with what a Prometheus 3.16
+/// server ingested from each: `expected/<file>.json` (name, labels, value, timestamp_ms),
+/// `expected/<file>.exemplars.json`, or `expected/<file>.error` when Prometheus refused the
+/// body.
+const CLIENT_FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/exposition");
+
+/// Labels whose values Prometheus 3 rewrites into OpenMetrics float form on histograms (`le`)
+/// and summaries (`quantile`): `le="1"` is stored as `le="1.0"`. podgate keeps the value as
+/// written. Rows are matched on the number; the spellings that differ are listed per fixture
+/// below, so any other difference fails.
+const NORMALIZED_LABELS: [&str; 2] = ["le", "quantile"];
+
+/// (metric name, label, podgate's value, Prometheus 3's value).
+type SpellingDifference = (&'static str, &'static str, &'static str, &'static str);
+
+/// The label-value spellings that differ from Prometheus 3, per fixture.
+const KNOWN_SPELLING_DIFFERENCES: &[(&str, &[SpellingDifference])] = &[
+    (
+        "client_golang_utf8.prom",
+        &[("http.server.duration_bucket", "le", "1", "1.0")],
+    ),
+    ("client_golang_utf8.openmetrics", &[]),
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Prom3Row {
+    name: String,
+    /// Labels with `le`/`quantile` values as f64 bits, so that `1` and `1.0` match.
+    key: BTreeMap<String, String>,
+    /// The labels as written.
+    labels: BTreeMap<String, String>,
+    value_bits: u64,
+    timestamp_ms: Option<i64>,
+}
+
+fn label_key(labels: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    labels
+        .iter()
+        .map(|(k, v)| {
+            let v = match v.parse::<f64>() {
+                Ok(f) if NORMALIZED_LABELS.contains(&k.as_str()) => format!("#{}", bits(f)),
+                _ => v.clone(),
+            };
+            (k.clone(), v)
+        })
+        .collect()
+}
+
+fn prom3_row(
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+    ts: Option<i64>,
+) -> Prom3Row {
+    Prom3Row {
+        name,
+        key: label_key(&labels),
+        labels,
+        value_bits: bits(value),
+        timestamp_ms: ts,
+    }
+}
+
+fn json_labels(path: &Path, entry: &serde_json::Value) -> BTreeMap<String, String> {
+    entry["labels"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{}: entry without labels: {entry}", path.display()))
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+        .collect()
+}
+
+fn read_json(path: &Path) -> Vec<serde_json::Value> {
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let json: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    json.as_array()
+        .unwrap_or_else(|| panic!("{}: not a JSON array", path.display()))
+        .clone()
+}
+
+fn prom3_expected(path: &Path) -> Vec<Prom3Row> {
+    read_json(path)
+        .iter()
+        .map(|entry| {
+            let name = entry["name"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{}: entry without name", path.display()));
+            let value = entry["value"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{}: entry without value", path.display()));
+            prom3_row(
+                name.to_string(),
+                json_labels(path, entry),
+                parse_expected_value(value),
+                entry["timestamp_ms"].as_i64(),
+            )
+        })
+        .collect()
+}
+
+fn owned_labels(labels: &podgate::exposition::Labels<'_>) -> BTreeMap<String, String> {
+    labels
+        .iter()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+/// Where Prometheus refused a body: it quotes the start of the entry it was parsing
+/// (`... while parsing: "colon_label{a:"`); the line of the body that starts with it.
+fn refused_line(body: &str, prometheus_error: &str) -> usize {
+    let quoted = prometheus_error
+        .split_once("while parsing: \"")
+        .and_then(|(_, rest)| rest.trim_end().strip_suffix('"'))
+        .unwrap_or_else(|| panic!("no quoted input in {prometheus_error:?}"));
+    let prefix = quoted.replace("\\\"", "\"").replace("\\\\", "\\");
+    1 + body
+        .lines()
+        .position(|line| line.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no line starts with {prefix:?}"))
+}
+
+#[test]
+fn client_fixtures_parse_to_what_prometheus_3_ingested() {
+    let dir = Path::new(CLIENT_FIXTURES);
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.unwrap_or_else(|e| panic!("{e}")).path())
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("prom" | "openmetrics")
+            )
+        })
+        .collect();
+    files.sort();
+    let (mut ingested, mut refused) = (0, 0);
+    for path in files {
+        let file_name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let format = if file_name.ends_with(".openmetrics") {
+            Format::OpenMetrics
+        } else {
+            Format::Text
+        };
+        let body = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{file_name}: {e}"));
+        let expected_dir = dir.join("expected");
+
+        let error_path = expected_dir.join(format!("{file_name}.error"));
+        if error_path.exists() {
+            let prometheus_error = fs::read_to_string(&error_path)
+                .unwrap_or_else(|e| panic!("{}: {e}", error_path.display()));
+            let error = parse(&body, format)
+                .find_map(Result::err)
+                .unwrap_or_else(|| panic!("{file_name}: Prometheus 3 refused it, podgate did not"));
+            assert_eq!(
+                error.line,
+                refused_line(&body, &prometheus_error),
+                "{file_name}: {error} (Prometheus 3: {prometheus_error})"
+            );
+            refused += 1;
+            continue;
+        }
+
+        let mut expected = prom3_expected(&expected_dir.join(format!("{file_name}.json")));
+        let exemplars_path = expected_dir.join(format!("{file_name}.exemplars.json"));
+        let expected_exemplars = if exemplars_path.exists() {
+            read_json(&exemplars_path)
+        } else {
+            Vec::new()
+        };
+        let mut exemplars_seen = 0;
+        let mut got = Vec::new();
+        let mut parser = parse(&body, format);
+        while let Some(item) = parser.next() {
+            let sample = item.unwrap_or_else(|e| panic!("{file_name}: {e}"));
+            let row = prom3_row(
+                sample.name.to_string(),
+                owned_labels(&sample.labels),
+                sample.value,
+                sample.timestamp_ms,
+            );
+            if let Some(exemplar) = parser.exemplar() {
+                let want = expected_exemplars
+                    .iter()
+                    .find(|e| {
+                        e["series"]["name"].as_str() == Some(&*sample.name)
+                            && label_key(&json_labels(&exemplars_path, &e["series"])) == row.key
+                    })
+                    .unwrap_or_else(|| {
+                        panic!(
+                            "{file_name}: {} has an exemplar Prometheus did not store",
+                            sample
+                        )
+                    });
+                assert_eq!(
+                    owned_labels(&exemplar.labels),
+                    json_labels(&exemplars_path, want)
+                );
+                assert_eq!(
+                    bits(exemplar.value),
+                    bits(parse_expected_value(
+                        want["value"].as_str().unwrap_or_default()
+                    ))
+                );
+                assert_eq!(exemplar.timestamp_ms, want["timestamp_ms"].as_i64());
+                exemplars_seen += 1;
+            }
+            got.push(row);
+        }
+        assert_eq!(
+            exemplars_seen,
+            expected_exemplars.len(),
+            "{file_name}: exemplars"
+        );
+        assert_eq!(
+            got.len(),
+            expected.len(),
+            "{file_name}: sample count differs"
+        );
+        expected.sort_by(|a, b| (&a.name, &a.key).cmp(&(&b.name, &b.key)));
+        got.sort_by(|a, b| (&a.name, &a.key).cmp(&(&b.name, &b.key)));
+        let mut differences = Vec::new();
+        for (g, e) in got.iter().zip(&expected) {
+            assert_eq!(
+                (&g.name, &g.key, g.value_bits, g.timestamp_ms),
+                (&e.name, &e.key, e.value_bits, e.timestamp_ms),
+                "{file_name}: sample differs"
+            );
+            for label in NORMALIZED_LABELS {
+                if let (Some(ours), Some(theirs)) = (g.labels.get(label), e.labels.get(label))
+                    && ours != theirs
+                {
+                    differences.push((g.name.clone(), label, ours.clone(), theirs.clone()));
+                }
+            }
+        }
+        differences.sort();
+        differences.dedup();
+        let known: Vec<(String, &str, String, String)> = KNOWN_SPELLING_DIFFERENCES
+            .iter()
+            .find(|(f, _)| *f == file_name)
+            .map(|(_, list)| {
+                list.iter()
+                    .map(|(n, l, o, t)| (n.to_string(), *l, o.to_string(), t.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(differences, known, "{file_name}: le/quantile spellings");
+        ingested += 1;
+    }
+    assert!(
+        ingested >= 2 && refused >= 1,
+        "{ingested} ingested, {refused} refused"
+    );
+}

@@ -32,7 +32,7 @@ fn check(body: &str, format: Format, line_count: usize) {
                 if let Some(exemplar) = parser.exemplar() {
                     assert_eq!(exemplar.labels.iter().count(), exemplar.labels.len());
                 }
-                let _ = parser.metric_type(sample.name);
+                let _ = parser.metric_type(&sample.name);
                 let _ = parser.help();
             }
             Err(e) => {

@@ -124,26 +124,13 @@ pub fn run(args: Args) -> i32 {
 }
 
 /// `name{a="1",b="x\"y"} value [timestamp_ms]`, label values escaped as in the text format.
+/// A metric or label name outside the legacy character set is quoted as Prometheus 3 writes
+/// it: `{"http.server.duration","service.name"="x"} 1`.
 pub(crate) fn text_line(s: &Sample<'_>) -> String {
-    let mut line = String::from(s.name);
-    line.push('{');
-    for (i, (k, v)) in s.labels.iter().enumerate() {
-        if i > 0 {
-            line.push(',');
-        }
-        line.push_str(k);
-        line.push_str("=\"");
-        for c in v.chars() {
-            match c {
-                '\\' => line.push_str("\\\\"),
-                '"' => line.push_str("\\\""),
-                '\n' => line.push_str("\\n"),
-                c => line.push(c),
-            }
-        }
-        line.push('"');
-    }
-    line.push_str("} ");
+    let mut line = String::new();
+    // Writing to a String cannot fail.
+    let _ = exposition::write_series(&mut line, &s.name, s.labels.iter(), true);
+    line.push(' ');
     line.push_str(&format_sample_value(s.value));
     if let Some(ts) = s.timestamp_ms {
         line.push(' ');
@@ -159,7 +146,7 @@ fn json_line(s: &Sample<'_>) -> String {
         .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.into_owned())))
         .collect();
     serde_json::json!({
-        "name": s.name,
+        "name": &*s.name,
         "labels": labels,
         "value": format_sample_value(s.value),
         "timestamp_ms": s.timestamp_ms,
@@ -177,5 +164,57 @@ pub(crate) fn format_sample_value(v: f64) -> String {
         "-Inf".into()
     } else {
         format!("{v}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(body: &str, format: Format) -> Vec<(String, String)> {
+        exposition::parse(body, format)
+            .map(|s| {
+                let s = s.expect("valid body");
+                (text_line(&s), json_line(&s))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn utf8_names_print_quoted_as_prometheus_3_writes_them() {
+        let got = lines(
+            "{\"http.server.duration\", \"service.name\"=\"x\"} 1\n\
+             {\"name.with.dots\"} 2\n\
+             my_metric{\"label.name\"=\"v\",plain=\"a\\\"b\"} 3 17\n\
+             legacy 4\n",
+            Format::Text,
+        );
+        let text: Vec<&str> = got.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(
+            text,
+            [
+                r#"{"http.server.duration","service.name"="x"} 1"#,
+                r#"{"name.with.dots"} 2"#,
+                r#"my_metric{"label.name"="v",plain="a\"b"} 3 17"#,
+                "legacy{} 4",
+            ]
+        );
+        // Every printed line reads back as the same sample.
+        for line in &text {
+            let again: Vec<_> = exposition::parse(line, Format::Text)
+                .collect::<Result<_, _>>()
+                .expect("printed line parses");
+            assert_eq!(again.len(), 1, "{line}");
+        }
+        let json: serde_json::Value = serde_json::from_str(&got[0].1).expect("JSON line parses");
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "name": "http.server.duration",
+                "labels": {"service.name": "x"},
+                "value": "1",
+                "timestamp_ms": null
+            })
+        );
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! The parser validates a label set once and keeps only the slice between its braces; the
 //! accessors re-read that slice on demand. That keeps parsing free of allocation: only a value
-//! that contains an escape sequence is copied, and only when it is read.
+//! or a quoted label name that contains an escape sequence is copied, and only when it is read.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -10,9 +10,10 @@ use std::fmt;
 /// The labels of one sample (the metric name is not among them), in exposition order.
 ///
 /// Values are unescaped the way Prometheus does it: `\\` → `\`, `\"` → `"`, `\n` → newline;
-/// any other backslash sequence is kept as written. A label written with an empty value is
-/// left out, as Prometheus leaves it out: in its data model an empty value is the same as no
-/// label.
+/// any other backslash sequence is kept as written. Quoted label names (`"service.name"="x"`)
+/// are unescaped the same way. A label written with an empty value is left out, as Prometheus
+/// leaves it out: in its data model an empty value is the same as no label. A metric name
+/// written inside the braces (`{"http.server.duration", ...}`) is not a label.
 #[derive(Clone, Copy, Default)]
 pub struct Labels<'a> {
     /// The validated text between `{` and `}`.
@@ -37,7 +38,7 @@ impl<'a> Labels<'a> {
 
     /// The value of label `name`, if the sample has it.
     pub fn get(&self, name: &str) -> Option<Cow<'a, str>> {
-        self.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+        self.iter().find(|(n, _)| n == name).map(|(_, v)| v)
     }
 
     /// The number of labels (those with a non-empty value).
@@ -58,7 +59,7 @@ impl PartialEq for Labels<'_> {
         self.len == other.len
             && self
                 .iter()
-                .all(|(n, v)| other.get(n).as_deref() == Some(&*v))
+                .all(|(n, v)| other.get(&n).as_deref() == Some(&*v))
     }
 }
 
@@ -81,17 +82,14 @@ impl fmt::Display for Labels<'_> {
             if i > 0 {
                 f.write_str(",")?;
             }
-            f.write_str(name)?;
-            f.write_str("=\"")?;
-            write_escaped(f, &value)?;
-            f.write_str("\"")?;
+            write_label_pair(f, &name, &value)?;
         }
         f.write_str("}")
     }
 }
 
 impl<'a> IntoIterator for Labels<'a> {
-    type Item = (&'a str, Cow<'a, str>);
+    type Item = (Cow<'a, str>, Cow<'a, str>);
     type IntoIter = LabelsIter<'a>;
     fn into_iter(self) -> LabelsIter<'a> {
         self.iter()
@@ -99,7 +97,7 @@ impl<'a> IntoIterator for Labels<'a> {
 }
 
 impl<'a> IntoIterator for &Labels<'a> {
-    type Item = (&'a str, Cow<'a, str>);
+    type Item = (Cow<'a, str>, Cow<'a, str>);
     type IntoIter = LabelsIter<'a>;
     fn into_iter(self) -> LabelsIter<'a> {
         self.iter()
@@ -113,78 +111,165 @@ pub struct LabelsIter<'a> {
 }
 
 impl<'a> Iterator for LabelsIter<'a> {
-    type Item = (&'a str, Cow<'a, str>);
+    type Item = (Cow<'a, str>, Cow<'a, str>);
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            let (name, raw_value, escaped) = self.next_raw()?;
+            let (name, name_escaped, raw_value, value_escaped) = self.next_raw()?;
             if raw_value.is_empty() {
                 continue;
             }
-            let value = if escaped {
-                Cow::Owned(unescape_label_value(raw_value))
-            } else {
-                Cow::Borrowed(raw_value)
-            };
-            return Some((name, value));
+            return Some((
+                unescaped(name, name_escaped),
+                unescaped(raw_value, value_escaped),
+            ));
         }
     }
 }
 
+#[inline]
+fn unescaped(raw: &str, escaped: bool) -> Cow<'_, str> {
+    if escaped {
+        Cow::Owned(unescape_label_value(raw))
+    } else {
+        Cow::Borrowed(raw)
+    }
+}
+
 impl<'a> LabelsIter<'a> {
-    /// The next label as written: name, value still escaped, and whether it has escapes.
-    fn next_raw(&mut self) -> Option<(&'a str, &'a str, bool)> {
+    /// The next label as written: name and value still escaped, each with whether it has
+    /// escapes. A metric name written inside the braces is skipped.
+    fn next_raw(&mut self) -> Option<(&'a str, bool, &'a str, bool)> {
         // The text was validated by the parser, so this only has to find the pieces again.
         // It accepts the union of both formats' spellings: separators and blanks between
-        // tokens, and a value that runs to the first unescaped quote.
-        let s = self.rest;
-        let b = s.as_bytes();
-        let at = |i: usize| b.get(i).copied();
-        let mut i = 0;
-        while matches!(at(i), Some(b' ' | b'\t' | b',')) {
-            i += 1;
-        }
-        let name_start = i;
-        while at(i).is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_') {
-            i += 1;
-        }
-        let name_end = i;
-        while matches!(at(i), Some(b' ' | b'\t')) {
-            i += 1;
-        }
-        let found_eq = at(i) == Some(b'=');
-        i += 1;
-        while matches!(at(i), Some(b' ' | b'\t')) {
-            i += 1;
-        }
-        if name_end == name_start || !found_eq || at(i) != Some(b'"') {
-            self.rest = "";
-            return None;
-        }
-        i += 1;
-        let value_start = i;
-        let mut escaped = false;
+        // tokens, names bare or quoted, and a value that runs to the first unescaped quote.
         loop {
-            match at(i) {
-                Some(b'"') => break,
-                Some(b'\\') => {
-                    escaped = true;
-                    i += 2;
-                }
-                Some(_) => i += 1,
-                None => {
-                    self.rest = "";
-                    return None;
+            let s = self.rest;
+            let b = s.as_bytes();
+            let at = |i: usize| b.get(i).copied();
+            let mut i = 0;
+            while matches!(at(i), Some(b' ' | b'\t' | b',')) {
+                i += 1;
+            }
+            let mut name_start = i;
+            while at(i).is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_') {
+                i += 1;
+            }
+            let mut name_end = i;
+            let mut name_escaped = false;
+            if name_end == name_start {
+                match quoted_name_at(s, i) {
+                    QuotedName::Label {
+                        start,
+                        end,
+                        escaped,
+                    } => {
+                        (name_start, name_end, name_escaped) = (start, end, escaped);
+                        i = end + 1;
+                    }
+                    QuotedName::MetricName { after } => {
+                        self.rest = s.get(after..).unwrap_or("");
+                        continue;
+                    }
+                    QuotedName::Invalid => {
+                        self.rest = "";
+                        return None;
+                    }
                 }
             }
+            while matches!(at(i), Some(b' ' | b'\t')) {
+                i += 1;
+            }
+            let found_eq = at(i) == Some(b'=');
+            i += 1;
+            while matches!(at(i), Some(b' ' | b'\t')) {
+                i += 1;
+            }
+            if !found_eq || at(i) != Some(b'"') {
+                self.rest = "";
+                return None;
+            }
+            i += 1;
+            let value_start = i;
+            let mut value_escaped = false;
+            loop {
+                match at(i) {
+                    Some(b'"') => break,
+                    Some(b'\\') => {
+                        value_escaped = true;
+                        i += 2;
+                    }
+                    Some(_) => i += 1,
+                    None => {
+                        self.rest = "";
+                        return None;
+                    }
+                }
+            }
+            let (Some(name), Some(raw_value)) =
+                (s.get(name_start..name_end), s.get(value_start..i))
+            else {
+                self.rest = "";
+                return None;
+            };
+            self.rest = s.get(i + 1..).unwrap_or("");
+            return Some((name, name_escaped, raw_value, value_escaped));
         }
-        let (Some(name), Some(raw_value)) = (s.get(name_start..name_end), s.get(value_start..i))
-        else {
-            self.rest = "";
-            return None;
-        };
-        self.rest = s.get(i + 1..).unwrap_or("");
-        Some((name, raw_value, escaped))
+    }
+}
+
+/// What a quoted string at the start of a label entry is.
+enum QuotedName {
+    /// A quoted label name: the text inside the quotes (`start..end`, `end` at the closing
+    /// quote) and whether it has escapes.
+    Label {
+        start: usize,
+        end: usize,
+        escaped: bool,
+    },
+    /// The metric name (no `=` follows); the entry ends at `after`.
+    MetricName {
+        after: usize,
+    },
+    Invalid,
+}
+
+/// The quoted string opening at `i` in validated label text (names with dots are rare, so
+/// this is kept out of the common path).
+#[cold]
+fn quoted_name_at(s: &str, mut i: usize) -> QuotedName {
+    let b = s.as_bytes();
+    let at = |i: usize| b.get(i).copied();
+    if at(i) != Some(b'"') {
+        return QuotedName::Invalid;
+    }
+    let start = i + 1;
+    let mut escaped = false;
+    i = start;
+    loop {
+        match at(i) {
+            Some(b'"') => break,
+            Some(b'\\') => {
+                escaped = true;
+                i += 2;
+            }
+            Some(_) => i += 1,
+            None => return QuotedName::Invalid,
+        }
+    }
+    let end = i;
+    let mut j = end + 1;
+    while matches!(at(j), Some(b' ' | b'\t')) {
+        j += 1;
+    }
+    match at(j) {
+        Some(b'=') => QuotedName::Label {
+            start,
+            end,
+            escaped,
+        },
+        Some(b',') | None => QuotedName::MetricName { after: j },
+        Some(_) => QuotedName::Invalid,
     }
 }
 
@@ -224,6 +309,74 @@ fn unescape(raw: &str, quote_is_escape: bool) -> String {
     out
 }
 
+/// Whether `name` may be written unquoted as a metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`, the
+/// names every Prometheus version reads. Any other non-empty UTF-8 name is written quoted
+/// inside the braces (`{"http.server.duration"}`), as Prometheus 3 writes it.
+pub fn is_legacy_metric_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_' || c == b':')
+        && bytes.all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b':')
+}
+
+/// Whether `name` may be written unquoted as a label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
+pub fn is_legacy_label_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_')
+        && bytes.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
+/// Writes `s` in double quotes, escaped for the exposition formats.
+pub(crate) fn write_quoted(f: &mut impl fmt::Write, s: &str) -> fmt::Result {
+    f.write_str("\"")?;
+    write_escaped(f, s)?;
+    f.write_str("\"")
+}
+
+/// Writes `name="value"`, the name quoted when it is not a legacy label name.
+pub(crate) fn write_label_pair(f: &mut impl fmt::Write, name: &str, value: &str) -> fmt::Result {
+    if is_legacy_label_name(name) {
+        f.write_str(name)?;
+    } else {
+        write_quoted(f, name)?;
+    }
+    f.write_str("=")?;
+    write_quoted(f, value)
+}
+
+/// Writes a series in exposition syntax: `name{a="1"}` for a legacy metric name (nothing
+/// after the name without labels), `{"http.server.duration",a="1"}` for any other.
+pub(crate) fn write_series<'a>(
+    f: &mut impl fmt::Write,
+    name: &str,
+    labels: impl IntoIterator<Item = (Cow<'a, str>, Cow<'a, str>)>,
+    braces_when_empty: bool,
+) -> fmt::Result {
+    let legacy = is_legacy_metric_name(name);
+    let mut open = !legacy;
+    if legacy {
+        f.write_str(name)?;
+    } else {
+        f.write_str("{")?;
+        write_quoted(f, name)?;
+    }
+    for (label, value) in labels {
+        f.write_str(if open { "," } else { "{" })?;
+        open = true;
+        write_label_pair(f, &label, &value)?;
+    }
+    if open {
+        f.write_str("}")
+    } else if braces_when_empty {
+        f.write_str("{}")
+    } else {
+        Ok(())
+    }
+}
+
 /// Writes a label value escaped for the exposition formats.
 pub(crate) fn write_escaped(f: &mut impl fmt::Write, value: &str) -> fmt::Result {
     let mut last = 0;
@@ -249,17 +402,23 @@ mod tests {
         Labels::from_validated(raw, len)
     }
 
-    fn pairs<'a>(l: &Labels<'a>) -> Vec<(&'a str, String)> {
-        l.iter().map(|(n, v)| (n, v.into_owned())).collect()
+    fn pairs(l: &Labels<'_>) -> Vec<(String, String)> {
+        l.iter()
+            .map(|(n, v)| (n.into_owned(), v.into_owned()))
+            .collect()
+    }
+
+    fn want(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn iterates_in_order_and_borrows_unescaped_values() {
         let l = labels(r#"code="200",path="/api""#, 2);
-        assert_eq!(
-            pairs(&l),
-            vec![("code", "200".to_string()), ("path", "/api".to_string())]
-        );
+        assert_eq!(pairs(&l), want(&[("code", "200"), ("path", "/api")]));
         assert!(l.iter().all(|(_, v)| matches!(v, Cow::Borrowed(_))));
         assert_eq!(l.len(), 2);
         assert!(!l.is_empty());
@@ -268,10 +427,7 @@ mod tests {
     #[test]
     fn reads_text_format_spacing_and_trailing_comma() {
         let l = labels(r#" quantile = "0.5" , a= "b", "#, 2);
-        assert_eq!(
-            pairs(&l),
-            vec![("quantile", "0.5".to_string()), ("a", "b".to_string())]
-        );
+        assert_eq!(pairs(&l), want(&[("quantile", "0.5"), ("a", "b")]));
     }
 
     #[test]
@@ -333,7 +489,7 @@ mod tests {
     #[test]
     fn empty_values_are_left_out() {
         let l = labels(r#"a="",b="x",c="""#, 1);
-        assert_eq!(pairs(&l), vec![("b", "x".to_string())]);
+        assert_eq!(pairs(&l), want(&[("b", "x")]));
         assert_eq!(l.get("a"), None);
         assert_eq!(l, labels(r#"b="x""#, 1));
         assert_eq!(l.to_string(), r#"{b="x"}"#);

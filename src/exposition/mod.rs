@@ -1,14 +1,15 @@
 //! The Prometheus text (0.0.4) and OpenMetrics (1.0) exposition parser.
 //!
 //! [`parse`] returns an iterator of [`Sample`]s borrowed from the body. It accepts what a
-//! Prometheus 2.42 server accepts when it scrapes a target, rule for rule, and nothing it
-//! rejects: every line it cannot read is a [`ParseError`] naming the 1-based line and what
+//! Prometheus server accepts when it scrapes a target, rule for rule (Prometheus 2.42, plus
+//! the quoted UTF-8 metric and label names of Prometheus 3), and nothing it rejects: every
+//! line it cannot read is a [`ParseError`] naming the 1-based line and what
 //! was wrong, never a skipped or altered sample. After an error the iterator ends. A body that
 //! fails to parse must be rejected as a whole, as Prometheus fails the whole scrape.
 //!
 //! Parsing does not allocate per sample: names, label names and label values are slices of
 //! the body. [`Labels`] keeps the validated text of a label set and reads it on demand; only
-//! a label value containing an escape sequence is copied (a `Cow::Owned`), when it is read.
+//! a label value or quoted name containing an escape sequence is copied (a `Cow::Owned`).
 //!
 //! See `docs/exposition.md` for the accepted syntax in detail.
 
@@ -18,7 +19,8 @@ mod parser;
 mod sample;
 
 pub use float::PromValue;
-pub use labels::{Labels, LabelsIter};
+pub(crate) use labels::write_series;
+pub use labels::{Labels, LabelsIter, is_legacy_label_name, is_legacy_metric_name};
 pub use parser::Parser;
 pub use sample::{Exemplar, MetricType, Sample};
 
@@ -133,8 +135,8 @@ pub fn parse(body: &str, format: Format) -> Parser<'_> {
 /// Checks that a raw response body is UTF-8 and returns it as text for [`parse`]; otherwise
 /// the error names the line of the first invalid byte.
 ///
-/// Metric names and label names are ASCII and Prometheus refuses label values and HELP text
-/// that are not UTF-8, so a body with invalid bytes is refused as a whole. (Prometheus
+/// Prometheus refuses names, label values and HELP text that are not UTF-8, so a body with
+/// invalid bytes is refused as a whole. (Prometheus
 /// tolerates them inside plain `#` comments of the text format; podgate does not.)
 pub fn decode_body(body: &[u8]) -> Result<&str, ParseError> {
     std::str::from_utf8(body).map_err(|e| {

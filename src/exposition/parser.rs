@@ -1,8 +1,8 @@
 //! The parser proper: a hand-written scanner over the body for each format.
 //!
-//! The accepted language follows Prometheus 2.42's own lexers (`promlex.l`,
-//! `openmetricslex.l`) and parsers rule by rule; the comments name the rule where it is not
-//! obvious. Positions are byte offsets into the body; line numbers are computed from them only
+//! The accepted language follows Prometheus's own lexers (`promlex.l`, `openmetricslex.l`)
+//! and parsers rule by rule, as of Prometheus 2.42 and, for UTF-8 names (quoted metric and
+//! label names), Prometheus 3.16; the comments name the rule where it is not obvious. Positions are byte offsets into the body; line numbers are computed from them only
 //! when an error is reported, so the hot path does no line bookkeeping.
 
 use std::borrow::Cow;
@@ -22,14 +22,21 @@ pub struct Parser<'a> {
     done: bool,
     /// Spans of the label names of the sample being parsed, to find duplicates; reused so
     /// that it allocates only while growing to the largest label set seen.
+    /// (Inside the quotes for a quoted name.)
     names: Vec<(usize, usize)>,
     sorted_names: Vec<(usize, usize)>,
+    /// Whether a quoted label name of the sample being parsed has an escape sequence: then
+    /// two spellings can be one name, and duplicates are looked for on the unescaped names.
+    escaped_names: bool,
+    /// The metric name of the sample being parsed when it was quoted inside the braces.
+    inner_name: Option<NameSpan>,
     /// The last `# TYPE`: family name and type.
-    family_type: Option<(&'a str, MetricType)>,
+    /// (Family names are kept as spans of the body and unescaped when asked for.)
+    family_type: Option<(NameSpan, MetricType)>,
     /// The last `# HELP`: family name and the text as written (escaped).
-    help: Option<(&'a str, &'a str)>,
+    help: Option<(NameSpan, &'a str)>,
     /// The last `# UNIT` (OpenMetrics): family name and unit.
-    unit: Option<(&'a str, &'a str)>,
+    unit: Option<(NameSpan, &'a str)>,
     /// The exemplar of the sample last returned.
     exemplar: Option<Exemplar<'a>>,
 }
@@ -41,6 +48,32 @@ struct Fail {
 }
 
 type Parsed<T> = Result<T, Fail>;
+
+/// A sample as the scanners return it: the name as written (inside the quotes of a quoted
+/// one) and whether it has escapes to undo. Kept free of `Cow` so that the hot path moves
+/// plain, niche-packed values; [`Parser::next`] builds the [`Sample`].
+struct RawSample<'a> {
+    name: &'a str,
+    name_escaped: bool,
+    labels: Labels<'a>,
+    value: f64,
+    timestamp_ms: Option<i64>,
+}
+
+impl<'a> RawSample<'a> {
+    fn into_sample(self) -> Sample<'a> {
+        Sample {
+            name: if self.name_escaped {
+                Cow::Owned(unescape_label_value(self.name))
+            } else {
+                Cow::Borrowed(self.name)
+            },
+            labels: self.labels,
+            value: self.value,
+            timestamp_ms: self.timestamp_ms,
+        }
+    }
+}
 
 /// Up to this many labels, duplicates are found by comparing each new name with the earlier
 /// ones; larger label sets are sorted instead, so hostile input cannot make it quadratic.
@@ -112,6 +145,65 @@ fn starts_with_at(b: &[u8], i: usize, prefix: &[u8]) -> bool {
     b.get(i..).is_some_and(|rest| rest.starts_with(prefix))
 }
 
+/// A metric or label name in the body: the text between `start` and `end` (inside the
+/// quotes when it was quoted), and whether it has escape sequences to undo.
+#[derive(Debug, Clone, Copy)]
+struct NameSpan {
+    start: usize,
+    end: usize,
+    quoted: bool,
+    escaped: bool,
+}
+
+impl NameSpan {
+    #[inline]
+    fn bare(start: usize, end: usize) -> NameSpan {
+        NameSpan {
+            start,
+            end,
+            quoted: false,
+            escaped: false,
+        }
+    }
+
+    /// The position after the name (after the closing quote of a quoted name).
+    #[inline]
+    fn after(self) -> usize {
+        self.end + usize::from(self.quoted)
+    }
+}
+
+/// The name a span holds, unescaped (copied only when it has escape sequences).
+#[inline]
+fn span_text(body: &str, span: NameSpan) -> Cow<'_, str> {
+    let raw = body.get(span.start..span.end).unwrap_or("");
+    if span.escaped {
+        Cow::Owned(unescape_label_value(raw))
+    } else {
+        Cow::Borrowed(raw)
+    }
+}
+
+/// After a bare name, a character that suggests a name Prometheus 3 would need quoted
+/// (`http.server.duration`, `service-name`): the hint for the error message.
+fn quoting_hint(c: Option<u8>, what: &str) -> String {
+    let label = what == "label";
+    match c {
+        Some(c) if c == b'.' || c == b'-' || c == b'/' || !c.is_ascii() || (label && c == b':') => {
+            let (chars, example) = if label {
+                ("letters, digits and '_'", "{\"service.name\"=\"x\"}")
+            } else {
+                ("letters, digits, '_' and ':'", "{\"http.server.duration\"}")
+            };
+            format!(
+                " (a {what} name with characters other than {chars} must be quoted inside the \
+                 braces, e.g. {example})"
+            )
+        }
+        _ => String::new(),
+    }
+}
+
 /// Whose labels or timestamp a message is about; formatted only when an error is reported,
 /// so naming it costs nothing on the hot path.
 #[derive(Clone, Copy)]
@@ -163,6 +255,8 @@ impl<'a> Parser<'a> {
             done: false,
             names: Vec::new(),
             sorted_names: Vec::new(),
+            escaped_names: false,
+            inner_name: None,
             family_type: None,
             help: None,
             unit: None,
@@ -182,14 +276,15 @@ impl<'a> Parser<'a> {
     /// [`MetricType::Unknown`].
     pub fn metric_type(&self, sample_name: &str) -> MetricType {
         match self.family_type {
-            Some((family, t)) if t.family_has(family, sample_name) => t,
+            Some((family, t)) if t.family_has(&span_text(self.body, family), sample_name) => t,
             _ => MetricType::Unknown,
         }
     }
 
     /// The last `# HELP` line read: family name and unescaped text.
-    pub fn help(&self) -> Option<(&'a str, Cow<'a, str>)> {
+    pub fn help(&self) -> Option<(Cow<'a, str>, Cow<'a, str>)> {
         let (name, raw) = self.help?;
+        let name = span_text(self.body, name);
         let text = if !raw.contains('\\') {
             Cow::Borrowed(raw)
         } else if self.format == Format::OpenMetrics {
@@ -202,8 +297,9 @@ impl<'a> Parser<'a> {
     }
 
     /// The last `# UNIT` line read (OpenMetrics): family name and unit.
-    pub fn unit(&self) -> Option<(&'a str, &'a str)> {
+    pub fn unit(&self) -> Option<(Cow<'a, str>, &'a str)> {
         self.unit
+            .map(|(name, unit)| (span_text(self.body, name), unit))
     }
 
     /// The exemplar attached to the sample last returned, if it had one (OpenMetrics).
@@ -236,6 +332,83 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// A name as written, quotes included, for messages.
+    fn shown(&self, span: NameSpan) -> &'a str {
+        let q = usize::from(span.quoted);
+        self.slice(span.start - q, span.end + q)
+    }
+
+    /// The quoted name (metric or label) opening at `quote`, as both lexers read it:
+    /// `"(\\.|[^\\"])*"`. Any escape `\x` is accepted (and later undone like a label value's),
+    /// but not a backslash before a newline; a raw newline may stand inside the quotes, a NUL
+    /// byte may not.
+    #[cold]
+    fn quoted_name(&self, quote: usize, what: &str) -> Parsed<NameSpan> {
+        let mut escaped = false;
+        let mut i = quote + 1;
+        loop {
+            match self.at(i) {
+                Some(b'"') => {
+                    return Ok(NameSpan {
+                        start: quote + 1,
+                        end: i,
+                        quoted: true,
+                        escaped,
+                    });
+                }
+                Some(b'\\') => match self.at(i + 1) {
+                    Some(b'\n') => {
+                        return Err(self.fail(
+                            i,
+                            format!("backslash before end of line in a quoted {what}"),
+                        ));
+                    }
+                    None => break,
+                    Some(_) => {
+                        escaped = true;
+                        i += 2;
+                    }
+                },
+                Some(0) => {
+                    return Err(self.fail(i, format!("NUL byte in a quoted {what}")));
+                }
+                Some(_) => i += 1,
+                None => break,
+            }
+        }
+        Err(self.fail(
+            quote,
+            format!("the quoted {what} is not terminated (no closing '\"')"),
+        ))
+    }
+
+    /// The metric name of `# HELP`, `# TYPE` or `# UNIT` at `start`: bare or quoted.
+    #[inline(always)]
+    fn metadata_name(&self, start: usize, keyword: &str) -> Parsed<NameSpan> {
+        match self.at(start) {
+            Some(c) if METRIC_START[usize::from(c)] => Ok(NameSpan::bare(
+                start,
+                scan(self.body.as_bytes(), start + 1, &METRIC_CHAR),
+            )),
+            _ => self.quoted_metadata_name(start, keyword),
+        }
+    }
+
+    /// [`Parser::metadata_name`] when the name is not bare: quoted, or an error.
+    #[cold]
+    fn quoted_metadata_name(&self, start: usize, keyword: &str) -> Parsed<NameSpan> {
+        match self.at(start) {
+            Some(b'"') => self.quoted_name(start, "metric name"),
+            _ => Err(self.fail(
+                start,
+                format!(
+                    "expected a metric name after '# {keyword}', found {}",
+                    self.describe(start)
+                ),
+            )),
+        }
+    }
+
     fn line_of(&self, pos: usize) -> usize {
         let b = self.body.as_bytes();
         1 + b
@@ -252,7 +425,7 @@ impl<'a> Parser<'a> {
 
     // ----- Prometheus text format 0.0.4 -------------------------------------------------
 
-    fn next_text(&mut self) -> Parsed<Option<Sample<'a>>> {
+    fn next_text(&mut self) -> Parsed<Option<RawSample<'a>>> {
         let b = self.body.as_bytes();
         loop {
             // Leading blanks are allowed on every line (`<*>[ \t]+` in promlex).
@@ -264,7 +437,9 @@ impl<'a> Parser<'a> {
                 }
                 Some(b'\n') => self.pos = i + 1,
                 Some(b'#') => self.pos = self.text_comment(i)?,
-                Some(&c) if METRIC_START[usize::from(c)] => return self.text_sample(i).map(Some),
+                Some(&c) if c == b'{' || METRIC_START[usize::from(c)] => {
+                    return self.text_sample(i).map(Some);
+                }
                 Some(_) => {
                     return Err(self.fail(
                         i,
@@ -302,21 +477,17 @@ impl<'a> Parser<'a> {
             // "# HELPER ..." or "# HELP" alone: a comment.
             return Ok(next_line);
         }
-        if !self
-            .at(name_start)
-            .is_some_and(|c| METRIC_START[usize::from(c)])
-        {
-            return Err(self.fail(
-                name_start,
-                format!(
-                    "expected a metric name after '# {}', found {}",
-                    keyword.as_str(),
-                    self.describe(name_start)
-                ),
-            ));
-        }
-        let name_end = scan(b, name_start + 1, &METRIC_CHAR);
-        let name = self.slice(name_start, name_end);
+        let span = self.metadata_name(name_start, keyword.as_str())?;
+        let name_end = span.after();
+        let name = span;
+        // A quoted name may hold a raw newline: the text runs to the end of the line that
+        // holds the end of the name.
+        let (end, next_line) = if name_end > end {
+            let end = line_end(b, name_end);
+            (end, (end + 1).min(b.len()))
+        } else {
+            (end, next_line)
+        };
         let rest = self.slice(name_end, end);
         // Prometheus takes the rest of the line and drops its first byte, normally the blank
         // after the name; a rest of blanks only is empty text.
@@ -349,8 +520,9 @@ impl<'a> Parser<'a> {
                         return Err(self.fail(
                             name_end,
                             format!(
-                                "invalid metric type {other:?} for {name} (expected counter, \
+                                "invalid metric type {other:?} for {} (expected counter, \
                                  gauge, histogram, summary or untyped){}",
+                                self.shown(span),
                                 crlf_hint(other)
                             ),
                         ));
@@ -365,17 +537,33 @@ impl<'a> Parser<'a> {
         Ok(next_line)
     }
 
-    fn text_sample(&mut self, start: usize) -> Parsed<Sample<'a>> {
+    fn text_sample(&mut self, start: usize) -> Parsed<RawSample<'a>> {
         let b = self.body.as_bytes();
-        let name_end = scan(b, start + 1, &METRIC_CHAR);
-        let name = self.slice(start, name_end);
-        let mut i = skip_blanks(b, name_end);
+        // The name before the braces, unless the line starts with `{` (a quoted name inside).
+        let mut outer = None;
+        let mut i = start;
+        if self.at(start) != Some(b'{') {
+            let end = scan(b, start + 1, &METRIC_CHAR);
+            outer = Some(self.slice(start, end));
+            i = skip_blanks(b, end);
+        } else {
+            self.inner_name = None;
+        }
         let mut labels = Labels::EMPTY;
         if self.at(i) == Some(b'{') {
-            let (parsed, after) = self.text_labels(name, i)?;
+            let (parsed, after) = self.text_labels(outer, i)?;
             labels = parsed;
             i = skip_blanks(b, after);
         }
+        // A quoted name inside the braces is only looked at without a name before them
+        // (with one, a quoted name inside is an error).
+        let (name, inner) = match outer {
+            Some(name) => (name, None),
+            None => match self.inner_name {
+                Some(span) => (self.shown(span), Some(span)),
+                None => return Err(self.missing_name(start)),
+            },
+        };
         // The value is `[^{ \t\n]+`, then parsed as a float.
         let value_start = i;
         while let Some(&c) = b.get(i) {
@@ -391,8 +579,15 @@ impl<'a> Parser<'a> {
             ));
         }
         let token = self.slice(value_start, i);
-        let value = parse_value(token)
-            .map_err(|e| self.value_error(value_start, token, &format!("value of {name}"), e))?;
+        let value = parse_value(token).map_err(|e| {
+            let mut fail = self.value_error(value_start, token, &format!("value of {name}"), e);
+            if outer.is_some_and(|o| start + o.len() == value_start) {
+                // `http.server.duration 1`: the name stopped at the '.'.
+                fail.message
+                    .push_str(&quoting_hint(self.at(value_start), "metric"));
+            }
+            fail
+        })?;
         i = skip_blanks(b, i);
         let mut timestamp_ms = None;
         match self.at(i) {
@@ -439,21 +634,160 @@ impl<'a> Parser<'a> {
             }
         }
         self.pos = i;
-        Ok(Sample {
-            name,
-            labels,
-            value,
-            timestamp_ms,
+        Ok(match inner {
+            Some(span) => RawSample {
+                name: self.slice(span.start, span.end),
+                name_escaped: span.escaped,
+                labels,
+                value,
+                timestamp_ms,
+            },
+            None => RawSample {
+                name,
+                name_escaped: false,
+                labels,
+                value,
+                timestamp_ms,
+            },
         })
     }
 
-    /// The label set opening at `open` (a `{`); returns it and the position after `}`.
+    /// The error for a sample without a metric name (`{a="1"} 1`, `{} 1`).
+    #[cold]
+    fn missing_name(&self, start: usize) -> Fail {
+        self.fail(
+            start,
+            "a sample needs a metric name, before the braces or quoted inside them \
+             ({\"http.server.duration\", code=\"200\"})"
+                .to_string(),
+        )
+    }
+
+    /// A label name for messages: quoted as written, or a bare name in quotes.
+    fn label_display(&self, span: NameSpan) -> String {
+        if span.quoted {
+            self.shown(span).to_string()
+        } else {
+            format!("{:?}", self.shown(span))
+        }
+    }
+
+    /// The label name at `start..end` (inside the quotes of a quoted one) for messages.
+    fn label_shown(&self, (start, end): (usize, usize)) -> String {
+        let quoted = self.at(end) == Some(b'"') && self.at(start.wrapping_sub(1)) == Some(b'"');
+        self.label_display(NameSpan {
+            start,
+            end,
+            quoted,
+            escaped: false,
+        })
+    }
+
+    /// A quoted string in a label set followed by `,` or `}`: the metric name (Prometheus
+    /// 3). It may be given once, and not besides a name before the braces.
+    #[cold]
+    fn note_metric_name(&mut self, outer: Option<&str>, span: NameSpan) -> Parsed<()> {
+        let first = match (outer, self.inner_name) {
+            (Some(name), _) => Some(name),
+            (None, Some(first)) => Some(self.shown(first)),
+            (None, None) => None,
+        };
+        if let Some(first) = first {
+            return Err(self.fail(
+                span.start - 1,
+                format!(
+                    "the metric name is given twice: {first} and {}",
+                    self.shown(span)
+                ),
+            ));
+        }
+        if span.start == span.end {
+            return Err(self.fail(span.start - 1, "empty metric name \"\"".to_string()));
+        }
+        self.inner_name = Some(span);
+        Ok(())
+    }
+
+    /// The error when the label name at `start..end` is not followed by '=' at `i`.
+    fn expected_equal(&self, i: usize, name: (usize, usize)) -> Fail {
+        let hint = if self.at(name.1) == Some(b'"') || name.1 != i {
+            String::new()
+        } else {
+            quoting_hint(self.at(i), "label")
+        };
+        self.fail(
+            i,
+            format!(
+                "expected '=' after label name {}, found {}{hint}",
+                self.label_shown(name),
+                self.describe(i)
+            ),
+        )
+    }
+
+    /// The quoted string opening at `quote` inside the braces (both formats; `text` allows
+    /// blanks around `=`): the metric name when `,` or `}` follows it, which is recorded and
+    /// the position of that separator returned, or a label name, whose value is read and the
+    /// position after it returned with 1 when the label counts (its value is not empty).
+    /// An exemplar (`sample_labels` false) has no metric name.
+    #[cold]
+    fn quoted_entry(
+        &mut self,
+        outer: Option<&str>,
+        quote: usize,
+        text: bool,
+        sample_labels: bool,
+    ) -> Parsed<(usize, usize)> {
+        let b = self.body.as_bytes();
+        let span = self.quoted_name(quote, "name")?;
+        let blanks = |i| if text { skip_blanks(b, i) } else { i };
+        let mut i = blanks(span.after());
+        if matches!(self.at(i), Some(b',' | b'}')) {
+            if !sample_labels {
+                return Err(self.fail(
+                    quote,
+                    format!(
+                        "expected '=' after label name {} in an exemplar (an exemplar has no \
+                         metric name)",
+                        self.shown(span)
+                    ),
+                ));
+            }
+            self.note_metric_name(outer, span)?;
+            return Ok((i, 0));
+        }
+        if self.at(i) != Some(b'=') {
+            return Err(self.expected_equal(i, (span.start, span.end)));
+        }
+        i = blanks(i + 1);
+        let value_start = i;
+        i = self.label_value(i, (span.start, span.end), text)?;
+        if sample_labels {
+            if span.start == span.end {
+                return Err(self.fail(quote, "empty label name \"\"".to_string()));
+            }
+            if span.escaped {
+                self.escaped_names = true;
+                if span_text(self.body, span) == "__name__" {
+                    return Err(self.reserved_name(quote));
+                }
+            }
+            self.note_label_name(span.start, span.end)?;
+        }
+        Ok((i, usize::from(i - value_start > 2)))
+    }
+
+    /// The label set opening at `open` (a `{`); returns it and the position after `}`. A
+    /// metric name quoted inside the braces is left in `inner_name`.
     ///
     /// Text format rules (promparse `parseLVals`): blanks between all tokens, a comma after
     /// each value optional (so a trailing comma is fine), label values may hold raw newlines.
-    fn text_labels(&mut self, name: &str, open: usize) -> Parsed<(Labels<'a>, usize)> {
+    /// A quoted string followed by `,` or `}` is the metric name (Prometheus 3); a quoted
+    /// string followed by `=` is a label name.
+    fn text_labels(&mut self, outer: Option<&'a str>, open: usize) -> Parsed<(Labels<'a>, usize)> {
         let b = self.body.as_bytes();
         self.names.clear();
+        self.escaped_names = false;
         let mut count = 0;
         let mut i = open + 1;
         loop {
@@ -461,11 +795,21 @@ impl<'a> Parser<'a> {
             match self.at(i) {
                 Some(b'}') => break,
                 Some(c) if LABEL_START[usize::from(c)] => {}
+                Some(b'"') => {
+                    let (next, counted) = self.quoted_entry(outer, i, true, true)?;
+                    count += counted;
+                    i = skip_blanks(b, next);
+                    if self.at(i) == Some(b',') {
+                        i += 1;
+                    }
+                    continue;
+                }
                 _ => {
                     return Err(self.fail(
                         i,
                         format!(
-                            "expected a label name or '}}' in the labels of {name}, found {}",
+                            "expected a label name or '}}' in the labels of {}, found {}",
+                            outer.unwrap_or("the sample"),
                             self.describe(i)
                         ),
                     ));
@@ -473,21 +817,15 @@ impl<'a> Parser<'a> {
             }
             let name_start = i;
             i = scan(b, i + 1, &LABEL_CHAR);
-            let label = self.slice(name_start, i);
+            let name = (name_start, i);
             i = skip_blanks(b, i);
             if self.at(i) != Some(b'=') {
-                return Err(self.fail(
-                    i,
-                    format!(
-                        "expected '=' after label name {label:?}, found {}",
-                        self.describe(i)
-                    ),
-                ));
+                return Err(self.expected_equal(i, name));
             }
             i = skip_blanks(b, i + 1);
             let value_start = i;
-            i = self.label_value(i, label, true)?;
-            self.note_label_name(name_start, label)?;
+            i = self.label_value(i, name, true)?;
+            self.note_label_name(name.0, name.1)?;
             // `""` (two quotes): an empty value, which Prometheus drops with its label.
             if i - value_start > 2 {
                 count += 1;
@@ -508,12 +846,13 @@ impl<'a> Parser<'a> {
     /// quote. Any escape `\x` is accepted (and later unescaped as Prometheus does), but not
     /// a backslash before a newline. The text format allows raw newlines inside the quotes,
     /// OpenMetrics does not.
-    fn label_value(&self, quote: usize, label: &str, newline_ok: bool) -> Parsed<usize> {
+    fn label_value(&self, quote: usize, label: (usize, usize), newline_ok: bool) -> Parsed<usize> {
         if self.at(quote) != Some(b'"') {
             return Err(self.fail(
                 quote,
                 format!(
-                    "expected '\"' to start the value of label {label:?}, found {}",
+                    "expected '\"' to start the value of label {}, found {}",
+                    self.label_shown(label),
                     self.describe(quote)
                 ),
             ));
@@ -526,7 +865,10 @@ impl<'a> Parser<'a> {
                     Some(b'\n') => {
                         return Err(self.fail(
                             i,
-                            format!("backslash before end of line in the value of label {label:?}"),
+                            format!(
+                                "backslash before end of line in the value of label {}",
+                                self.label_shown(label)
+                            ),
                         ));
                     }
                     None => break,
@@ -536,8 +878,8 @@ impl<'a> Parser<'a> {
                     return Err(self.fail(
                         i,
                         format!(
-                            "the value of label {label:?} is not terminated before the end of \
-                             the line"
+                            "the value of label {} is not terminated before the end of the line",
+                            self.label_shown(label)
                         ),
                     ));
                 }
@@ -547,48 +889,105 @@ impl<'a> Parser<'a> {
         }
         Err(self.fail(
             quote,
-            format!("the value of label {label:?} is not terminated (no closing '\"')"),
+            format!(
+                "the value of label {} is not terminated (no closing '\"')",
+                self.label_shown(label)
+            ),
         ))
     }
 
-    fn note_label_name(&mut self, start: usize, label: &str) -> Parsed<()> {
-        if label == "__name__" {
-            return Err(self.fail(
-                start,
-                "label name \"__name__\" is not allowed in a label set: it would be a second \
-                 metric name"
-                    .to_string(),
-            ));
+    fn reserved_name(&self, at: usize) -> Fail {
+        self.fail(
+            at,
+            "label name \"__name__\" is not allowed in a label set: it would be a second metric \
+             name"
+                .to_string(),
+        )
+    }
+
+    /// Records the label name at `start..end` (inside the quotes of a quoted one) and
+    /// checks it against the earlier ones, as written; escaped quoted names are compared
+    /// again unescaped at the end of the label set.
+    fn note_label_name(&mut self, start: usize, end: usize) -> Parsed<()> {
+        // Compared as bytes: the spans come from the scanners, and equal bytes are equal
+        // names.
+        let b = self.body.as_bytes();
+        let label = b.get(start..end).unwrap_or_default();
+        if label == b"__name__" {
+            return Err(self.reserved_name(start - usize::from(self.at(end) == Some(b'"'))));
         }
-        if self.names.len() < LINEAR_DUPLICATE_CHECK {
-            let body = self.body;
-            if self
+        let len = label.len();
+        if self.names.len() < LINEAR_DUPLICATE_CHECK
+            && self
                 .names
                 .iter()
-                .any(|&(s, e)| body.get(s..e) == Some(label))
-            {
-                return Err(self.fail(start, format!("duplicate label name {label:?}")));
-            }
+                .any(|&(s, e)| e - s == len && b.get(s..e) == Some(label))
+        {
+            return Err(self.fail(
+                start - usize::from(self.at(end) == Some(b'"')),
+                format!("duplicate label name {}", self.label_shown((start, end))),
+            ));
         }
-        self.names.push((start, start + label.len()));
+        self.names.push((start, end));
         Ok(())
     }
 
     fn check_many_label_names(&mut self) -> Parsed<()> {
+        if self.escaped_names {
+            return self.check_unescaped_label_names();
+        }
         if self.names.len() <= LINEAR_DUPLICATE_CHECK {
             return Ok(());
         }
-        let body = self.body;
-        let name = |&(s, e): &(usize, usize)| body.get(s..e).unwrap_or("");
+        let b = self.body.as_bytes();
+        let name = |&(s, e): &(usize, usize)| b.get(s..e).unwrap_or_default();
         self.sorted_names.clear();
         self.sorted_names.extend_from_slice(&self.names);
         self.sorted_names
             .sort_unstable_by(|a, b| name(a).cmp(name(b)));
         for pair in self.sorted_names.windows(2) {
-            if let [a, b] = pair
-                && name(a) == name(b)
+            if let [a, b] = *pair
+                && name(&a) == name(&b)
             {
-                return Err(self.fail(a.0.max(b.0), format!("duplicate label name {:?}", name(a))));
+                let later = if a.0 > b.0 { a } else { b };
+                return Err(self.fail(
+                    later.0 - usize::from(self.at(later.1) == Some(b'"')),
+                    format!("duplicate label name {}", self.label_shown(later)),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The duplicate check on unescaped names, for a label set with an escaped quoted name
+    /// (`"a\\q"` and `"a\q"`, or `"x\ny"` and a raw newline, are one name each).
+    #[cold]
+    fn check_unescaped_label_names(&mut self) -> Parsed<()> {
+        let body = self.body;
+        let quoted = |end: usize| body.as_bytes().get(end) == Some(&b'"');
+        let mut unescaped: Vec<(Cow<'a, str>, usize, usize)> = self
+            .names
+            .iter()
+            .map(|&(start, end)| {
+                let raw = body.get(start..end).unwrap_or("");
+                let text = if quoted(end) && raw.contains('\\') {
+                    Cow::Owned(unescape_label_value(raw))
+                } else {
+                    Cow::Borrowed(raw)
+                };
+                (text, start, end)
+            })
+            .collect();
+        unescaped.sort_unstable();
+        for pair in unescaped.windows(2) {
+            if let [a, b] = pair
+                && a.0 == b.0
+            {
+                let later = if a.1 > b.1 { (a.1, a.2) } else { (b.1, b.2) };
+                return Err(self.fail(
+                    later.0 - usize::from(quoted(later.1)),
+                    format!("duplicate label name {}", self.label_shown(later)),
+                ));
             }
         }
         Ok(())
@@ -596,7 +995,7 @@ impl<'a> Parser<'a> {
 
     // ----- OpenMetrics 1.0 ----------------------------------------------------------------
 
-    fn next_om(&mut self) -> Parsed<Option<Sample<'a>>> {
+    fn next_om(&mut self) -> Parsed<Option<RawSample<'a>>> {
         loop {
             let i = self.pos;
             match self.at(i) {
@@ -612,7 +1011,9 @@ impl<'a> Parser<'a> {
                     Some(next) => self.pos = next,
                     None => return Ok(None),
                 },
-                Some(c) if METRIC_START[usize::from(c)] => return self.om_sample(i).map(Some),
+                Some(c) if c == b'{' || METRIC_START[usize::from(c)] => {
+                    return self.om_sample(i).map(Some);
+                }
                 Some(_) => {
                     return Err(self.fail(
                         i,
@@ -666,21 +1067,9 @@ impl<'a> Parser<'a> {
             ));
         };
         let kw = keyword.as_str();
-        let name_start = word + 5;
-        if !self
-            .at(name_start)
-            .is_some_and(|c| METRIC_START[usize::from(c)])
-        {
-            return Err(self.fail(
-                name_start,
-                format!(
-                    "expected a metric name after '# {kw} ', found {}",
-                    self.describe(name_start)
-                ),
-            ));
-        }
-        let name_end = scan(b, name_start + 1, &METRIC_CHAR);
-        let name = self.slice(name_start, name_end);
+        let span = self.metadata_name(word + 5, kw)?;
+        let name_end = span.after();
+        let name = span;
         if self.at(name_end) != Some(b' ') {
             return Err(self.fail(
                 name_end,
@@ -694,7 +1083,10 @@ impl<'a> Parser<'a> {
         if end >= b.len() {
             return Err(self.fail(
                 end,
-                format!("expected end of line after '# {kw}' for {name}, found end of input"),
+                format!(
+                    "expected end of line after '# {kw}' for {}, found end of input",
+                    self.shown(span)
+                ),
             ));
         }
         let text = self.slice(name_end + 1, end);
@@ -713,9 +1105,10 @@ impl<'a> Parser<'a> {
                         return Err(self.fail(
                             name_end + 1,
                             format!(
-                                "invalid metric type {other:?} for {name} (expected counter, \
+                                "invalid metric type {other:?} for {} (expected counter, \
                                  gauge, histogram, gaugehistogram, summary, info, stateset or \
                                  unknown){}",
+                                self.shown(span),
                                 crlf_hint(other)
                             ),
                         ));
@@ -725,13 +1118,16 @@ impl<'a> Parser<'a> {
             }
             Keyword::Help => self.help = Some((name, text)),
             Keyword::Unit => {
-                let is_suffix = name
+                let is_suffix = span_text(self.body, span)
                     .strip_suffix(text)
                     .is_some_and(|stem| stem.ends_with('_'));
                 if !text.is_empty() && !is_suffix {
                     return Err(self.fail(
                         name_end + 1,
-                        format!("unit {text:?} is not a suffix of metric {name:?}"),
+                        format!(
+                            "unit {text:?} is not a suffix of metric {}",
+                            self.label_display(span)
+                        ),
                     ));
                 }
                 self.unit = Some((name, text));
@@ -740,25 +1136,38 @@ impl<'a> Parser<'a> {
         Ok(Some(end + 1))
     }
 
-    fn om_sample(&mut self, start: usize) -> Parsed<Sample<'a>> {
+    fn om_sample(&mut self, start: usize) -> Parsed<RawSample<'a>> {
         let b = self.body.as_bytes();
         self.exemplar = None;
-        let name_end = scan(b, start + 1, &METRIC_CHAR);
-        let name = self.slice(start, name_end);
-        let mut i = name_end;
-        let mut labels = Labels::EMPTY;
-        if self.at(i) == Some(b'{') {
-            let (parsed, after) = self.om_labels(Owner::Sample(name), i)?;
-            labels = parsed;
-            i = after;
-        }
+        // `name` is the metric name as written, for messages; `inner` is the quoted name
+        // when the line starts with `{` (Prometheus 3), read apart from the common case.
+        let (name, inner, labels, mut i) = if self.at(start) == Some(b'{') {
+            let (span, labels, after) = self.om_braces_first(start)?;
+            (self.shown(span), Some(span), labels, after)
+        } else {
+            let name_end = scan(b, start + 1, &METRIC_CHAR);
+            let name = self.slice(start, name_end);
+            let mut i = name_end;
+            let mut labels = Labels::EMPTY;
+            if self.at(i) == Some(b'{') {
+                let (parsed, after) = self.om_labels(Owner::Sample(name), Some(name), i)?;
+                labels = parsed;
+                i = after;
+            }
+            (name, None, labels, i)
+        };
         let value_start = i + 1;
         if self.at(i) != Some(b' ') || scan_om_token(b, value_start) == value_start {
             let at = if self.at(i) == Some(b' ') { i + 1 } else { i };
+            let hint = if inner.is_none() && at == start + name.len() {
+                quoting_hint(self.at(at), "metric")
+            } else {
+                String::new()
+            };
             return Err(self.fail(
                 at,
                 format!(
-                    "expected ' ' and a value after {name}, found {}",
+                    "expected ' ' and a value after {name}, found {}{hint}",
                     self.describe(at)
                 ),
             ));
@@ -811,12 +1220,34 @@ impl<'a> Parser<'a> {
             }
         }
         self.pos = i;
-        Ok(Sample {
-            name,
-            labels,
-            value,
-            timestamp_ms,
+        Ok(match inner {
+            Some(span) => RawSample {
+                name: self.slice(span.start, span.end),
+                name_escaped: span.escaped,
+                labels,
+                value,
+                timestamp_ms,
+            },
+            None => RawSample {
+                name,
+                name_escaped: false,
+                labels,
+                value,
+                timestamp_ms,
+            },
         })
+    }
+
+    /// The label set of an OpenMetrics sample line that starts with `{`: it must hold the
+    /// quoted metric name. Returns that name, the labels and the position after `}`.
+    #[cold]
+    fn om_braces_first(&mut self, start: usize) -> Parsed<(NameSpan, Labels<'a>, usize)> {
+        self.inner_name = None;
+        let (labels, after) = self.om_labels(Owner::Sample("the sample"), None, start)?;
+        match self.inner_name {
+            Some(span) => Ok((span, labels, after)),
+            None => Err(self.missing_name(start)),
+        }
     }
 
     /// OpenMetrics timestamps are seconds as a float; Prometheus keeps `trunc(s * 1000)` ms.
@@ -837,51 +1268,62 @@ impl<'a> Parser<'a> {
     }
 
     /// The label set opening at `open` with OpenMetrics rules: no blanks, a comma between
-    /// labels and none after the last. Returns it and the position after `}`. Exemplar
-    /// labels are not checked for duplicates: Prometheus would only drop the exemplar.
-    fn om_labels(&mut self, owner: Owner<'_>, open: usize) -> Parsed<(Labels<'a>, usize)> {
+    /// labels. Returns it and the position after `}`. As in Prometheus 3, a comma may follow
+    /// the last label, and a quoted string followed by `,` or `}` is the metric name (left
+    /// in `inner_name`; not in an exemplar). Exemplar labels are not checked for duplicates:
+    /// Prometheus would only drop the exemplar.
+    fn om_labels(
+        &mut self,
+        owner: Owner<'_>,
+        outer: Option<&str>,
+        open: usize,
+    ) -> Parsed<(Labels<'a>, usize)> {
         let b = self.body.as_bytes();
         let sample_labels = matches!(owner, Owner::Sample(_));
         if sample_labels {
             self.names.clear();
+            self.escaped_names = false;
         }
         let mut count = 0;
         let mut i = open + 1;
         if self.at(i) != Some(b'}') {
             loop {
-                if !self.at(i).is_some_and(|c| LABEL_START[usize::from(c)]) {
-                    let hint = if self.at(i) == Some(b'}') {
-                        " (OpenMetrics does not allow a trailing comma)"
-                    } else {
-                        ""
-                    };
-                    return Err(self.fail(
-                        i,
-                        format!(
-                            "expected a label name in the labels of {owner}, found {}{hint}",
-                            self.describe(i)
-                        ),
-                    ));
-                }
-                let name_start = i;
-                i = scan(b, i + 1, &LABEL_CHAR);
-                let label = self.slice(name_start, i);
-                if self.at(i) != Some(b'=') {
-                    return Err(self.fail(
-                        i,
-                        format!(
-                            "expected '=' after label name {label:?}, found {}",
-                            self.describe(i)
-                        ),
-                    ));
-                }
-                let value_start = i + 1;
-                i = self.label_value(value_start, label, false)?;
-                if sample_labels {
-                    self.note_label_name(name_start, label)?;
-                }
-                if i - value_start > 2 {
-                    count += 1;
+                if self.at(i).is_some_and(|c| LABEL_START[usize::from(c)]) {
+                    let name_start = i;
+                    i = scan(b, i + 1, &LABEL_CHAR);
+                    let name = (name_start, i);
+                    if self.at(i) != Some(b'=') {
+                        return Err(self.expected_equal(i, name));
+                    }
+                    let value_start = i + 1;
+                    i = self.label_value(value_start, name, false)?;
+                    if sample_labels {
+                        self.note_label_name(name.0, name.1)?;
+                    }
+                    if i - value_start > 2 {
+                        count += 1;
+                    }
+                } else {
+                    match self.at(i) {
+                        // After a comma that ends the list, as Prometheus 3 accepts.
+                        Some(b'}') => break,
+                        Some(b'"') => {
+                            let (next, counted) =
+                                self.quoted_entry(outer, i, false, sample_labels)?;
+                            count += counted;
+                            i = next;
+                        }
+                        _ => {
+                            return Err(self.fail(
+                                i,
+                                format!(
+                                    "expected a label name or '}}' in the labels of {owner}, \
+                                     found {}",
+                                    self.describe(i)
+                                ),
+                            ));
+                        }
+                    }
                 }
                 match self.at(i) {
                     Some(b'}') => break,
@@ -890,7 +1332,7 @@ impl<'a> Parser<'a> {
                         return Err(self.fail(
                             i,
                             format!(
-                                "expected ',' or '}}' after the value of label {label:?}, found {}",
+                                "expected ',' or '}}' after a label of {owner}, found {}",
                                 self.describe(i)
                             ),
                         ));
@@ -911,7 +1353,7 @@ impl<'a> Parser<'a> {
     fn om_exemplar(&mut self, open: usize, name: &str) -> Parsed<usize> {
         let b = self.body.as_bytes();
         let owner = Owner::Exemplar(name);
-        let (labels, mut i) = self.om_labels(owner, open)?;
+        let (labels, mut i) = self.om_labels(owner, None, open)?;
         let value_start = i + 1;
         if self.at(i) != Some(b' ') || scan_om_token(b, value_start) == value_start {
             let at = if self.at(i) == Some(b' ') { i + 1 } else { i };
@@ -984,7 +1426,7 @@ impl<'a> Iterator for Parser<'a> {
             Format::OpenMetrics => self.next_om(),
         };
         match parsed {
-            Ok(Some(sample)) => Some(Ok(sample)),
+            Ok(Some(sample)) => Some(Ok(sample.into_sample())),
             Ok(None) => {
                 self.done = true;
                 None

@@ -1,17 +1,20 @@
 //! What the parser yields: samples, their exemplars, and metric family types.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use super::float::PromValue;
-use super::labels::Labels;
+use super::labels::{Labels, write_series};
 
 /// One sample: a series (name and labels) with its value and optional timestamp, borrowed
 /// from the exposition body.
 #[derive(Debug, Clone)]
 pub struct Sample<'a> {
-    pub name: &'a str,
+    /// The metric name, borrowed from the body; copied only when it was written quoted with
+    /// an escape sequence (`{"a\"b"}`).
+    pub name: Cow<'a, str>,
     pub labels: Labels<'a>,
     pub value: f64,
     /// Milliseconds since the Unix epoch, when the body gave one. OpenMetrics timestamps
@@ -33,13 +36,15 @@ impl Sample<'_> {
 
 /// The sample in Prometheus text exposition syntax, the way a `/metrics` line looks:
 /// `name{label="value",...} value [timestamp_ms]`, label values re-escaped, the value as
-/// the Prometheus API prints it. Reading the line back with [`Format::Text`] gives the same
+/// the Prometheus API prints it. A metric name or label name outside the legacy character
+/// set is quoted as Prometheus 3 writes it: `{"http.server.duration","service.name"="x"} 1`. Reading the line back with [`Format::Text`] gives the same
 /// sample, except that the text format has no spelling for a negative timestamp.
 ///
 /// [`Format::Text`]: super::Format::Text
 impl fmt::Display for Sample<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{} {}", self.name, self.labels, PromValue(self.value))?;
+        write_series(f, &self.name, self.labels.iter(), false)?;
+        write!(f, " {}", PromValue(self.value))?;
         if let Some(ts) = self.timestamp_ms {
             write!(f, " {ts}")?;
         }
@@ -53,7 +58,7 @@ impl fmt::Display for Sample<'_> {
 impl Serialize for Sample<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(4))?;
-        map.serialize_entry("name", self.name)?;
+        map.serialize_entry("name", &*self.name)?;
         map.serialize_entry("labels", &SortedLabels(self.labels))?;
         map.serialize_entry("value", &PromValue(self.value).to_string())?;
         map.serialize_entry("timestamp_ms", &self.timestamp_ms)?;
@@ -73,7 +78,7 @@ struct SortedLabels<'a>(Labels<'a>);
 impl Serialize for SortedLabels<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut pairs: Vec<_> = self.0.iter().collect();
-        pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut map = serializer.serialize_map(Some(pairs.len()))?;
         for (name, value) in &pairs {
             map.serialize_entry(name, value)?;
@@ -158,7 +163,7 @@ mod tests {
 
     fn sample<'a>(labels: Labels<'a>, value: f64, ts: Option<i64>) -> Sample<'a> {
         Sample {
-            name: "job:http_requests:rate5m",
+            name: Cow::Borrowed("job:http_requests:rate5m"),
             labels,
             value,
             timestamp_ms: ts,

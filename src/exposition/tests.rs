@@ -314,7 +314,7 @@ fn text_help_and_type_metadata() {
 
     let mut p = parse("# HELP x\n# HELP y   \nx 1\n", Format::Text);
     assert!(matches!(p.next(), Some(Ok(_))));
-    assert_eq!(p.help(), Some(("y", Cow::Borrowed(""))));
+    assert_eq!(p.help(), Some((Cow::Borrowed("y"), Cow::Borrowed(""))));
 
     let mut p = parse(
         "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\n# TYPE u untyped\nu 1\n",
@@ -331,7 +331,7 @@ fn text_help_may_run_into_the_name() {
     // promlex drops the byte after the name whatever it is.
     let mut p = parse("# HELP a{b\na 1\n", Format::Text);
     assert!(matches!(p.next(), Some(Ok(_))));
-    assert_eq!(p.help(), Some(("a", Cow::Borrowed("b"))));
+    assert_eq!(p.help(), Some((Cow::Borrowed("a"), Cow::Borrowed("b"))));
 }
 
 #[test]
@@ -447,7 +447,7 @@ fn text_bad_names() {
     );
     assert_text_err("a\n", 1, "expected a value after a, found end of line");
     assert_text_err("a.b 1\n", 1, "value of a \".b\" is not a number");
-    assert_text_err("{a=\"b\"} 1\n", 1, "found '{'");
+    assert_text_err("{a=\"b\"} 1\n", 1, "a sample needs a metric name");
     assert_text_err(
         "a{1x=\"b\"} 1\n",
         1,
@@ -627,10 +627,13 @@ g{g=\"on\"} 1
     let mut p = parse(body, Format::OpenMetrics);
     assert!(matches!(p.next(), Some(Ok(_))));
     assert_eq!(p.metric_type("g"), MetricType::StateSet);
-    assert_eq!(p.unit(), Some(("nounit", "")));
+    assert_eq!(p.unit(), Some((Cow::Borrowed("nounit"), "")));
     assert_eq!(
         p.help(),
-        Some(("esc", Cow::Owned("a \"q\" \\ \n".to_string())))
+        Some((
+            Cow::Borrowed("esc"),
+            Cow::Owned("a \"q\" \\ \n".to_string())
+        ))
     );
     assert!(p.next().is_none());
 }
@@ -680,7 +683,6 @@ fn om_refuses_text_format_leniencies() {
     );
     assert_om_err("a\t1\n# EOF\n", 1, "found '\\t'");
     assert_om_err("a 1 \n# EOF\n", 1, "expected a timestamp");
-    assert_om_err("a{b=\"c\",} 1\n# EOF\n", 1, "trailing comma");
     assert_om_err("a{b=\"c\" ,d=\"e\"} 1\n# EOF\n", 1, "expected ',' or '}'");
     assert_om_err("a{b=\"c\"d=\"e\"} 1\n# EOF\n", 1, "expected ',' or '}'");
     assert_om_err(
@@ -737,7 +739,7 @@ fn om_bad_metadata() {
     assert_om_err(
         "# HELP \n# EOF\n",
         1,
-        "expected a metric name after '# HELP '",
+        "expected a metric name after '# HELP', found end of line",
     );
     assert_om_err(
         "# UNIT metric suffix\n# EOF\n",
@@ -816,6 +818,379 @@ fn om_bad_exemplars() {
     );
 }
 
+// ----- UTF-8 names (Prometheus 3) -----------------------------------------------------------
+
+#[test]
+fn text_utf8_names_are_quoted_inside_the_braces() {
+    assert_eq!(
+        text(
+            "{\"http.server.duration\", \"service.name\"=\"x\"} 1\n\
+             {\"name.with.dots\"} 1\n\
+             my_metric{\"label.name\"=\"v\"} 1\n\
+             { \"a.b\" , \"c.d\" = \"x\" , } 2\n\
+             {c=\"d\" \"a.b\"} 3\n\
+             {\"a.b\",} 4\n\
+             {\"a.b\"}5\n\
+             a{\"b\"=\"c\"} 6\n\
+             {\"abc\"} 7 1700000000000\n\
+             {\"température.celsius\",ville=\"Zürich\",\"区域\"=\"东\"} 21.5\n"
+        ),
+        vec![
+            s("http.server.duration", &[("service.name", "x")], 1.0, None),
+            s("name.with.dots", &[], 1.0, None),
+            s("my_metric", &[("label.name", "v")], 1.0, None),
+            s("a.b", &[("c.d", "x")], 2.0, None),
+            s("a.b", &[("c", "d")], 3.0, None),
+            s("a.b", &[], 4.0, None),
+            s("a.b", &[], 5.0, None),
+            s("a", &[("b", "c")], 6.0, None),
+            s("abc", &[], 7.0, Some(1_700_000_000_000)),
+            s(
+                "température.celsius",
+                &[("ville", "Zürich"), ("区域", "东")],
+                21.5,
+                None
+            ),
+        ]
+    );
+    // A quoted legacy label name is the same label as the bare one.
+    let quoted = text("a{\"b\"=\"c\"} 1\n");
+    assert_eq!(quoted, text("a{b=\"c\"} 1\n"));
+}
+
+#[test]
+fn quoted_names_unescape_like_label_values() {
+    // As client_golang writes a name that needs every escape (tests/fixtures).
+    let body = "{\"quote\\\"back\\\\slash\\nnewline\",\"la\\\"bel\\\\x\"=\"a\\\"b\"} -1.5\n\
+                {\"keep\\q\"} 1\n";
+    let want = vec![
+        s(
+            "quote\"back\\slash\nnewline",
+            &[("la\"bel\\x", "a\"b")],
+            -1.5,
+            None,
+        ),
+        s("keep\\q", &[], 1.0, None),
+    ];
+    assert_eq!(text(body), want);
+    let om_body = format!("{body}# EOF\n");
+    assert_eq!(om(&om_body), want);
+}
+
+#[test]
+fn raw_newlines_inside_quoted_names() {
+    assert_eq!(text("{\"a\nb\"} 1\n"), vec![s("a\nb", &[], 1.0, None)]);
+    assert_eq!(
+        om("{\"a\nb\",\"c\nd\"=\"e\"} 1\n# EOF\n"),
+        vec![s("a\nb", &[("c\nd", "e")], 1.0, None)]
+    );
+    // The escaped and the raw spelling are one name.
+    assert_eq!(
+        text("{\"x\\ny\"} 1\n{\"x\ny\"} 2\n"),
+        vec![s("x\ny", &[], 1.0, None), s("x\ny", &[], 2.0, None)]
+    );
+    let e = text_err("{\"a\nb\"} 1\n{\"x\"} y\n");
+    assert_eq!(e.line, 3, "{e}");
+}
+
+#[test]
+fn names_are_borrowed_unless_escaped() {
+    let body = "{\"a.b\",\"c.d\"=\"x\",\"e\\\"f\"=\"y\"} 1\nplain{g=\"h\"} 2\n{\"i\\\\j\"} 3\n";
+    let samples: Vec<Sample<'_>> = parse(body, Format::Text)
+        .collect::<Result<_, _>>()
+        .expect("valid body");
+    assert!(matches!(samples[0].name, Cow::Borrowed("a.b")));
+    let names: Vec<_> = samples[0].labels.iter().map(|(n, _)| n).collect();
+    assert!(matches!(names[0], Cow::Borrowed("c.d")));
+    assert!(matches!(&names[1], Cow::Owned(n) if n == "e\"f"));
+    assert_eq!(samples[0].labels.get("e\"f").as_deref(), Some("y"));
+    assert!(matches!(samples[1].name, Cow::Borrowed("plain")));
+    assert!(matches!(&samples[2].name, Cow::Owned(n) if n == "i\\j"));
+}
+
+#[test]
+fn quoted_names_in_metadata() {
+    let body = "# HELP \"http.server.duration\" Duration of HTTP server requests.\n\
+                # TYPE \"http.server.duration\" histogram\n\
+                {\"http.server.duration_bucket\",le=\"+Inf\"} 1\n\
+                # TYPE \"a\\\"b\" counter\n\
+                {\"a\\\"b_total\"} 2\n";
+    let mut p = parse(body, Format::Text);
+    let first = p.next().and_then(Result::ok).expect("a sample");
+    assert_eq!(first.name, "http.server.duration_bucket");
+    assert_eq!(p.metric_type(&first.name), MetricType::Histogram);
+    assert_eq!(
+        p.help(),
+        Some((
+            Cow::Borrowed("http.server.duration"),
+            Cow::Borrowed("Duration of HTTP server requests.")
+        ))
+    );
+    let second = p.next().and_then(Result::ok).expect("a sample");
+    assert_eq!(second.name, "a\"b_total");
+    assert_eq!(p.metric_type(&second.name), MetricType::Counter);
+
+    let om_body = "# TYPE \"a.b\" counter\n# UNIT \"a.b_seconds\" seconds\n\
+                   # HELP \"a.b_seconds\" Help.\n{\"a.b_seconds_total\"} 1\n# EOF\n";
+    let mut p = parse(om_body, Format::OpenMetrics);
+    assert!(matches!(p.next(), Some(Ok(_))));
+    assert_eq!(p.unit(), Some((Cow::Borrowed("a.b_seconds"), "seconds")));
+    assert_eq!(p.metric_type("a.b_total"), MetricType::Counter);
+    assert_om_err(
+        "# UNIT \"a.b\" seconds\n# EOF\n",
+        1,
+        "unit \"seconds\" is not a suffix of metric \"a.b\"",
+    );
+    assert_text_err(
+        "# TYPE \"a.b\" meter\n",
+        1,
+        "invalid metric type \"meter\" for \"a.b\"",
+    );
+    assert_text_err(
+        "# TYPE \"a.b counter\n",
+        1,
+        "quoted metric name is not terminated",
+    );
+    assert_om_err("# TYPE \"a.b\"counter\n# EOF\n", 1, "expected ' ' and text");
+}
+
+#[test]
+fn om_utf8_names_and_exemplars() {
+    // A line client_golang writes with `escaping=allow-utf-8` (tests/fixtures).
+    let body = "{\"http.server.duration_bucket\",\"http.route\"=\"/api/cart\",\"service.name\"=\"checkout\",le=\"0.05\"} 3 # {\"trace.id\"=\"4bf92f35\"} 0.02 1.7964614355277019e+09\n\
+                {\"a.b\",} 1\n\
+                a{b=\"1\",} 2\n\
+                {c=\"d\",\"a.b\"} 3\n\
+                # EOF\n";
+    assert_eq!(
+        om(body),
+        vec![
+            s(
+                "http.server.duration_bucket",
+                &[
+                    ("http.route", "/api/cart"),
+                    ("service.name", "checkout"),
+                    ("le", "0.05")
+                ],
+                3.0,
+                None
+            ),
+            s("a.b", &[], 1.0, None),
+            s("a", &[("b", "1")], 2.0, None),
+            s("a.b", &[("c", "d")], 3.0, None),
+        ]
+    );
+    let mut p = parse(body, Format::OpenMetrics);
+    assert!(matches!(p.next(), Some(Ok(_))));
+    let ex = p.exemplar().expect("the bucket has an exemplar");
+    assert_eq!(ex.labels.get("trace.id").as_deref(), Some("4bf92f35"));
+    assert_eq!(ex.value, 0.02);
+    assert_eq!(ex.timestamp_ms, Some(1_796_461_435_527));
+}
+
+#[test]
+fn utf8_name_errors_follow_prometheus_3() {
+    for format in [Format::Text, Format::OpenMetrics] {
+        let eof = if format == Format::OpenMetrics {
+            "# EOF\n"
+        } else {
+            ""
+        };
+        let check = |body: &str, line: usize, needle: &str| {
+            let e = err(&format!("{body}{eof}"), format);
+            assert_eq!(e.line, line, "{body:?} ({format:?}): {e}");
+            assert!(e.message.contains(needle), "{body:?} ({format:?}): {e}");
+        };
+        check(
+            "ok 1\na{\"b\"} 1\n",
+            2,
+            "the metric name is given twice: a and \"b\"",
+        );
+        check(
+            "{\"a\",\"b\"} 1\n",
+            1,
+            "the metric name is given twice: \"a\" and \"b\"",
+        );
+        check("{\"\"} 1\n", 1, "empty metric name");
+        check("{\"a.b\",\"\"=\"x\"} 1\n", 1, "empty label name");
+        check("{c=\"d\"} 1\n", 1, "a sample needs a metric name");
+        check("{} 1\n", 1, "a sample needs a metric name");
+        check(
+            "{\"a.b\",\"c.d\" 1}\n",
+            1,
+            "expected '=' after label name \"c.d\", found",
+        );
+        check(
+            "{\"a.b\",\"c\"=\"1\",c=\"2\"} 1\n",
+            1,
+            "duplicate label name \"c\"",
+        );
+        check(
+            "{\"x\",\"__name__\"=\"y\"} 1\n",
+            1,
+            "\"__name__\" is not allowed",
+        );
+        check("{\"a.b} 1\n", 1, "is not terminated");
+        check("{\"a\\\nb\"} 1\n", 1, "backslash before end of line");
+        check("{\"a\0b\"} 1\n", 1, "NUL byte in a quoted name");
+        check(
+            "a{http.status=\"5\"} 1\n",
+            1,
+            "expected '=' after label name \"http\", found '.' (a label name with characters \
+             other than letters, digits and '_' must be quoted",
+        );
+        check("colon_label{a:b=\"c\"} 1\n", 1, "found ':' (a label name");
+    }
+    assert_text_err(
+        "http.server.duration 1\n",
+        1,
+        "value of http \".server.duration\" is not a number (a metric name with characters \
+         other than letters, digits, '_' and ':' must be quoted inside the braces, e.g. \
+         {\"http.server.duration\"})",
+    );
+    assert_om_err(
+        "http.server.duration 1\n# EOF\n",
+        1,
+        "expected ' ' and a value after http, found '.' (a metric name",
+    );
+    // OpenMetrics has no blanks inside the braces, and an exemplar has no metric name.
+    assert_om_err(
+        "{\"a.b\", c=\"d\"} 1\n# EOF\n",
+        1,
+        "expected a label name or '}' in the labels of the sample, found ' '",
+    );
+    assert_om_err(
+        "a_total 1 # {\"trace.id\"} 1\n# EOF\n",
+        1,
+        "an exemplar has no metric name",
+    );
+    assert_text_err(
+        "a{b=\"x\"c\"y\"} 1\n",
+        1,
+        "expected '=' after label name \"c\", found '\"'",
+    );
+    // The text format needs a comma after a quoted metric name.
+    assert_text_err(
+        "{\"a.b\" c=\"d\"} 1\n",
+        1,
+        "expected '=' after label name \"a.b\", found 'c'",
+    );
+}
+
+#[test]
+fn many_quoted_labels_are_checked_for_duplicates() {
+    let mut labels: Vec<String> = (0..20).map(|i| format!("\"l.{i}\"=\"v\"")).collect();
+    labels.push("\"l\\n5\"=\"v\"".to_string());
+    labels.push("\"l\n5\"=\"w\"".to_string());
+    let e = text_err(&format!("{{\"m\",{}}} 1\n", labels.join(",")));
+    assert!(e.message.contains("duplicate label name"), "{e}");
+    labels.pop();
+    assert_eq!(
+        text(&format!("{{\"m\",{}}} 1\n", labels.join(",")))[0]
+            .1
+            .len(),
+        21
+    );
+}
+
+#[test]
+fn utf8_names_display_quoted_and_read_back() {
+    let body = "{\"http.server.duration\",\"service.name\"=\"x\",code=\"200\"} 1\n\
+                {\"name.with.dots\"} 42\n\
+                my_metric{\"label.name\"=\"v\"} 1\n\
+                {\"quote\\\"back\\\\slash\\nnewline\",\"la\\\"bel\"=\"a\"} -1.5 17\n\
+                {\"a\nb\",\"a:b\"=\"c\"} 2\n\
+                {\"legacy_name\",\"legacy_label\"=\"v\"} 3\n";
+    let first: Vec<Sample<'_>> = parse(body, Format::Text)
+        .collect::<Result<_, _>>()
+        .expect("valid body");
+    let printed: Vec<String> = first.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        printed,
+        [
+            r#"{"http.server.duration","service.name"="x",code="200"} 1"#,
+            r#"{"name.with.dots"} 42"#,
+            r#"my_metric{"label.name"="v"} 1"#,
+            r#"{"quote\"back\\slash\nnewline","la\"bel"="a"} -1.5 17"#,
+            r#"{"a\nb","a:b"="c"} 2"#,
+            r#"legacy_name{legacy_label="v"} 3"#,
+        ]
+    );
+    for (sample, line) in first.iter().zip(&printed) {
+        let again: Vec<Sample<'_>> = parse(line, Format::Text)
+            .collect::<Result<_, _>>()
+            .expect("printed line parses");
+        assert!(again.len() == 1 && again[0].same_as(sample), "{line}");
+    }
+    let json = serde_json::to_value(&first[3]).expect("serializes");
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "name": "quote\"back\\slash\nnewline",
+            "labels": {"la\"bel": "a"},
+            "value": "-1.5",
+            "timestamp_ms": 17
+        })
+    );
+}
+
+#[test]
+fn om_float_second_timestamps_in_every_position() {
+    // Seconds with a fraction or an exponent, as client_golang writes them; Prometheus 3
+    // keeps trunc(seconds * 1000) ms.
+    let body = "a_total 1 1.5e3\n\
+                b_total 1 0.0\n\
+                c_total 1 1.796461178123e+09\n\
+                d_bucket{le=\"1.0\"} 1 1.5e3 # {t=\"x\"} 1 1.5e3\n\
+                e_bucket{le=\"+Inf\"} 1 # {\"trace.id\"=\"y\"} 1 0.0\n\
+                {\"f.g_total\"} 1 2.5E-1 # {t=\"z\"} 1 1796461435.5\n\
+                h 1 -1.5e0\n\
+                # EOF";
+    assert_eq!(
+        om(body),
+        vec![
+            s("a_total", &[], 1.0, Some(1_500_000)),
+            s("b_total", &[], 1.0, Some(0)),
+            s("c_total", &[], 1.0, Some(1_796_461_178_123)),
+            s("d_bucket", &[("le", "1.0")], 1.0, Some(1_500_000)),
+            s("e_bucket", &[("le", "+Inf")], 1.0, None),
+            s("f.g_total", &[], 1.0, Some(250)),
+            s("h", &[], 1.0, Some(-1500)),
+        ]
+    );
+    let mut p = parse(body, Format::OpenMetrics);
+    let exemplar_ts: Vec<Option<i64>> = std::iter::from_fn(|| {
+        p.next()?.ok()?;
+        Some(p.exemplar().and_then(|e| e.timestamp_ms))
+    })
+    .collect();
+    assert_eq!(
+        exemplar_ts,
+        [
+            None,
+            None,
+            None,
+            Some(1_500_000),
+            Some(0),
+            Some(1_796_461_435_500),
+            None
+        ]
+    );
+    // The format is found from `# EOF` when there is no Content-Type (`podgate samples`).
+    assert_eq!(
+        crate::source::scrape::detect_format(None, body),
+        Format::OpenMetrics
+    );
+    // What Prometheus 3 refuses stays refused: the text format has integer milliseconds.
+    assert_text_err(
+        "a 1 1.5e3\n",
+        1,
+        "expected end of line after the timestamp of a, found '.'",
+    );
+    assert_om_err("a 1 0x10\n# EOF\n", 1, "timestamp of a \"0x10\"");
+    assert_om_err("a 1 1.5e3 \n# EOF\n", 1, "after the timestamp of a");
+}
+
 // ----- robustness ---------------------------------------------------------------------------
 
 /// Truncating and corrupting a varied body at every position must never panic, and must
@@ -829,6 +1204,8 @@ fn corrupted_bodies_never_panic() {
 h_bucket{le=\"0.5\",path=\"/a,b=}\\\"c\\\\\"} 1.0 1.5 # {trace_id=\"x\"} 0.2 1.25
 h_count{ path = \"/é\" , } 2 17
 h:rate{} NaN
+# TYPE \"u.t\\\"f\" gauge
+{\"u.t\\\"f\",\"l.b\"=\"v\"} 3 1.5e3 # {\"t.id\"=\"x\"} 1 0.0
 # EOF
 ";
     let inserts = [

@@ -474,10 +474,12 @@ impl<'a> Parser<'a> {
         }
         let Some(name) = self.word(is_name_start, is_name_char) else {
             return Err(self.error(format!(
-                "expected a metric name, a selector or a function ({SUPPORTED}), found {}",
-                self.found()
+                "expected a metric name, a selector or a function ({SUPPORTED}), found {}{}",
+                self.found(),
+                self.quoted_name_hint()
             )));
         };
+        self.reject_dotted_name(name, start)?;
         let after_name = self.pos;
         self.skip_ws();
         if self.peek() == Some('(') {
@@ -570,20 +572,57 @@ impl<'a> Parser<'a> {
             return self.selector_rest(None, start);
         }
         match self.word(is_name_start, is_name_char) {
-            Some(name) => self.selector_rest(Some(name), start),
+            Some(name) => {
+                self.reject_dotted_name(name, start)?;
+                self.selector_rest(Some(name), start)
+            }
             None => Err(self.error(format!(
-                "expected a metric name or '{{', found {}",
-                self.found()
+                "expected a metric name or '{{', found {}{}",
+                self.found(),
+                self.quoted_name_hint()
             ))),
         }
     }
 
+    /// When a quoted string stands where a metric name was expected: where it goes instead.
+    fn quoted_name_hint(&self) -> &'static str {
+        if matches!(self.peek(), Some('"' | '\'' | '`')) {
+            " (a quoted metric name goes inside the braces: {\"http.server.duration\"})"
+        } else {
+            ""
+        }
+    }
+
+    /// `http.server.duration` written bare: the name stops at the '.', which PromQL reads as
+    /// nothing it knows. Say how to write it.
+    fn reject_dotted_name(&self, name: &str, start: usize) -> Result<(), QueryError> {
+        if self.peek() != Some('.') {
+            return Ok(());
+        }
+        let rest = self.rest();
+        let end = rest
+            .find(|c: char| !(c.is_alphanumeric() || matches!(c, '_' | ':' | '.' | '-')))
+            .unwrap_or(rest.len());
+        let full = format!("{name}{}", rest.get(..end).unwrap_or(""));
+        Err(self.error_at(
+            start,
+            format!(
+                "metric name `{full}` has characters other than letters, digits, '_' and ':'; \
+                 quote it inside the braces, as in PromQL 3: {{{full:?}}}"
+            ),
+        ))
+    }
+
     /// The optional `{...}` after a metric name (or the mandatory one without a name).
+    ///
+    /// As in PromQL 3, a label name may be quoted (`{"http.status"=~"5.."}`) and a quoted
+    /// string alone names the metric (`{"http.server.duration", code="200"}`).
     fn selector_rest(
         &mut self,
         name: Option<&'a str>,
         start: usize,
     ) -> Result<Selector, QueryError> {
+        let outer = name;
         let mut name: Option<Box<str>> = name.map(Into::into);
         let mut matchers = Vec::new();
         let save = self.pos;
@@ -595,13 +634,39 @@ impl<'a> Parser<'a> {
                     break;
                 }
                 let label_at = self.pos;
-                let Some(label) = self.word(is_label_start, is_label_char) else {
+                let quoted = matches!(self.peek(), Some('"' | '\'' | '`'));
+                let label: String = if quoted {
+                    self.string()?
+                } else if let Some(word) = self.word(is_label_start, is_label_char) {
+                    word.to_string()
+                } else {
                     return Err(self.error(format!(
-                        "expected a label name or '}}', found {}",
+                        "expected a label name, a quoted metric name or '}}', found {}",
                         self.found()
                     )));
                 };
                 self.skip_ws();
+                if quoted && matches!(self.peek(), Some(',' | '}')) {
+                    // `{"http.server.duration"}`: the metric name.
+                    if let Some(outer) = outer {
+                        return Err(self.error_at(
+                            label_at,
+                            format!(
+                                "the metric name is given twice: `{outer}` before the braces \
+                                 and {label:?} inside them"
+                            ),
+                        ));
+                    }
+                    self.name_matcher(&mut name, &mut matchers, label);
+                    if self.eat(',') {
+                        continue;
+                    }
+                    self.eat('}');
+                    break;
+                }
+                if label.is_empty() {
+                    return Err(self.error_at(label_at, "a label name must not be empty"));
+                }
                 let op_at = self.pos;
                 let op = if self.eat('=') {
                     if self.eat('~') {
@@ -619,6 +684,22 @@ impl<'a> Parser<'a> {
                     } else {
                         return Err(self.error_at(op_at, "expected '!=' or '!~'"));
                     }
+                } else if quoted {
+                    return Err(self.error(format!(
+                        "expected a label matcher operator (=, !=, =~, !~) after the label name \
+                         {label:?}, or ',' or '}}' after it if it is the metric name, found {}",
+                        self.found()
+                    )));
+                } else if self.peek() == Some('.') {
+                    return Err(self.error_at(
+                        label_at,
+                        format!(
+                            "label name `{label}{}` has characters other than letters, digits \
+                             and '_'; quote it, as in PromQL 3: \"{label}{}\"=\"...\"",
+                            self.dotted_rest(),
+                            self.dotted_rest()
+                        ),
+                    ));
                 } else {
                     return Err(self.error(format!(
                         "expected a label matcher operator (=, !=, =~, !~) after `{label}`, found {}",
@@ -629,10 +710,16 @@ impl<'a> Parser<'a> {
                 let value_at = self.pos;
                 let value = self.string()?;
                 if label == "__name__" && op == MatchOp::Equal {
-                    if name.is_some() {
-                        return Err(self.error_at(label_at, "the metric name is set twice"));
+                    if let Some(outer) = outer {
+                        return Err(self.error_at(
+                            label_at,
+                            format!(
+                                "the metric name is given twice: `{outer}` before the braces \
+                                 and __name__={value:?} inside them"
+                            ),
+                        ));
                     }
-                    name = Some(value.into());
+                    self.name_matcher(&mut name, &mut matchers, value);
                 } else {
                     let regex = match op {
                         MatchOp::Regex | MatchOp::NotRegex => {
@@ -684,6 +771,37 @@ impl<'a> Parser<'a> {
             matchers,
             text,
         })
+    }
+
+    /// A metric name given inside the braces (`{"x"}` or `{__name__="x"}`): the selector's
+    /// name when it has none yet; otherwise, as in PromQL 3, one more `__name__` equality
+    /// matcher (`{"a", __name__="b"}` matches nothing). An empty name is a matcher too, so
+    /// `{""}` is refused like any selector that matches the empty string.
+    fn name_matcher(
+        &self,
+        name: &mut Option<Box<str>>,
+        matchers: &mut Vec<Matcher>,
+        value: String,
+    ) {
+        if name.is_none() && !value.is_empty() {
+            *name = Some(value.into());
+        } else {
+            matchers.push(Matcher {
+                label: "__name__".into(),
+                op: MatchOp::Equal,
+                value: value.into(),
+                regex: None,
+            });
+        }
+    }
+
+    /// The `.xyz` part of a dotted name at the cursor, for messages.
+    fn dotted_rest(&self) -> &'a str {
+        let rest = self.rest();
+        let end = rest
+            .find(|c: char| !(c.is_alphanumeric() || matches!(c, '_' | '.' | '-')))
+            .unwrap_or(rest.len());
+        rest.get(..end).unwrap_or("")
     }
 
     /// A PromQL string literal: "...", '...' (Go escapes) or `...` (raw).

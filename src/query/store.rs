@@ -29,7 +29,7 @@ pub trait ScrapedSample {
 
 impl ScrapedSample for exposition::Sample<'_> {
     fn metric_name(&self) -> &str {
-        self.name
+        &self.name
     }
 
     fn value(&self) -> f64 {
@@ -38,7 +38,7 @@ impl ScrapedSample for exposition::Sample<'_> {
 
     fn visit_labels(&self, visit: &mut dyn FnMut(&str, &str)) {
         for (name, value) in self.labels.iter() {
-            visit(name, &value);
+            visit(&name, &value);
         }
     }
 }
@@ -230,15 +230,27 @@ impl Series {
         same && count == self.labels.len()
     }
 
-    /// The labels as `{a="1", b="2"}`, for messages.
+    /// The series as `name{a="1", b="2"}`, for messages; a name outside the legacy character
+    /// set is quoted inside the braces, as PromQL 3 writes it
+    /// (`{"http.server.duration", "service.name"="x"}`).
     pub fn describe(&self) -> String {
-        let mut out = self.name.to_string();
-        out.push('{');
+        let legacy_name = exposition::is_legacy_metric_name(&self.name);
+        let mut out = String::new();
+        if legacy_name {
+            out.push_str(&self.name);
+            out.push('{');
+        } else {
+            out.push_str(&format!("{{{:?}", &*self.name));
+        }
         for (i, (k, v)) in self.labels.iter().enumerate() {
-            if i > 0 {
+            if i > 0 || !legacy_name {
                 out.push_str(", ");
             }
-            out.push_str(&format!("{k}={v:?}"));
+            if exposition::is_legacy_label_name(k) {
+                out.push_str(&format!("{k}={v:?}"));
+            } else {
+                out.push_str(&format!("{:?}={v:?}", &**k));
+            }
         }
         out.push('}');
         out

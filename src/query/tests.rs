@@ -1,5 +1,6 @@
 use super::eval::{Bucket, bucket_quantile};
 use super::*;
+use crate::exposition;
 
 type S<'a> = (&'a str, &'a [(&'a str, &'a str)], f64);
 
@@ -138,7 +139,11 @@ fn rejects_unsupported_constructs() {
     assert!(parse_err("sum(sum(x))").message.contains("nested"));
     assert!(parse_err("{}").message.contains("empty string"));
     assert!(parse_err("{a=~\".*\"}").message.contains("empty string"));
-    assert!(parse_err("x{__name__=\"y\"}").message.contains("twice"));
+    assert!(
+        parse_err("x{__name__=\"y\"}")
+            .message
+            .contains("given twice")
+    );
     assert!(parse_err("").message.contains("empty"));
     assert!(
         parse_err(&"x".repeat(MAX_QUERY_BYTES + 1))
@@ -177,6 +182,153 @@ fn string_escapes() {
 }
 
 // ---------------------------------------------------------------- selectors and staleness
+
+// ---------------------------------------------------------------- UTF-8 names (PromQL 3)
+
+#[test]
+fn utf8_selectors_parse_as_in_promql_3() {
+    for (src, name) in [
+        (r#"{"http.server.duration"}"#, Some("http.server.duration")),
+        (
+            r#"{"http.server.duration", code="200"}"#,
+            Some("http.server.duration"),
+        ),
+        (
+            r#"{code="200", "http.server.duration",}"#,
+            Some("http.server.duration"),
+        ),
+        (
+            r#"sum(rate({"http.server.requests_total", "http.status"=~"5.."}[1m]))"#,
+            Some("http.server.requests_total"),
+        ),
+        (
+            r#"histogram_quantile(0.9, rate({"http.server.duration_bucket", "service.name"="checkout"}[5m]))"#,
+            Some("http.server.duration_bucket"),
+        ),
+        (
+            r#"{'foo\'bar', 'a\\dos\\path'='boo\\urns'}"#,
+            Some("foo'bar"),
+        ),
+        ("{`a.b`, `c.d`!~`x|y`}", Some("a.b")),
+        (r#"my_metric{"label.name"="v"}"#, Some("my_metric")),
+        (
+            r#"{"température.celsius", "区域"!="东"}"#,
+            Some("température.celsius"),
+        ),
+        // As in PromQL 3: a second name inside the braces is one more matcher.
+        (r#"{"a", __name__="b"}"#, Some("a")),
+        (r#"{"http.status"=~"5..", __name__=~"http\\..*"}"#, None),
+    ] {
+        assert_eq!(q(src).metric_name(), name, "{src}");
+    }
+    // A quoted legacy name is the same selector as the bare one.
+    assert_eq!(q(r#"{"up"}"#).metric_name(), Some("up"));
+}
+
+#[test]
+fn utf8_selector_errors_name_the_construct() {
+    let e = parse_err(r#"foo{"bar"}"#);
+    assert_eq!(e.column, 5);
+    assert!(
+        e.message
+            .contains("the metric name is given twice: `foo` before the braces and \"bar\""),
+        "{e}"
+    );
+    let e = parse_err("sum(rate(http.server.requests_total[1m]))");
+    assert_eq!(e.column, 10);
+    assert!(
+        e.message.contains(
+            "metric name `http.server.requests_total` has characters other than letters, \
+             digits, '_' and ':'; quote it inside the braces, as in PromQL 3: \
+             {\"http.server.requests_total\"}"
+        ),
+        "{e}"
+    );
+    let e = parse_err("x{http.status=\"500\"}");
+    assert_eq!(e.column, 3);
+    assert!(
+        e.message
+            .contains("label name `http.status` has characters other than letters"),
+        "{e}"
+    );
+    assert!(e.message.contains("\"http.status\"=\"...\""), "{e}");
+    let e = parse_err(r#""http.server.duration""#);
+    assert!(e.message.contains("goes inside the braces"), "{e}");
+    let e = parse_err(r#"rate("x.y"[1m])"#);
+    assert!(e.message.contains("goes inside the braces"), "{e}");
+    let e = parse_err(r#"{"a.b" "c"}"#);
+    assert!(
+        e.message.contains(
+            "expected a label matcher operator (=, !=, =~, !~) after the label name \"a.b\", \
+             or ',' or '}' after it if it is the metric name, found '\"'"
+        ),
+        "{e}"
+    );
+    let e = parse_err(r#"{"a.b"="#);
+    assert!(e.message.contains("expected a quoted string"), "{e}");
+    assert!(parse_err(r#"{""}"#).message.contains("empty string"));
+    assert!(
+        parse_err(r#"{"a.b", ""="x"}"#)
+            .message
+            .contains("label name must not be empty")
+    );
+    assert!(parse_err(r#"{"a.b"#).message.contains("unterminated"));
+    assert!(
+        parse_err(r#"{"a.b", , c="d"}"#)
+            .message
+            .contains("expected a label name")
+    );
+}
+
+#[test]
+fn utf8_series_are_read_from_a_scraped_body() {
+    // A Prometheus 3 text body as client_golang writes it with escaping=allow-utf-8.
+    let body = |ok: f64, errors: f64| {
+        format!(
+            "# TYPE \"http.server.requests_total\" counter\n\
+             {{\"http.server.requests_total\",\"http.status\"=\"200\",method=\"GET\"}} {ok}\n\
+             {{\"http.server.requests_total\",\"http.status\"=\"503\",method=\"GET\"}} {errors}\n\
+             {{\"http.server.requests_total\",\"http.status\"=\"500\",method=\"POST\"}} {errors}\n\
+             {{\"name.with.dots\"}} 42\n\
+             my_metric{{\"label.name\"=\"v\"}} 1\n"
+        )
+    };
+    let errors = q(r#"sum(rate({"http.server.requests_total", "http.status"=~"5.."}[1m]))"#);
+    let dots = q(r#"{"name.with.dots"}"#);
+    let label = q(r#"my_metric{"label.name"="v"}"#);
+    let several = q(r#"{"http.server.requests_total", method="GET"}"#);
+    let mut store = store_for(&[&errors, &dots, &label, &several]);
+    for (t, ok, err) in [(0, 100.0, 0.0), (30_000, 160.0, 3.0), (60_000, 220.0, 6.0)] {
+        let text = body(ok, err);
+        if let Err(e) = store.ingest(t, exposition::parse(&text, exposition::Format::Text)) {
+            panic!("ingest: {e}");
+        }
+    }
+    // Two 5xx series, each +6 over 60 s in a 1m window: 2 × 0.1/s, extrapolated as
+    // Prometheus does (points at the window's edges).
+    assert_close(number(&errors, &store, 60_000), 0.2);
+    assert_eq!(number(&dots, &store, 60_000), 42.0);
+    assert_eq!(number(&label, &store, 60_000), 1.0);
+    let e = several.eval(&store, 60_000).unwrap_err();
+    assert!(e.message.contains("matched 2 series"), "{e}");
+}
+
+#[test]
+fn utf8_series_are_described_as_promql_3_writes_them() {
+    let query = q(r#"histogram_quantile(0.5, {"h.bucket"})"#);
+    let mut store = store_for(&[&query]);
+    ingest(
+        &mut store,
+        1000,
+        &[("h.bucket", &[("service.name", "a"), ("le", "x")], 1.0)],
+    );
+    let e = query.eval(&store, 1000).unwrap_err();
+    assert!(
+        e.message
+            .contains(r#"{"h.bucket", le="x", "service.name"="a"} has an `le` label"#),
+        "{e}"
+    );
+}
 
 #[test]
 fn matchers_select_series() {

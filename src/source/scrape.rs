@@ -7,9 +7,14 @@ use futures::StreamExt;
 
 use crate::exposition::Format;
 
-/// Prometheus's own preference order: OpenMetrics first, then text 0.0.4.
-pub const ACCEPT: &str = "application/openmetrics-text;version=1.0.0;q=0.75,\
-text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+/// The formats podgate parses, in Prometheus 3's order of preference (OpenMetrics 1.0.0,
+/// then the text format), each with `escaping=allow-utf-8` so that a client keeps UTF-8
+/// metric and label names (`{"http.server.duration"}`) instead of rewriting them to
+/// underscores, whichever format it picks. The protobuf format is not listed: podgate does
+/// not parse it. The response's Content-Type picks the parser ([`detect_format`]).
+pub const ACCEPT: &str = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,\
+text/plain;version=1.0.0;escaping=allow-utf-8;q=0.5,\
+text/plain;version=0.0.4;escaping=allow-utf-8;q=0.4,*/*;q=0.3";
 
 /// The default body size limit (10 MiB).
 pub const DEFAULT_BODY_LIMIT: usize = 10 << 20;
@@ -162,5 +167,58 @@ mod tests {
         );
         assert_eq!(detect_format(None, "x 1\n# EOF\n"), Format::OpenMetrics);
         assert_eq!(detect_format(None, "x 1\n"), Format::Text);
+        // What client_golang answers to ACCEPT (and to an Accept without escaping).
+        for (content_type, format) in [
+            (
+                "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=allow-utf-8",
+                Format::OpenMetrics,
+            ),
+            (
+                "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=underscores",
+                Format::OpenMetrics,
+            ),
+            (
+                "text/plain; version=0.0.4; charset=utf-8; escaping=allow-utf-8",
+                Format::Text,
+            ),
+            (
+                "text/plain; version=1.0.0; escaping=allow-utf-8",
+                Format::Text,
+            ),
+        ] {
+            assert_eq!(detect_format(Some(content_type), "x 1\n"), format);
+        }
+    }
+
+    #[test]
+    fn accept_asks_for_utf8_names_in_every_format_it_lists() {
+        let entries: Vec<&str> = ACCEPT.split(',').collect();
+        let formats: Vec<&str> = entries
+            .iter()
+            .filter(|e| !e.starts_with("*/*"))
+            .copied()
+            .collect();
+        assert_eq!(formats.len(), 3, "{ACCEPT}");
+        for entry in &formats {
+            assert!(entry.contains(";escaping=allow-utf-8;"), "{entry}");
+        }
+        assert!(formats[0].starts_with("application/openmetrics-text;version=1.0.0;"));
+        assert!(
+            formats
+                .iter()
+                .any(|e| e.starts_with("text/plain;version=0.0.4;"))
+        );
+        assert!(
+            !ACCEPT.contains("protobuf"),
+            "podgate does not parse protobuf"
+        );
+        // Preferences strictly decrease, the catch-all last.
+        let q: Vec<f64> = entries
+            .iter()
+            .filter_map(|e| e.rsplit_once(";q=").and_then(|(_, q)| q.parse().ok()))
+            .collect();
+        assert_eq!(q.len(), entries.len());
+        assert!(q.windows(2).all(|w| matches!(w, [a, b] if a > b)), "{q:?}");
+        assert!(entries.last().is_some_and(|e| e.starts_with("*/*;")));
     }
 }
