@@ -597,3 +597,183 @@ async fn the_real_kubelet_honours_the_gate_and_neither_side_erases_the_other() {
     until("False", "False", "ReadinessGatesNotReady").await;
     assert_eq!(daemon.writes_ok().await, transitions + 1.0);
 }
+
+// ------------------------------------------------ no True verdict before the data can exist
+
+/// A rule shaped like the README's before the warm-up existed: `onNoData: pass`, an
+/// `isnan(errors)` guard, `failureThreshold: 3`, rates over a window. Its first evaluation of a
+/// new pod has one point per counter: once that read as "no data, pass" and let a bad version
+/// replace the old pods. Now that evaluation is `Warming` and gives no verdict.
+fn readme_shaped_rule() -> String {
+    format!(
+        r#"rules:
+  - name: web-errors-readme
+    conditionType: {GATE}
+    interval: 2s
+    timeout: 1s
+    failureThreshold: 3
+    onNoData: pass
+    onError: keep
+    scrape: {{port: metrics}}
+    vars:
+      errors:   {{scrape: 'sum(rate(http_requests_total{{code=~"5.."}}[10s]))'}}
+      requests: {{scrape: 'sum(rate(http_requests_total[10s]))'}}
+    expr: 'requests == 0 || isnan(errors) || errors / requests < 0.01'
+"#
+    )
+}
+
+/// Issue "a bad version never gets in on no data yet", test 1: under the README-shaped rule
+/// with `onNoData: pass`, a rollout to a 30%-error version keeps all three old pods (checked
+/// at every poll: no new pod is ever gated True, Ready, available or a ready endpoint) and
+/// ends ProgressDeadlineExceeded; healed, it completes.
+#[tokio::test]
+async fn on_no_data_pass_does_not_let_a_bad_version_in_while_its_windows_warm_up() {
+    let cp = ControlPlane::get();
+    cp.assert_controller_manager_running();
+    let scene = Scene::new("rollout-nodata").await;
+    let traffic = Traffic::new();
+    let port = free_port();
+    let fleet = Fleet::stand_in(
+        cp,
+        scene.admin.clone(),
+        scene.name(),
+        port,
+        traffic.by_version(),
+    );
+    let rules = rules_dir(&readme_shaped_rule());
+    let daemon = Daemon::start(rules.path(), scene.name(), &[]);
+    daemon.wait_ready().await;
+    create_app(&scene, TEST_NODE, port).await;
+    let rollout = Rollout::new(cp, scene.admin.clone(), scene.name(), APP, GATE);
+    hold_and_release(&rollout, &traffic, &daemon, &fleet).await;
+    let warming = daemon
+        .sum(
+            "podgate_evaluations_total",
+            &[("rule", "web-errors-readme"), ("result", "warming")],
+        )
+        .await;
+    assert!(warming >= 1.0, "new pods were warming first: {warming}");
+}
+
+/// The same with a batched PromQL rule against Prometheus 3, on the real kubelet: a new pod has
+/// no series yet, which is warming (not "no data, pass") until its range plus one interval.
+#[tokio::test]
+async fn a_batched_promql_rule_with_on_no_data_pass_holds_a_bad_rollout() {
+    let cp = ControlPlane::get();
+    let node = cp.hollow_node().to_string();
+    cp.check_running(Component::HollowKubelet)
+        .unwrap_or_else(|why| panic!("{why}"));
+    cp.assert_controller_manager_running();
+    let scene = Scene::new("rollout-batched").await;
+    let traffic = Traffic::new();
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+    let targets = dir.path().join("targets.json");
+    let fleet = Fleet::beside_kubelet(
+        scene.admin.clone(),
+        scene.name(),
+        &node,
+        targets.clone(),
+        traffic.by_version(),
+    );
+    let prom = Prometheus::start(&prometheus_file_sd(&targets)).await;
+    let rules = rules_dir(&format!(
+        r#"rules:
+  - name: web-errors-batched
+    conditionType: {GATE}
+    interval: 2s
+    timeout: 1s
+    failureThreshold: 1
+    onNoData: pass
+    onError: keep
+    vars:
+      ratio:
+        promql: >-
+          sum by (namespace, pod) (rate(http_requests_total{{code=~"5.."}}[10s]))
+          / sum by (namespace, pod) (rate(http_requests_total[10s]))
+    expr: 'ratio < 0.01'
+"#
+    ));
+    let daemon = Daemon::start(
+        rules.path(),
+        scene.name(),
+        &["--prometheus-url", &prom.url()],
+    );
+    daemon.wait_ready().await;
+    create_app(&scene, &node, 9090).await;
+    let rollout = Rollout::new(cp, scene.admin.clone(), scene.name(), APP, GATE);
+    hold_and_release(&rollout, &traffic, &daemon, &fleet).await;
+}
+
+/// A healthy new pod gets in after the warm-up and no later: its first evaluation is warming,
+/// the next one (one interval later, when rate() has two points) sets the gate True. Prints the
+/// time from ContainersReady to the gate True, at intervals of 2 s and 10 s.
+#[tokio::test]
+async fn a_healthy_new_pod_is_let_in_one_interval_after_its_first_scrape() {
+    let scene = Scene::new("warmup-delay").await;
+    let traffic = Traffic::new();
+    for interval in [2u64, 10] {
+        let rule_name = format!("warm-{interval}s");
+        let gate = format!("podgate.dev/warm-{interval}s");
+        let rules = rules_dir(&format!(
+            r#"rules:
+  - name: {rule_name}
+    conditionType: {gate}
+    interval: {interval}s
+    timeout: 1s
+    onNoData: fail
+    scrape: {{port: metrics}}
+    vars:
+      errors:   {{scrape: 'sum(rate(http_requests_total{{code=~"5.."}}[1m]))'}}
+      requests: {{scrape: 'sum(rate(http_requests_total[1m]))'}}
+    expr: 'requests == 0 || isnan(errors) || errors / requests < 0.01'
+"#
+        ));
+        let daemon = Daemon::start(rules.path(), scene.name(), &[]);
+        daemon.wait_ready().await;
+        let name = format!("web-{interval}s");
+        let ep = MetricsEndpoint::start(unique_loopback_ip()).await;
+        ep.set_body_fn(traffic.counters("v1"));
+        TestPod::new(&name)
+            .gate(&gate)
+            .port("metrics", ep.port())
+            .create(&scene.pods)
+            .await;
+        let pod = scene.kubelet.run(&name, ep.ip(), true).await;
+        let ready_at = condition(&pod, "ContainersReady")
+            .and_then(|c| c.last_transition_time.as_ref())
+            .map(|t| t.0)
+            .unwrap_or_else(|| panic!("no ContainersReady time on {name}"));
+        let g = scene
+            .wait_gate_within(
+                &name,
+                &gate,
+                "True",
+                "MetricsHealthy",
+                &daemon,
+                Duration::from_secs(4 * interval + 30),
+            )
+            .await;
+        let evaluations = |result: &'static str| {
+            let (daemon, rule_name) = (&daemon, rule_name.as_str());
+            async move {
+                daemon
+                    .sum(
+                        "podgate_evaluations_total",
+                        &[("rule", rule_name), ("result", result)],
+                    )
+                    .await
+            }
+        };
+        assert_eq!(evaluations("warming").await, 1.0, "one warming evaluation");
+        assert_eq!(evaluations("fail").await, 0.0);
+        assert_eq!(evaluations("nodata").await, 0.0);
+        let true_at: Timestamp = g
+            .last_transition
+            .as_deref()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("no transition time: {g:?}"));
+        let delay = true_at.duration_since(ready_at);
+        eprintln!("interval {interval}s: ContainersReady -> gate True in {delay:#}");
+    }
+}
