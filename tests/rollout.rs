@@ -216,10 +216,8 @@ async fn hold_and_release(
             match condition(&pod, GATE) {
                 Some(c)
                     if c.status == "False"
-                        && c.message
-                            .as_deref()
-                            .unwrap_or("")
-                            .contains("errors/requests") =>
+                        && c.reason.as_deref() == Some("MetricsUnhealthy")
+                        && c.message.as_deref().unwrap_or("").contains(">= 0.01") =>
                 {
                     Ok(())
                 }
@@ -519,8 +517,24 @@ async fn the_real_kubelet_honours_the_gate_and_neither_side_erases_the_other() {
         "the kubelet's Ready message names the gate: {ready_message:?}"
     );
 
+    // A new pod without series is warming first (False, Warming), then, once its series could
+    // exist, "no data" (False, NoData): two writes, one per reason.
+    wait_for(
+        "the warm-up to end: gate False, NoData",
+        Duration::from_secs(60),
+        || async {
+            let pod = pods.get("web").await.map_err(|e| e.to_string())?;
+            match condition(&pod, GATE).and_then(|c| c.reason.clone()) {
+                Some(r) if r == "NoData" => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    assert_eq!(daemon.writes_ok().await, 2.0, "Warming, then NoData");
+
     // Transitions: each is one podgate write, and the kubelet follows on its own.
-    let mut transitions = 1.0;
+    let mut transitions = 2.0;
     for (value, gate, ready, reason) in [
         (1, "True", "True", ""),
         (0, "False", "False", "ReadinessGatesNotReady"),
