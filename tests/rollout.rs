@@ -319,13 +319,12 @@ async fn hold_and_release(
     );
 }
 
-/// Test 1: the Deployment, ReplicaSet and EndpointSlice controllers with the stand-in kubelet
-/// (Ready computed as a kubelet does), podgate scraping each pod.
-#[tokio::test]
-async fn a_rollout_to_a_failing_version_is_held_and_completes_once_it_heals() {
+/// A Service and a gated Deployment run by the stand-in kubelet (Ready computed as a kubelet
+/// does), podgate with `rules_yaml` scraping each pod, and the hold-and-release story.
+async fn rollout_with_the_stand_in_kubelet(prefix: &str, rules_yaml: &str) -> Daemon {
     let cp = ControlPlane::get();
     cp.assert_controller_manager_running();
-    let scene = Scene::new("rollout-scrape").await;
+    let scene = Scene::new(prefix).await;
     let traffic = Traffic::new();
     let port = free_port();
     let fleet = Fleet::stand_in(
@@ -335,12 +334,53 @@ async fn a_rollout_to_a_failing_version_is_held_and_completes_once_it_heals() {
         port,
         traffic.by_version(),
     );
-    let rules = rules_dir(&scrape_rule());
+    let rules = rules_dir(rules_yaml);
     let daemon = Daemon::start(rules.path(), scene.name(), &[]);
     daemon.wait_ready().await;
     create_app(&scene, TEST_NODE, port).await;
     let rollout = Rollout::new(cp, scene.admin.clone(), scene.name(), APP, GATE);
     hold_and_release(&rollout, &traffic, &daemon, &fleet).await;
+    daemon
+}
+
+/// The same on the hollow node: the real kubelet computes Ready, and podgate reads each pod's
+/// series from Prometheus 3 (`file_sd` targets labelled with the pods), never the pods' address.
+async fn rollout_on_the_hollow_node(prefix: &str, rules_yaml: &str) {
+    let cp = ControlPlane::get();
+    let node = cp.hollow_node().to_string();
+    cp.check_running(Component::HollowKubelet)
+        .unwrap_or_else(|why| panic!("{why}"));
+    cp.assert_controller_manager_running();
+    let scene = Scene::new(prefix).await;
+    let traffic = Traffic::new();
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+    let targets = dir.path().join("targets.json");
+    let fleet = Fleet::beside_kubelet(
+        scene.admin.clone(),
+        scene.name(),
+        &node,
+        targets.clone(),
+        traffic.by_version(),
+    );
+    let prom = Prometheus::start(&prometheus_file_sd(&targets)).await;
+    let rules = rules_dir(rules_yaml);
+    let daemon = Daemon::start(
+        rules.path(),
+        scene.name(),
+        &["--prometheus-url", &prom.url()],
+    );
+    daemon.wait_ready().await;
+    // The port is never used: the pods' metrics reach podgate through Prometheus.
+    create_app(&scene, &node, 9090).await;
+    let rollout = Rollout::new(cp, scene.admin.clone(), scene.name(), APP, GATE);
+    hold_and_release(&rollout, &traffic, &daemon, &fleet).await;
+}
+
+/// Test 1: the Deployment, ReplicaSet and EndpointSlice controllers with the stand-in kubelet
+/// (Ready computed as a kubelet does), podgate scraping each pod.
+#[tokio::test]
+async fn a_rollout_to_a_failing_version_is_held_and_completes_once_it_heals() {
+    rollout_with_the_stand_in_kubelet("rollout-scrape", &scrape_rule()).await;
 }
 
 /// Prometheus scraping `file_sd` targets (the fleet's endpoints, labelled with their pods).
@@ -356,34 +396,7 @@ fn prometheus_file_sd(targets: &std::path::Path) -> String {
 /// each pod's series from a real Prometheus (nothing contacts the pods' address).
 #[tokio::test]
 async fn a_rollout_on_the_real_kubelet_is_held_and_completes_once_it_heals() {
-    let cp = ControlPlane::get();
-    let node = cp.hollow_node().to_string();
-    cp.check_running(Component::HollowKubelet)
-        .unwrap_or_else(|why| panic!("{why}"));
-    cp.assert_controller_manager_running();
-    let scene = Scene::new("rollout-kubelet").await;
-    let traffic = Traffic::new();
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
-    let targets = dir.path().join("targets.json");
-    let fleet = Fleet::beside_kubelet(
-        scene.admin.clone(),
-        scene.name(),
-        &node,
-        targets.clone(),
-        traffic.by_version(),
-    );
-    let prom = Prometheus::start(&prometheus_file_sd(&targets)).await;
-    let rules = rules_dir(&promql_rule());
-    let daemon = Daemon::start(
-        rules.path(),
-        scene.name(),
-        &["--prometheus-url", &prom.url()],
-    );
-    daemon.wait_ready().await;
-    // The port is never used: the pods' metrics reach podgate through Prometheus.
-    create_app(&scene, &node, 9090).await;
-    let rollout = Rollout::new(cp, scene.admin.clone(), scene.name(), APP, GATE);
-    hold_and_release(&rollout, &traffic, &daemon, &fleet).await;
+    rollout_on_the_hollow_node("rollout-kubelet", &promql_rule()).await;
 }
 
 /// The kubelet's own conditions, which podgate must never erase.
@@ -643,24 +656,7 @@ fn readme_shaped_rule() -> String {
 /// ends ProgressDeadlineExceeded; healed, it completes.
 #[tokio::test]
 async fn on_no_data_pass_does_not_let_a_bad_version_in_while_its_windows_warm_up() {
-    let cp = ControlPlane::get();
-    cp.assert_controller_manager_running();
-    let scene = Scene::new("rollout-nodata").await;
-    let traffic = Traffic::new();
-    let port = free_port();
-    let fleet = Fleet::stand_in(
-        cp,
-        scene.admin.clone(),
-        scene.name(),
-        port,
-        traffic.by_version(),
-    );
-    let rules = rules_dir(&readme_shaped_rule());
-    let daemon = Daemon::start(rules.path(), scene.name(), &[]);
-    daemon.wait_ready().await;
-    create_app(&scene, TEST_NODE, port).await;
-    let rollout = Rollout::new(cp, scene.admin.clone(), scene.name(), APP, GATE);
-    hold_and_release(&rollout, &traffic, &daemon, &fleet).await;
+    let daemon = rollout_with_the_stand_in_kubelet("rollout-nodata", &readme_shaped_rule()).await;
     let warming = daemon
         .sum(
             "podgate_evaluations_total",
@@ -674,25 +670,10 @@ async fn on_no_data_pass_does_not_let_a_bad_version_in_while_its_windows_warm_up
 /// no series yet, which is warming (not "no data, pass") until its range plus one interval.
 #[tokio::test]
 async fn a_batched_promql_rule_with_on_no_data_pass_holds_a_bad_rollout() {
-    let cp = ControlPlane::get();
-    let node = cp.hollow_node().to_string();
-    cp.check_running(Component::HollowKubelet)
-        .unwrap_or_else(|why| panic!("{why}"));
-    cp.assert_controller_manager_running();
-    let scene = Scene::new("rollout-batched").await;
-    let traffic = Traffic::new();
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
-    let targets = dir.path().join("targets.json");
-    let fleet = Fleet::beside_kubelet(
-        scene.admin.clone(),
-        scene.name(),
-        &node,
-        targets.clone(),
-        traffic.by_version(),
-    );
-    let prom = Prometheus::start(&prometheus_file_sd(&targets)).await;
-    let rules = rules_dir(&format!(
-        r#"rules:
+    rollout_on_the_hollow_node(
+        "rollout-batched",
+        &format!(
+            r#"rules:
   - name: web-errors-batched
     conditionType: {GATE}
     interval: 2s
@@ -707,16 +688,9 @@ async fn a_batched_promql_rule_with_on_no_data_pass_holds_a_bad_rollout() {
           / sum by (namespace, pod) (rate(http_requests_total[10s]))
     expr: 'ratio < 0.01'
 "#
-    ));
-    let daemon = Daemon::start(
-        rules.path(),
-        scene.name(),
-        &["--prometheus-url", &prom.url()],
-    );
-    daemon.wait_ready().await;
-    create_app(&scene, &node, 9090).await;
-    let rollout = Rollout::new(cp, scene.admin.clone(), scene.name(), APP, GATE);
-    hold_and_release(&rollout, &traffic, &daemon, &fleet).await;
+        ),
+    )
+    .await;
 }
 
 /// A healthy new pod gets in after the warm-up and no later: its first evaluation is warming,

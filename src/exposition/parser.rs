@@ -634,7 +634,20 @@ impl<'a> Parser<'a> {
             }
         }
         self.pos = i;
-        Ok(match inner {
+        Ok(self.raw_sample(inner, name, labels, value, timestamp_ms))
+    }
+
+    /// The sample, named by the quoted name inside its braces when there is one.
+    #[inline]
+    fn raw_sample(
+        &self,
+        inner: Option<NameSpan>,
+        name: &'a str,
+        labels: Labels<'a>,
+        value: f64,
+        timestamp_ms: Option<i64>,
+    ) -> RawSample<'a> {
+        match inner {
             Some(span) => RawSample {
                 name: self.slice(span.start, span.end),
                 name_escaped: span.escaped,
@@ -649,7 +662,7 @@ impl<'a> Parser<'a> {
                 value,
                 timestamp_ms,
             },
-        })
+        }
     }
 
     /// The error for a sample without a metric name (`{a="1"} 1`, `{} 1`).
@@ -1220,22 +1233,7 @@ impl<'a> Parser<'a> {
             }
         }
         self.pos = i;
-        Ok(match inner {
-            Some(span) => RawSample {
-                name: self.slice(span.start, span.end),
-                name_escaped: span.escaped,
-                labels,
-                value,
-                timestamp_ms,
-            },
-            None => RawSample {
-                name,
-                name_escaped: false,
-                labels,
-                value,
-                timestamp_ms,
-            },
-        })
+        Ok(self.raw_sample(inner, name, labels, value, timestamp_ms))
     }
 
     /// The label set of an OpenMetrics sample line that starts with `{`: it must hold the
