@@ -24,7 +24,7 @@ use crate::webhook;
 
 use super::{EXIT_INVALID, EXIT_OK, EXIT_USAGE, fail};
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// Directory of rule files (a ConfigMap volume); watched for changes.
     #[arg(long, env = "PODGATE_RULES_DIR", default_value = "/etc/podgate/rules")]
@@ -181,21 +181,38 @@ fn prometheus_client(
     Ok(Some(Arc::new(client)))
 }
 
+/// Runs `work` on tokio's blocking pool.
+async fn on_blocking_pool<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| format!("a startup task failed: {e}"))
+}
+
 async fn daemon(args: Args) -> Result<(), String> {
     crate::source::init_tls();
     let (metrics, registry) = Metrics::new();
     let health = Arc::new(Health::default());
-    let rules = rules::load_dir(&args.rules_dir).map_err(|e| {
-        format!(
-            "rules in {} are invalid, not starting:\n{e}",
-            args.rules_dir.display()
-        )
-    })?;
+    // Startup reads files (rules, credentials, CA bundles) on the blocking pool, as every
+    // later read does: the runtime's workers never wait on a disk.
+    let dir = args.rules_dir.clone();
+    let rules = on_blocking_pool(move || rules::load_dir(&dir))
+        .await?
+        .map_err(|e| {
+            format!(
+                "rules in {} are invalid, not starting:\n{e}",
+                args.rules_dir.display()
+            )
+        })?;
     for w in &rules.warnings {
         warn!("{w}");
     }
     info!(rules = rules.len(), dir = %args.rules_dir.display(), "rules loaded");
-    let prometheus = prometheus_client(&args, &metrics)?;
+    let prometheus = {
+        let (args, metrics) = (args.clone(), metrics.clone());
+        on_blocking_pool(move || prometheus_client(&args, &metrics)).await??
+    };
     let client = crate::kube::client::connect(args.kubeconfig.as_deref())
         .await
         .map_err(|e| e.to_string())?;

@@ -12,7 +12,7 @@ pub mod target;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
@@ -24,7 +24,7 @@ use crate::query::StoreLimits;
 use crate::rules::Scheme;
 use crate::rules::{RuleSet, reload};
 use crate::source::prometheus::PrometheusClient;
-use crate::telemetry::metrics::Metrics;
+use crate::telemetry::metrics::{LoopEvent, Metrics};
 use crate::telemetry::server::{Health, now_ms};
 
 use pod::{EvalMsg, PodConfig};
@@ -248,33 +248,47 @@ impl Controller {
                     None => std::future::pending().await,
                 }
             };
-            tokio::select! {
+            let woke = tokio::select! {
                 biased;
                 _ = shutdown.changed() => {
                     if *shutdown.borrow() {
                         break;
                     }
+                    None
                 }
-                flag = write_flag => match flag {
-                    Ok(now_writing) => {
-                        if now_writing && !writing {
-                            let updates = self.engine.resync();
-                            info!(gates = updates.len(), "may write now: resyncing the gates that differ from the API");
-                            self.send(updates).await;
+                flag = write_flag => {
+                    let started = Instant::now();
+                    match flag {
+                        Ok(now_writing) => {
+                            if now_writing && !writing {
+                                let updates = self.engine.resync();
+                                info!(gates = updates.len(), "may write now: resyncing the gates that differ from the API");
+                                self.send(updates).await;
+                            }
+                            writing = now_writing;
                         }
-                        writing = now_writing;
+                        // The flag's owner is gone: keep its last value.
+                        Err(_) => may_write = None,
                     }
-                    // The flag's owner is gone: keep its last value.
-                    Err(_) => may_write = None,
-                },
+                    Some((LoopEvent::Lease, started))
+                }
                 ev = pods.recv() => match ev {
-                    Some(ev) => self.on_pod_event(ev).await,
+                    Some(ev) => {
+                        let started = Instant::now();
+                        self.on_pod_event(ev).await;
+                        Some((LoopEvent::Pod, started))
+                    }
                     None => break,
                 },
-                Some(msg) = self.results_rx.recv() => self.on_result(msg).await,
+                Some(msg) = self.results_rx.recv() => {
+                    let started = Instant::now();
+                    self.on_result(msg).await;
+                    Some((LoopEvent::Result, started))
+                }
                 Some(()) = reloads.recv() => {
                     // Let a burst of file events settle, then load once.
                     settle_at.get_or_insert_with(|| tokio::time::Instant::now() + reload::SETTLE);
+                    None
                 }
                 () = sleep_until_opt(settle_at) => {
                     settle_at = None;
@@ -286,22 +300,32 @@ impl Controller {
                         loading = true;
                         self.start_load(loaded_tx.clone());
                     }
+                    None
                 }
                 Some(loaded) = loaded_rx.recv() => {
+                    let started = Instant::now();
                     self.apply_reload(loaded).await;
                     loading = again;
                     if again {
                         again = false;
                         self.start_load(loaded_tx.clone());
                     }
+                    Some((LoopEvent::Reload, started))
                 }
                 _ = tick.tick() => {
+                    let started = Instant::now();
                     self.health.beat();
                     turns += 1;
                     if turns.is_multiple_of(5) {
                         self.refresh_gauges();
                     }
+                    Some((LoopEvent::Tick, started))
                 }
+            };
+            if let Some((event, started)) = woke {
+                self.shared
+                    .metrics
+                    .controller_turn(event, started.elapsed());
             }
         }
         self.tasks.clear();

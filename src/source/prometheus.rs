@@ -749,26 +749,35 @@ impl SecretFile {
         format!("{} {}: {why}", self.what, self.path.display())
     }
 
-    /// The current secret.
-    fn get(&self) -> Result<String, String> {
-        let meta = std::fs::metadata(&self.path).map_err(|e| self.fail(e))?;
-        let stamp = FileStamp::of(&meta);
+    /// The cached secret, when the file still has the stamp it was read with.
+    fn cached(&self, stamp: &FileStamp) -> Option<String> {
         // A poisoned lock only means another thread panicked mid-update; the cache is
-        // re-validated below anyway.
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(cached) = cache.as_ref()
-            && cached.stamp == stamp
-            && stamp_is_settled(&cached.stamp, cached.read_at)
-        {
-            return Ok(cached.value.clone());
-        }
+        // re-validated by its stamp anyway.
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .as_ref()
+            .filter(|cached| {
+                cached.stamp == *stamp && stamp_is_settled(&cached.stamp, cached.read_at)
+            })
+            .map(|cached| cached.value.clone())
+    }
+
+    fn check_size(&self, meta: &std::fs::Metadata) -> Result<(), String> {
         if meta.len() > MAX_SECRET_BYTES {
             return Err(self.fail(format_args!(
                 "larger than {MAX_SECRET_BYTES} bytes; is it the right file?"
             )));
         }
-        let read_at = SystemTime::now();
-        let raw = std::fs::read(&self.path).map_err(|e| self.fail(e))?;
+        Ok(())
+    }
+
+    /// Validates what was read and caches it.
+    fn accept(
+        &self,
+        raw: Vec<u8>,
+        stamp: FileStamp,
+        read_at: SystemTime,
+    ) -> Result<String, String> {
         let text = String::from_utf8(raw).map_err(|_| self.fail("not UTF-8 text"))?;
         // Files written by editors and `echo` end with a newline that is not part of it.
         let value = text.trim();
@@ -783,12 +792,45 @@ impl SecretFile {
             ));
         }
         let value = value.to_string();
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         *cache = Some(CachedSecret {
             value: value.clone(),
             stamp,
             read_at,
         });
         Ok(value)
+    }
+
+    /// The current secret, for a request: the file system is touched through tokio's blocking
+    /// pool, so a slow volume never stalls the runtime's worker threads.
+    async fn get(&self) -> Result<String, String> {
+        let meta = tokio::fs::metadata(&self.path)
+            .await
+            .map_err(|e| self.fail(e))?;
+        let stamp = FileStamp::of(&meta);
+        if let Some(value) = self.cached(&stamp) {
+            return Ok(value);
+        }
+        self.check_size(&meta)?;
+        let read_at = SystemTime::now();
+        let raw = tokio::fs::read(&self.path)
+            .await
+            .map_err(|e| self.fail(e))?;
+        self.accept(raw, stamp, read_at)
+    }
+
+    /// The current secret, read in the calling thread: for the check at construction, which
+    /// happens at startup before any request.
+    fn get_blocking(&self) -> Result<String, String> {
+        let meta = std::fs::metadata(&self.path).map_err(|e| self.fail(e))?;
+        let stamp = FileStamp::of(&meta);
+        if let Some(value) = self.cached(&stamp) {
+            return Ok(value);
+        }
+        self.check_size(&meta)?;
+        let read_at = SystemTime::now();
+        let raw = std::fs::read(&self.path).map_err(|e| self.fail(e))?;
+        self.accept(raw, stamp, read_at)
     }
 }
 
@@ -909,7 +951,7 @@ impl PrometheusClient {
         match &auth {
             Auth::None => {}
             Auth::Bearer(file) | Auth::Basic { password: file, .. } => {
-                file.get().map_err(err)?;
+                file.get_blocking().map_err(err)?;
             }
         }
 
@@ -1118,12 +1160,12 @@ impl PrometheusClient {
         let request = match &self.auth {
             Auth::None => request,
             Auth::Bearer(file) => {
-                let token = file.get().map_err(PromErrorKind::Credentials)?;
+                let token = file.get().await.map_err(PromErrorKind::Credentials)?;
                 sent.push(token.clone());
                 request.bearer_auth(token)
             }
             Auth::Basic { username, password } => {
-                let password = password.get().map_err(PromErrorKind::Credentials)?;
+                let password = password.get().await.map_err(PromErrorKind::Credentials)?;
                 // The header carries base64("user:password"): an echo may show either form.
                 sent.push(
                     base64::engine::general_purpose::STANDARD

@@ -173,7 +173,13 @@ async fn reload_certs(store: Arc<CertStore>) {
                 while rx.try_recv().is_ok() {}
             }
         }
-        match store.reload() {
+        // The files are read on the blocking pool: a slow volume never stalls a worker that
+        // serves admission requests.
+        let reloading = Arc::clone(&store);
+        let reloaded = tokio::task::spawn_blocking(move || reloading.reload())
+            .await
+            .unwrap_or_else(|e| Err(format!("reading the webhook certificate failed: {e}")));
+        match reloaded {
             Ok(true) => info!(
                 cert = %store.files.cert.display(),
                 "webhook certificate reloaded"
@@ -355,7 +361,10 @@ impl Server {
         files: TlsFiles,
         handler: Handler,
     ) -> Result<Server, String> {
-        let certs = Arc::new(CertStore::load(files)?);
+        let certs = tokio::task::spawn_blocking(move || CertStore::load(files))
+            .await
+            .map_err(|e| format!("reading the webhook certificate failed: {e}"))??;
+        let certs = Arc::new(certs);
         let mut config = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("webhook TLS: {e}"))?
