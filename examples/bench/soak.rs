@@ -1,8 +1,11 @@
-//! The soak: one podgate process over a simulated fleet for a long time, with random metric
-//! flips and faults (endpoints that answer 500 or hang, pods deleted and recreated, API
-//! server and etcd restarts, rule reloads). At the end every fault is lifted, and once the
-//! fleet has settled every pod's gate must say what its rule says of its current metrics;
-//! podgate's memory, file descriptors and threads are sampled throughout.
+//! The soak: podgate over a simulated fleet for a long time, with random metric flips and
+//! faults (endpoints that answer 500 or hang, pods deleted and recreated, API server and etcd
+//! restarts, rule reloads). Three replicas watch the same fleet: a leader and a standby
+//! sharing a Lease, and a `--dry-run` one; the standby and the dry-run replica may never
+//! write, and must hold no more memory than the leader. At the end every fault is lifted,
+//! and once the fleet has settled every pod's gate must say what its rule says of its current
+//! metrics. Then a 1,000-rule set is loaded, for the controller loop's longest turn during
+//! such a reload. Memory, file descriptors, threads and tasks are sampled throughout.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -36,6 +39,136 @@ pub struct SoakArgs {
     /// Where to write the JSON figures.
     #[arg(long)]
     out: PathBuf,
+    /// Replicas: 1 = the leader alone, 2 = plus a standby, 3 = plus a dry-run replica.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=3))]
+    replicas: u8,
+}
+
+/// One podgate process of the soak.
+struct Replica {
+    role: &'static str,
+    proc: proc::Proc,
+    /// Its /metrics URL.
+    url: String,
+    rules_file: PathBuf,
+}
+
+impl Replica {
+    async fn start(
+        c: &Common,
+        ns: &str,
+        rules: &str,
+        role: &'static str,
+    ) -> Result<Replica, String> {
+        // The Lease lives where deploy/base's RBAC lets podgate keep it.
+        let lease = [
+            "--leader-election".to_string(),
+            "--lease-namespace".to_string(),
+            "podgate".to_string(),
+            "--lease-name".to_string(),
+            format!("podgate-{ns}"),
+        ];
+        let extra: &[String] = match role {
+            "dry-run" => &["--dry-run".to_string()],
+            _ => &lease,
+        };
+        let tag = format!("soak-{role}");
+        let (proc, url) = start_podgate(c, ns, rules, extra, &tag).await?;
+        Ok(Replica {
+            role,
+            proc,
+            url,
+            rules_file: c.dir.join(format!("rules-{tag}")).join("rules.yaml"),
+        })
+    }
+
+    fn write_rules(&self, text: &str) -> Result<(), String> {
+        std::fs::write(&self.rules_file, text)
+            .map_err(|e| format!("{}: {e}", self.rules_file.display()))
+    }
+
+    async fn sample(&self, http: &reqwest::Client, t_s: u64) -> Result<serde_json::Value, String> {
+        let pid = self.proc.pid();
+        let (rss, _) = self.proc.rss()?;
+        let threads = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Threads:"))
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+            })
+            .unwrap_or(0);
+        let gauge = |name: &'static str| async move {
+            metric(http, &self.url, name, &[]).await.unwrap_or(f64::NAN)
+        };
+        Ok(json!({
+            "replica": self.role,
+            "t_s": t_s,
+            "rss_bytes": rss,
+            "fds": proc::fds(pid).unwrap_or(0),
+            "threads": threads,
+            "tasks": gauge("podgate_runtime_tasks").await,
+            "pods_tracked": gauge("podgate_pods_tracked").await,
+            "writer_pending": gauge("podgate_writer_pending").await,
+            "leader": gauge("podgate_leader").await,
+            "cpu_s": self.proc.cpu_seconds()?,
+        }))
+    }
+}
+
+/// The controller loop's turn histogram, every event summed: cumulative counts by bucket
+/// bound.
+async fn turn_buckets(http: &reqwest::Client, url: &str) -> Result<Vec<(f64, f64)>, String> {
+    let body = http
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?
+        .text()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    let mut by_le: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
+    for s in podgate::exposition::parse(&body, podgate::exposition::Format::Text) {
+        let s = s.map_err(|e| format!("{url}: {e}"))?;
+        if s.name != "podgate_controller_turn_duration_seconds_bucket" {
+            continue;
+        }
+        let Some(le) = s.labels.get("le").and_then(|v| v.parse::<f64>().ok()) else {
+            continue;
+        };
+        by_le.entry(le.to_bits()).or_insert((le, 0.0)).1 += s.value;
+    }
+    let mut buckets: Vec<(f64, f64)> = by_le.into_values().collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    Ok(buckets)
+}
+
+/// The bound of the smallest bucket holding every turn between two readings: the longest
+/// turn in between took at most this long (None: no turn).
+fn longest_turn(before: &[(f64, f64)], after: &[(f64, f64)]) -> Option<f64> {
+    let count =
+        |v: &[(f64, f64)], le: f64| v.iter().find(|(l, _)| *l == le).map_or(0.0, |(_, c)| *c);
+    let total = count(after, f64::INFINITY) - count(before, f64::INFINITY);
+    if total <= 0.0 {
+        return None;
+    }
+    after
+        .iter()
+        .find(|(le, c)| *c - count(before, *le) >= total)
+        .map(|(le, _)| *le)
+}
+
+/// The soak's rule and 999 more that own gates no pod declares: a set at the rule limit.
+fn thousand_rules(rules: &str) -> String {
+    let mut text = rules.to_string();
+    for i in 0..999 {
+        text.push_str(&format!(
+            "  - name: filler-{i}\n    conditionType: podgate.dev/filler-{i}\n    interval: 10s\n    \
+             timeout: 5s\n    scrape: {{port: metrics}}\n    vars:\n      \
+             up: {{scrape: 'max(http_requests_total)'}}\n    expr: 'up >= 0'\n"
+        ));
+    }
+    text
 }
 
 /// A small deterministic generator (xorshift64*): the event sequence is reproducible by seed.
@@ -78,8 +211,15 @@ pub async fn run(a: SoakArgs) -> Result<(), String> {
     kube::create_fleet(&pods, 0..n, 32).await?;
     say(format!("{n} pods running"));
     let rules = crate::scrape_rule(c.interval);
-    let (mut pg, url) = start_podgate(c, &ns, &rules, &[], "soak").await?;
-    let rules_file = c.dir.join("rules-soak").join("rules.yaml");
+    // The leader starts first and takes the Lease; the standby then waits for it.
+    let mut replicas = Vec::new();
+    for role in ["leader", "standby", "dry-run"]
+        .into_iter()
+        .take(usize::from(a.replicas))
+    {
+        replicas.push(Replica::start(c, &ns, &rules, role).await?);
+        say(format!("{role} replica ready"));
+    }
     let http = crate::http()?;
     let names: Vec<String> = (0..n).map(kube::pod_name).collect();
     wait_until(
@@ -100,30 +240,9 @@ pub async fn run(a: SoakArgs) -> Result<(), String> {
     let mut errors = Vec::new();
     while Instant::now() < end {
         if Instant::now() >= next_sample {
-            let (rss, _) = pg.rss()?;
-            let threads = std::fs::read_to_string(format!("/proc/{}/status", pg.pid()))
-                .ok()
-                .and_then(|s| {
-                    s.lines()
-                        .find_map(|l| l.strip_prefix("Threads:"))
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                })
-                .unwrap_or(0);
-            let tasks = metric(&http, &url, "podgate_runtime_tasks", &[])
-                .await
-                .unwrap_or(f64::NAN);
-            let tracked = metric(&http, &url, "podgate_pods_tracked", &[])
-                .await
-                .unwrap_or(f64::NAN);
-            samples.push(json!({
-                "t_s": start.elapsed().as_secs(),
-                "rss_bytes": rss,
-                "fds": proc::fds(pg.pid()).unwrap_or(0),
-                "threads": threads,
-                "tasks": tasks,
-                "pods_tracked": tracked,
-                "cpu_s": pg.cpu_seconds()?,
-            }));
+            for r in &replicas {
+                samples.push(r.sample(&http, start.elapsed().as_secs()).await?);
+            }
             next_sample += Duration::from_secs(30);
         }
         let roll = rng.below(100);
@@ -191,8 +310,9 @@ pub async fn run(a: SoakArgs) -> Result<(), String> {
                     } else {
                         format!("# rewritten at {}s\n{rules}", start.elapsed().as_secs())
                     };
-                    std::fs::write(&rules_file, text)
-                        .map_err(|e| format!("{}: {e}", rules_file.display()))?;
+                    for r in &replicas {
+                        r.write_rules(&text)?;
+                    }
                     "rules-reload"
                 }
                 // The API server or etcd goes away for a while.
@@ -244,18 +364,89 @@ pub async fn run(a: SoakArgs) -> Result<(), String> {
         }
     }
     let unhealthy = mode.iter().filter(|m| **m == sim::UNHEALTHY).count();
+
+    // A 1,000-rule set put in force: how long the loop's longest turn was meanwhile.
+    let mut reload_turns = serde_json::Map::new();
+    let big = thousand_rules(&rules);
+    for r in &replicas {
+        let before = turn_buckets(&http, &r.url).await?;
+        let loaded = metric(
+            &http,
+            &r.url,
+            "podgate_config_reloads_total",
+            &[("result", "success")],
+        )
+        .await?;
+        r.write_rules(&big)?;
+        wait_until(
+            "the 1,000-rule set in force",
+            Duration::from_secs(60),
+            || async {
+                metric(
+                    &http,
+                    &r.url,
+                    "podgate_config_reloads_total",
+                    &[("result", "success")],
+                )
+                .await
+                .is_ok_and(|n| n > loaded)
+            },
+        )
+        .await?;
+        // A few seconds of normal work after it, so a turn it delayed is counted too.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let after = turn_buckets(&http, &r.url).await?;
+        reload_turns.insert(r.role.to_string(), json!(longest_turn(&before, &after)));
+    }
+
     // Growth is the last quarter's mean over the second quarter's (the first holds warm-up).
-    let quarters = |key: &str| {
-        let v: Vec<f64> = samples.iter().filter_map(|s| s[key].as_f64()).collect();
+    let quarters = |role: &str, key: &str| {
+        let v: Vec<f64> = samples
+            .iter()
+            .filter(|s| s["replica"] == role)
+            .filter_map(|s| s[key].as_f64())
+            .collect();
         let quarter = (v.len() / 4).max(1);
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
         let early = mean(v.get(quarter..2 * quarter).unwrap_or(&v));
         let late = mean(v.get(v.len().saturating_sub(quarter)..).unwrap_or(&v));
         (early, late)
     };
-    let (early, late) = quarters("rss_bytes");
-    let (tasks_early, tasks_late) = quarters("tasks");
-    let (fds_early, fds_late) = quarters("fds");
+    let mut per_replica = serde_json::Map::new();
+    let mut summary = Vec::new();
+    for r in &mut replicas {
+        let (early, late) = quarters(r.role, "rss_bytes");
+        let (tasks_early, tasks_late) = quarters(r.role, "tasks");
+        let (fds_early, fds_late) = quarters(r.role, "fds");
+        let pending_max = samples
+            .iter()
+            .filter(|s| s["replica"] == r.role)
+            .filter_map(|s| s["writer_pending"].as_f64())
+            .fold(0.0, f64::max);
+        summary.push(format!(
+            "{} RSS {:.1} → {:.1} MiB, tasks {tasks_early:.0} → {tasks_late:.0}",
+            r.role,
+            early / 1048576.0,
+            late / 1048576.0
+        ));
+        per_replica.insert(
+            r.role.to_string(),
+            json!({
+                "rss_bytes_mean_second_quarter": early,
+                "rss_bytes_mean_last_quarter": late,
+                "rss_growth_ratio": late / early,
+                "tasks_mean_second_quarter": tasks_early,
+                "tasks_mean_last_quarter": tasks_late,
+                "fds_mean_second_quarter": fds_early,
+                "fds_mean_last_quarter": fds_late,
+                "writer_pending_max": pending_max,
+                "rss_bytes_peak": r.proc.rss()?.1,
+                "cpu_s": r.proc.cpu_seconds()?,
+                "alive": r.proc.alive(),
+                "longest_turn_during_1000_rule_reload_s": reload_turns.get(r.role),
+            }),
+        );
+    }
     let out = json!({
         "pods": n,
         "duration_s": a.duration,
@@ -265,28 +456,19 @@ pub async fn run(a: SoakArgs) -> Result<(), String> {
         "pods_unhealthy_at_end": unhealthy,
         "gates_wrong_at_end": wrong.len(),
         "wrong": wrong.iter().take(20).collect::<Vec<_>>(),
-        "rss_bytes_mean_second_quarter": early,
-        "rss_bytes_mean_last_quarter": late,
-        "rss_growth_ratio": late / early,
-        "tasks_mean_second_quarter": tasks_early,
-        "tasks_mean_last_quarter": tasks_late,
-        "fds_mean_second_quarter": fds_early,
-        "fds_mean_last_quarter": fds_late,
-        "rss_bytes_peak": pg.rss()?.1,
-        "cpu_s": pg.cpu_seconds()?,
-        "podgate_alive": pg.alive(),
+        "replicas": per_replica,
         "samples": samples,
     });
     let text = serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?;
     std::fs::write(&a.out, text + "\n").map_err(|e| format!("{}: {e}", a.out.display()))?;
     eprintln!(
-        "soak: {} gates wrong of {n}; RSS {:.1} → {:.1} MiB; tasks {tasks_early:.0} → {tasks_late:.0}; figures in {}",
+        "soak: {} gates wrong of {n}; {}; longest turn during a 1,000-rule reload (s): {}; figures in {}",
         wrong.len(),
-        early / 1048576.0,
-        late / 1048576.0,
+        summary.join("; "),
+        serde_json::Value::Object(reload_turns),
         a.out.display()
     );
-    drop(pg);
+    drop(replicas);
     kube::delete_all(&admin, &ns).await?;
     if !wrong.is_empty() {
         return Err(format!(
