@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use podgate::exposition::{Format, parse};
 
+use crate::support::exposition::{api_value, value_bits};
+
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/exposition");
 
 /// A sample reduced to what the expected files hold, with the value kept as f64 bits so
@@ -16,26 +18,6 @@ struct Row {
     name: String,
     labels: BTreeMap<String, String>,
     value_bits: u64,
-}
-
-fn bits(v: f64) -> u64 {
-    if v.is_nan() {
-        f64::NAN.to_bits()
-    } else {
-        v.to_bits()
-    }
-}
-
-/// Values as the Prometheus API prints them: "NaN", "+Inf", "-Inf" or a decimal.
-fn parse_expected_value(s: &str) -> f64 {
-    match s {
-        "NaN" => f64::NAN,
-        "+Inf" => f64::INFINITY,
-        "-Inf" => f64::NEG_INFINITY,
-        other => other
-            .parse()
-            .unwrap_or_else(|e| panic!("expected value {other:?}: {e}")),
-    }
 }
 
 fn expected_rows(path: &Path) -> Vec<Row> {
@@ -62,7 +44,7 @@ fn expected_rows(path: &Path) -> Vec<Row> {
             Row {
                 name: name.to_string(),
                 labels,
-                value_bits: bits(parse_expected_value(value)),
+                value_bits: value_bits(api_value(value)),
             }
         })
         .collect()
@@ -80,7 +62,7 @@ fn parsed_rows(path: &Path, format: Format) -> Vec<Row> {
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.into_owned()))
                     .collect(),
-                value_bits: bits(sample.value),
+                value_bits: value_bits(sample.value),
             }
         })
         .collect()
@@ -196,7 +178,7 @@ fn label_key(labels: &BTreeMap<String, String>) -> BTreeMap<String, String> {
         .iter()
         .map(|(k, v)| {
             let v = match v.parse::<f64>() {
-                Ok(f) if NORMALIZED_LABELS.contains(&k.as_str()) => format!("#{}", bits(f)),
+                Ok(f) if NORMALIZED_LABELS.contains(&k.as_str()) => format!("#{}", value_bits(f)),
                 _ => v.clone(),
             };
             (k.clone(), v)
@@ -214,7 +196,7 @@ fn prom3_row(
         name,
         key: label_key(&labels),
         labels,
-        value_bits: bits(value),
+        value_bits: value_bits(value),
         timestamp_ms: ts,
     }
 }
@@ -250,7 +232,7 @@ fn prom3_expected(path: &Path) -> Vec<Prom3Row> {
             prom3_row(
                 name.to_string(),
                 json_labels(path, entry),
-                parse_expected_value(value),
+                api_value(value),
                 entry["timestamp_ms"].as_i64(),
             )
         })
@@ -359,8 +341,8 @@ fn client_fixtures_parse_to_what_prometheus_3_ingested() {
                     json_labels(&exemplars_path, want)
                 );
                 assert_eq!(
-                    bits(exemplar.value),
-                    bits(parse_expected_value(
+                    value_bits(exemplar.value),
+                    value_bits(api_value(
                         want["value"].as_str().unwrap_or_default()
                     ))
                 );
