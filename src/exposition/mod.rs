@@ -14,6 +14,7 @@
 //! See `docs/exposition.md` for the accepted syntax in detail.
 
 mod float;
+mod float_form;
 mod labels;
 mod parser;
 mod sample;

@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 
 use super::float::{FloatError, parse_value};
-use super::labels::{Labels, unescape_help_text, unescape_label_value};
+use super::labels::{FloatLabel, Labels, unescape_help_text, unescape_label_value};
 use super::sample::{Exemplar, MetricType, Sample};
 use super::{Format, ParseError};
 
@@ -647,6 +647,7 @@ impl<'a> Parser<'a> {
         value: f64,
         timestamp_ms: Option<i64>,
     ) -> RawSample<'a> {
+        let labels = labels.with_float_label(self.float_label());
         match inner {
             Some(span) => RawSample {
                 name: self.slice(span.start, span.end),
@@ -662,6 +663,17 @@ impl<'a> Parser<'a> {
                 value,
                 timestamp_ms,
             },
+        }
+    }
+
+    /// Which label Prometheus 3 rewrites in float form in the samples that follow the last
+    /// `# TYPE` line.
+    #[inline]
+    fn float_label(&self) -> FloatLabel {
+        match self.family_type {
+            Some((_, MetricType::Histogram)) => FloatLabel::Le,
+            Some((_, MetricType::Summary)) => FloatLabel::Quantile,
+            _ => FloatLabel::None,
         }
     }
 
@@ -1012,6 +1024,9 @@ impl<'a> Parser<'a> {
         loop {
             let i = self.pos;
             match self.at(i) {
+                // An empty response is a scrape without samples in Prometheus (its scrape
+                // loop never hands it to the parser), whatever the format.
+                None if self.body.is_empty() => return Ok(None),
                 None => {
                     return Err(self.fail(
                         i,
@@ -1249,20 +1264,27 @@ impl<'a> Parser<'a> {
     }
 
     /// OpenMetrics timestamps are seconds as a float; Prometheus keeps `trunc(s * 1000)` ms.
+    /// NaN and infinite timestamps are errors, as in Prometheus; a finite one past the range
+    /// of i64 milliseconds is `i64::MIN`, the value Go's conversion (`int64(s * 1000)`) gives
+    /// it on amd64: a sample long before any storage's bounds, which Prometheus drops.
     fn om_timestamp(&self, start: usize, end: usize, name: Owner<'_>) -> Parsed<i64> {
         let token = self.slice(start, end);
         let seconds = parse_value(token)
             .map_err(|e| self.value_error(start, token, &format!("timestamp of {name}"), e))?;
-        let ms = (seconds * 1000.0).trunc();
-        // i64::MIN is exactly -2^63; anything at or past ±2^63 does not fit. NaN fails both.
-        const LIMIT: f64 = 9_223_372_036_854_775_808.0;
-        if !(-LIMIT..LIMIT).contains(&ms) {
+        if !seconds.is_finite() {
             return Err(self.fail(
                 start,
-                format!("timestamp {token:?} of {name} is not a finite time in range"),
+                format!("timestamp {token:?} of {name} is not a finite time"),
             ));
         }
-        Ok(ms as i64)
+        let ms = (seconds * 1000.0).trunc();
+        // i64::MIN is exactly -2^63; anything at or past ±2^63 does not fit.
+        const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+        if (-LIMIT..LIMIT).contains(&ms) {
+            Ok(ms as i64)
+        } else {
+            Ok(i64::MIN)
+        }
     }
 
     /// The label set opening at `open` with OpenMetrics rules: no blanks, a comma between
