@@ -353,42 +353,116 @@ impl<const N: usize> fmt::Write for ArrayString<N> {
 /// `raw` as Prometheus 3 stores an `le` or `quantile` label value: `None` when it already is
 /// that (or is not a number, which Prometheus keeps as written), else the rewritten value.
 pub(crate) fn openmetrics_float_form(raw: &str) -> Option<String> {
-    if is_openmetrics_float_form(raw) {
-        return None;
+    match quick_form(raw) {
+        QuickForm::Canonical => None,
+        QuickForm::Integer => {
+            let mut out = String::with_capacity(raw.len() + 2);
+            out.push_str(raw);
+            out.push_str(".0");
+            Some(out)
+        }
+        QuickForm::Unknown => {
+            let v = parse_go_float(raw)?;
+            let mut out = ArrayString::<40>::default();
+            write_openmetrics_float(&mut out, v).ok()?;
+            (out.as_str() != raw).then(|| out.as_str().to_string())
+        }
     }
-    let v = parse_go_float(raw)?;
-    let mut out = ArrayString::<40>::default();
-    write_openmetrics_float(&mut out, v).ok()?;
-    (out.as_str() != raw).then(|| out.as_str().to_string())
 }
 
-/// A quick yes for the spellings clients write that are already in OpenMetrics form:
-/// `+Inf`, and plain decimals with a fraction (`0.005`, `2.5`, `1.0`, `100000.0`) whose
-/// digits are the shortest (at most 15 significant digits, so they read back exactly, and
-/// no trailing zero other than a lone `.0`) and whose size Go writes without an exponent.
-/// Anything else goes the long way.
-fn is_openmetrics_float_form(raw: &str) -> bool {
-    if raw == "+Inf" {
-        return true;
+/// What a look at the spelling alone tells about a value, without parsing it.
+#[derive(Debug, PartialEq, Eq)]
+enum QuickForm {
+    /// Already in OpenMetrics form.
+    Canonical,
+    /// An integer Go writes without exponent (up to six digits, no leading zero, not `-0`):
+    /// its form is the same digits and `.0`.
+    Integer,
+    /// Anything else: parse and format.
+    Unknown,
+}
+
+/// The spellings clients write are told apart quickly, in one pass over the bytes: `+Inf`;
+/// plain decimals with a fraction (`0.005`, `2.5`, `1.0`, `100000.0`) or in exponent form
+/// (`6.5536e+06`, `1e-05`) whose digits are the shortest (at most 15 significant digits of a
+/// normal f64, so they read back exactly; no trailing zero other than a lone `.0`) and whose
+/// size Go writes in that form; and integers.
+fn quick_form(raw: &str) -> QuickForm {
+    let b = raw.as_bytes();
+    if b == b"+Inf" {
+        return QuickForm::Canonical;
     }
-    let unsigned = raw.strip_prefix('-').unwrap_or(raw);
-    let Some((int, frac)) = unsigned.split_once('.') else {
-        return false;
+    let digits_from = |mut i: usize| {
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        i
     };
-    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
-    if !all_digits(int) || !all_digits(frac) || (int.len() > 1 && int.starts_with('0')) {
+    let start = usize::from(b.first() == Some(&b'-'));
+    let int_end = digits_from(start);
+    let int_len = int_end - start;
+    let leading_zero = b.get(start) == Some(&b'0');
+    if int_len == 0 {
+        return QuickForm::Unknown;
+    }
+    let (frac_start, frac_end) = match b.get(int_end) {
+        None if int_len <= 6 && (!leading_zero || raw == "0") => return QuickForm::Integer,
+        None => return QuickForm::Unknown,
+        Some(b'.') => (int_end + 1, digits_from(int_end + 1)),
+        Some(b'e') => (int_end, int_end),
+        Some(_) => return QuickForm::Unknown,
+    };
+    let frac = b.get(frac_start..frac_end).unwrap_or_default();
+    let canonical = match b.get(frac_end) {
+        Some(b'e') => {
+            let mantissa_ok = int_len == 1
+                && !leading_zero
+                // `1e+06`, or `1.5e+06`; never `1.e+06`.
+                && (frac_start == int_end || (!frac.is_empty() && frac.len() <= 14))
+                && frac.last() != Some(&b'0');
+            mantissa_ok && is_exponent(b.get(frac_end + 1..).unwrap_or_default())
+        }
+        Some(_) => false,
+        None if frac.is_empty() => false,
+        // 0.000ddd: at most three zeros after the point (exponent -4), then the digits.
+        None if int_len == 1 && leading_zero => {
+            let zeros = frac.iter().take_while(|&&c| c == b'0').count();
+            let digits = frac.len() - zeros;
+            zeros <= 3 && digits > 0 && digits <= 15 && frac.last() != Some(&b'0')
+        }
+        None if leading_zero || int_len > 6 => false,
+        // An integer: up to six digits (exponent 5).
+        None if frac == b"0" => true,
+        None => int_len + frac.len() <= 15 && frac.last() != Some(&b'0'),
+    };
+    if canonical {
+        QuickForm::Canonical
+    } else {
+        QuickForm::Unknown
+    }
+}
+
+/// Whether `exp` (after the `e`) is an exponent as Go's `%e` writes it, signed and of at
+/// least two digits, for a number it writes in that form (below -4 or above 5) and that is
+/// a normal f64.
+fn is_exponent(exp: &[u8]) -> bool {
+    let (negative, digits) = match exp.split_first() {
+        Some((b'+', digits)) => (false, digits),
+        Some((b'-', digits)) => (true, digits),
+        _ => return false,
+    };
+    let well_formed = digits.iter().all(u8::is_ascii_digit)
+        && (digits.len() == 2 || (digits.len() == 3 && digits.first() != Some(&b'0')));
+    if !well_formed {
         return false;
     }
-    if int == "0" {
-        // 0.000ddd: at most three zeros after the point (exponent -4), then the digits.
-        let zeros = frac.bytes().take_while(|&c| c == b'0').count();
-        let digits = frac.len() - zeros;
-        zeros <= 3 && digits > 0 && digits <= 15 && !frac.ends_with('0')
-    } else if frac == "0" {
-        // An integer: up to six digits (exponent 5) and at most 15 significant ones.
-        int.len() <= 6
+    let value = digits
+        .iter()
+        .fold(0i32, |acc, &c| acc * 10 + i32::from(c - b'0'));
+    if negative {
+        (5..=307).contains(&value)
     } else {
-        int.len() <= 6 && int.len() + frac.len() <= 15 && !frac.ends_with('0')
+        (6..=308).contains(&value)
     }
 }
 
@@ -419,30 +493,69 @@ mod tests {
     }
 
     #[test]
-    fn the_quick_check_agrees_with_the_long_way() {
+    fn the_quick_look_agrees_with_the_long_way() {
+        let long_way = |input: &str| {
+            let mut out = ArrayString::<40>::default();
+            let v = parse_go_float(input).unwrap_or(f64::NAN);
+            write_openmetrics_float(&mut out, v).unwrap_or_default();
+            out.as_str().to_string()
+        };
         for line in GO_OPENMETRICS_FLOAT.lines() {
             let [input, _]: [String; 2] = serde_json::from_str(line).unwrap_or_default();
-            if is_openmetrics_float_form(&input) {
-                let mut long = ArrayString::<40>::default();
-                let v = parse_go_float(&input).unwrap_or(f64::NAN);
-                write_openmetrics_float(&mut long, v).unwrap_or_default();
-                assert_eq!(long.as_str(), input, "quick yes for {input:?}");
+            match quick_form(&input) {
+                QuickForm::Canonical => assert_eq!(long_way(&input), input, "{input:?}"),
+                QuickForm::Integer => {
+                    assert_eq!(long_way(&input), format!("{input}.0"), "{input:?}")
+                }
+                QuickForm::Unknown => {}
             }
         }
-        for form in ["0.005", "2.5", "1.0", "100000.0", "0.0001", "-1.0", "+Inf"] {
-            assert!(is_openmetrics_float_form(form), "{form}");
+        for form in [
+            "0.005",
+            "2.5",
+            "1.0",
+            "100000.0",
+            "0.0001",
+            "-1.0",
+            "+Inf",
+            "1e+06",
+            "1e-05",
+            "6.5536e+06",
+            "-2.5e-100",
+            "1e+308",
+        ] {
+            assert_eq!(quick_form(form), QuickForm::Canonical, "{form}");
+        }
+        for integer in ["0", "1", "-1", "64", "999999"] {
+            assert_eq!(quick_form(integer), QuickForm::Integer, "{integer}");
         }
         for other in [
-            "1",
             "0.0",
             "-0.0",
+            "-0",
             "2.50",
             "01.0",
+            "01",
+            "1000000",
             "1000000.0",
             "0.00001",
-            "1e+06",
+            "1e6",
+            "1e+6",
+            "1.0e+06",
+            "1.e+06",
+            "1e+006",
+            "1e+05",
+            "1e-04",
+            "1e-320",
+            "0e+10",
+            "1_0",
+            "12e+06",
+            "1.5e+06x",
+            "0.5e-05",
+            "0x1p0",
+            "",
         ] {
-            assert!(!is_openmetrics_float_form(other), "{other}");
+            assert_eq!(quick_form(other), QuickForm::Unknown, "{other}");
         }
     }
 

@@ -24,7 +24,9 @@ use super::float_form::openmetrics_float_form;
 pub struct Labels<'a> {
     /// The validated text between `{` and `}`.
     raw: &'a str,
-    len: usize,
+    /// 32 bits, so that with `float_label` the whole is no larger than a slice and a
+    /// `usize` (samples are moved by value on the hot path).
+    len: u32,
     float_label: FloatLabel,
 }
 
@@ -65,7 +67,7 @@ impl<'a> Labels<'a> {
     pub(crate) fn from_validated(raw: &'a str, len: usize) -> Labels<'a> {
         Labels {
             raw,
-            len,
+            len: u32::try_from(len).unwrap_or(u32::MAX),
             float_label: FloatLabel::None,
         }
     }
@@ -94,7 +96,7 @@ impl<'a> Labels<'a> {
 
     /// The number of labels (those with a non-empty value).
     pub fn len(&self) -> usize {
-        self.len
+        self.len as usize
     }
 
     /// True when the sample has no labels.
@@ -215,6 +217,11 @@ impl<'a> LabelsIter<'a> {
             let mut i = 0;
             while matches!(at(i), Some(b' ' | b'\t' | b',')) {
                 i += 1;
+            }
+            if i >= b.len() {
+                // The end of the label set: the usual way out, decided here.
+                self.rest = "";
+                return None;
             }
             let mut name_start = i;
             while at(i).is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_') {
