@@ -193,15 +193,23 @@ fn le_and_quantile_values_already_in_float_form_are_not_copied() {
         );
     }
     // A value Prometheus 3 rewrites (`le="1"` is stored as `le="1.0"`) is copied when read.
-    let body = "# TYPE h histogram\nh_bucket{le=\"1\"} 1\n";
+    assert_eq!(
+        read_label("# TYPE h histogram\nh_bucket{le=\"1\"} 1\n", "le"),
+        (1, Some("1.0".to_string()))
+    );
+}
+
+/// Reads `label` of the one sample of the text body `body`: the allocations reading it made,
+/// and its value.
+fn read_label(body: &str, label: &str) -> (usize, Option<String>) {
     let sample = parse(body, Format::Text)
         .next()
         .and_then(Result::ok)
         .expect("one sample");
     let before = allocations();
-    let value = sample.labels.get("le");
-    assert_eq!(allocations() - before, 1);
-    assert_eq!(value.as_deref(), Some("1.0"));
+    let value = sample.labels.get(label);
+    let made = allocations() - before;
+    (made, value.map(|v| v.into_owned()))
 }
 
 #[test]
@@ -211,14 +219,9 @@ fn the_counter_sees_allocations() {
     let v: Vec<u64> = std::hint::black_box((0..100).collect());
     assert!(allocations() > before);
     // An escaped value is copied when read: one allocation per read.
-    let body = "m{a=\"with \\\"escape\\\"\"} 1\n";
-    let sample = parse(body, Format::Text)
-        .next()
-        .and_then(Result::ok)
-        .expect("one sample");
-    let before = allocations();
-    let value = sample.labels.get("a");
-    assert_eq!(allocations() - before, 1);
-    assert_eq!(value.as_deref(), Some("with \"escape\""));
+    assert_eq!(
+        read_label("m{a=\"with \\\"escape\\\"\"} 1\n", "a"),
+        (1, Some("with \"escape\"".to_string()))
+    );
     drop(v);
 }
