@@ -139,6 +139,79 @@ fn allocations_do_not_grow_with_the_number_of_samples() {
     }
 }
 
+/// `series` histogram buckets and summary quantiles whose `le` and `quantile` values are
+/// already in the OpenMetrics float form Prometheus 3 stores (as client_golang's OpenMetrics
+/// output and the Python client write them), so reading them copies nothing.
+fn float_label_body(series: usize, format: Format) -> String {
+    const BOUNDS: [&str; 8] = [
+        "0.005", "0.05", "0.25", "1.0", "2.5", "10.0", "1e+06", "+Inf",
+    ];
+    const QUANTILES: [&str; 2] = ["0.5", "0.99"];
+    let mut out = String::new();
+    let mut written = 0;
+    for family in 0.. {
+        let _ = writeln!(out, "# TYPE latency_{family}_seconds histogram");
+        for (i, le) in BOUNDS.iter().enumerate().take(series - written) {
+            let _ = writeln!(
+                out,
+                "latency_{family}_seconds_bucket{{code=\"200\",le=\"{le}\"}} {i}"
+            );
+        }
+        written += BOUNDS.len().min(series - written);
+        if written == series {
+            break;
+        }
+        let _ = writeln!(out, "# TYPE rpc_{family}_seconds summary");
+        for q in QUANTILES.iter().take(series - written) {
+            let _ = writeln!(
+                out,
+                "rpc_{family}_seconds{{code=\"200\",quantile=\"{q}\"}} 0.1"
+            );
+        }
+        written += QUANTILES.len().min(series - written);
+        if written == series {
+            break;
+        }
+    }
+    if format == Format::OpenMetrics {
+        out.push_str("# EOF\n");
+    }
+    out
+}
+
+#[test]
+fn le_and_quantile_values_already_in_float_form_are_not_copied() {
+    for format in [Format::Text, Format::OpenMetrics] {
+        let (small_allocs, small_samples) =
+            count_allocations(&float_label_body(100, format), format);
+        let (large_allocs, large_samples) =
+            count_allocations(&float_label_body(10_000, format), format);
+        assert_eq!((small_samples, large_samples), (100, 10_000));
+        assert_eq!(
+            small_allocs, large_allocs,
+            "{format:?}: allocations grow with the number of samples"
+        );
+    }
+    // A value Prometheus 3 rewrites (`le="1"` is stored as `le="1.0"`) is copied when read.
+    assert_eq!(
+        read_label("# TYPE h histogram\nh_bucket{le=\"1\"} 1\n", "le"),
+        (1, Some("1.0".to_string()))
+    );
+}
+
+/// Reads `label` of the one sample of the text body `body`: the allocations reading it made,
+/// and its value.
+fn read_label(body: &str, label: &str) -> (usize, Option<String>) {
+    let sample = parse(body, Format::Text)
+        .next()
+        .and_then(Result::ok)
+        .expect("one sample");
+    let before = allocations();
+    let value = sample.labels.get(label);
+    let made = allocations() - before;
+    (made, value.map(|v| v.into_owned()))
+}
+
 #[test]
 fn the_counter_sees_allocations() {
     // Guards the test above against a counter that never counts.
@@ -146,14 +219,9 @@ fn the_counter_sees_allocations() {
     let v: Vec<u64> = std::hint::black_box((0..100).collect());
     assert!(allocations() > before);
     // An escaped value is copied when read: one allocation per read.
-    let body = "m{a=\"with \\\"escape\\\"\"} 1\n";
-    let sample = parse(body, Format::Text)
-        .next()
-        .and_then(Result::ok)
-        .expect("one sample");
-    let before = allocations();
-    let value = sample.labels.get("a");
-    assert_eq!(allocations() - before, 1);
-    assert_eq!(value.as_deref(), Some("with \"escape\""));
+    assert_eq!(
+        read_label("m{a=\"with \\\"escape\\\"\"} 1\n", "a"),
+        (1, Some("with \"escape\"".to_string()))
+    );
     drop(v);
 }

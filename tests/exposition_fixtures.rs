@@ -1,5 +1,7 @@
-//! Every real exposition body in the shared fixtures parses to exactly the samples a
-//! Prometheus 2.42 server ingested from it (`expected/<file>.json`).
+//! Every real exposition body in the shared fixtures parses to the samples a Prometheus 2.42
+//! server ingested from it (`expected/<file>.json`), with `le` and `quantile` values in the
+//! form Prometheus 3 stores (2.42 kept them as written); and every real-client body in
+//! `tests/fixtures/exposition` parses to exactly what a Prometheus 3.16 server ingested.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -7,10 +9,13 @@ use std::path::{Path, PathBuf};
 
 use podgate::exposition::{Format, parse};
 
+use crate::support::exposition::{api_value, value_bits};
+
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/exposition");
 
 /// A sample reduced to what the expected files hold, with the value kept as f64 bits so
-/// that samples can be compared and sorted (NaN has a canonical form here).
+/// that samples can be compared and sorted (NaN has a canonical form here), and `le` and
+/// `quantile` values as numbers ([`label_key`]).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Row {
     name: String,
@@ -18,24 +23,24 @@ struct Row {
     value_bits: u64,
 }
 
-fn bits(v: f64) -> u64 {
-    if v.is_nan() {
-        f64::NAN.to_bits()
-    } else {
-        v.to_bits()
-    }
-}
+/// The labels whose values Prometheus 3 stores in OpenMetrics float form on histograms
+/// (`le`) and summaries (`quantile`), as podgate reads them: `le="1"` is `le="1.0"`.
+/// Prometheus 2.42 kept them as written.
+const FLOAT_FORM_LABELS: [&str; 2] = ["le", "quantile"];
 
-/// Values as the Prometheus API prints them: "NaN", "+Inf", "-Inf" or a decimal.
-fn parse_expected_value(s: &str) -> f64 {
-    match s {
-        "NaN" => f64::NAN,
-        "+Inf" => f64::INFINITY,
-        "-Inf" => f64::NEG_INFINITY,
-        other => other
-            .parse()
-            .unwrap_or_else(|e| panic!("expected value {other:?}: {e}")),
-    }
+/// `labels` with `le` and `quantile` values replaced by their number, so that a spelling of
+/// Prometheus 2.42 (`1`) matches the same number in Prometheus 3's (`1.0`).
+fn label_key(labels: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    labels
+        .into_iter()
+        .map(|(k, v)| {
+            let v = match v.parse::<f64>() {
+                Ok(f) if FLOAT_FORM_LABELS.contains(&k.as_str()) => format!("#{}", value_bits(f)),
+                _ => v,
+            };
+            (k, v)
+        })
+        .collect()
 }
 
 fn expected_rows(path: &Path) -> Vec<Row> {
@@ -61,8 +66,8 @@ fn expected_rows(path: &Path) -> Vec<Row> {
                 .unwrap_or_else(|| panic!("{}: entry without value: {entry}", path.display()));
             Row {
                 name: name.to_string(),
-                labels,
-                value_bits: bits(parse_expected_value(value)),
+                labels: label_key(labels),
+                value_bits: value_bits(api_value(value)),
             }
         })
         .collect()
@@ -75,12 +80,14 @@ fn parsed_rows(path: &Path, format: Format) -> Vec<Row> {
             let sample = item.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             Row {
                 name: sample.name.to_string(),
-                labels: sample
-                    .labels
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.into_owned()))
-                    .collect(),
-                value_bits: bits(sample.value),
+                labels: label_key(
+                    sample
+                        .labels
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.into_owned()))
+                        .collect(),
+                ),
+                value_bits: value_bits(sample.value),
             }
         })
         .collect()
@@ -162,46 +169,13 @@ fn every_fixture_parses_to_what_prometheus_ingested() {
 /// body.
 const CLIENT_FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/exposition");
 
-/// Labels whose values Prometheus 3 rewrites into OpenMetrics float form on histograms (`le`)
-/// and summaries (`quantile`): `le="1"` is stored as `le="1.0"`. podgate keeps the value as
-/// written. Rows are matched on the number; the spellings that differ are listed per fixture
-/// below, so any other difference fails.
-const NORMALIZED_LABELS: [&str; 2] = ["le", "quantile"];
-
-/// (metric name, label, podgate's value, Prometheus 3's value).
-type SpellingDifference = (&'static str, &'static str, &'static str, &'static str);
-
-/// The label-value spellings that differ from Prometheus 3, per fixture.
-const KNOWN_SPELLING_DIFFERENCES: &[(&str, &[SpellingDifference])] = &[
-    (
-        "client_golang_utf8.prom",
-        &[("http.server.duration_bucket", "le", "1", "1.0")],
-    ),
-    ("client_golang_utf8.openmetrics", &[]),
-];
-
+/// A sample as Prometheus 3 stored it: labels exactly, `le` and `quantile` included.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Prom3Row {
     name: String,
-    /// Labels with `le`/`quantile` values as f64 bits, so that `1` and `1.0` match.
-    key: BTreeMap<String, String>,
-    /// The labels as written.
     labels: BTreeMap<String, String>,
     value_bits: u64,
     timestamp_ms: Option<i64>,
-}
-
-fn label_key(labels: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    labels
-        .iter()
-        .map(|(k, v)| {
-            let v = match v.parse::<f64>() {
-                Ok(f) if NORMALIZED_LABELS.contains(&k.as_str()) => format!("#{}", bits(f)),
-                _ => v.clone(),
-            };
-            (k.clone(), v)
-        })
-        .collect()
 }
 
 fn prom3_row(
@@ -212,9 +186,8 @@ fn prom3_row(
 ) -> Prom3Row {
     Prom3Row {
         name,
-        key: label_key(&labels),
         labels,
-        value_bits: bits(value),
+        value_bits: value_bits(value),
         timestamp_ms: ts,
     }
 }
@@ -250,7 +223,7 @@ fn prom3_expected(path: &Path) -> Vec<Prom3Row> {
             prom3_row(
                 name.to_string(),
                 json_labels(path, entry),
-                parse_expected_value(value),
+                api_value(value),
                 entry["timestamp_ms"].as_i64(),
             )
         })
@@ -346,7 +319,7 @@ fn client_fixtures_parse_to_what_prometheus_3_ingested() {
                     .iter()
                     .find(|e| {
                         e["series"]["name"].as_str() == Some(&*sample.name)
-                            && label_key(&json_labels(&exemplars_path, &e["series"])) == row.key
+                            && json_labels(&exemplars_path, &e["series"]) == row.labels
                     })
                     .unwrap_or_else(|| {
                         panic!(
@@ -359,10 +332,8 @@ fn client_fixtures_parse_to_what_prometheus_3_ingested() {
                     json_labels(&exemplars_path, want)
                 );
                 assert_eq!(
-                    bits(exemplar.value),
-                    bits(parse_expected_value(
-                        want["value"].as_str().unwrap_or_default()
-                    ))
+                    value_bits(exemplar.value),
+                    value_bits(api_value(want["value"].as_str().unwrap_or_default()))
                 );
                 assert_eq!(exemplar.timestamp_ms, want["timestamp_ms"].as_i64());
                 exemplars_seen += 1;
@@ -379,35 +350,11 @@ fn client_fixtures_parse_to_what_prometheus_3_ingested() {
             expected.len(),
             "{file_name}: sample count differs"
         );
-        expected.sort_by(|a, b| (&a.name, &a.key).cmp(&(&b.name, &b.key)));
-        got.sort_by(|a, b| (&a.name, &a.key).cmp(&(&b.name, &b.key)));
-        let mut differences = Vec::new();
+        expected.sort();
+        got.sort();
         for (g, e) in got.iter().zip(&expected) {
-            assert_eq!(
-                (&g.name, &g.key, g.value_bits, g.timestamp_ms),
-                (&e.name, &e.key, e.value_bits, e.timestamp_ms),
-                "{file_name}: sample differs"
-            );
-            for label in NORMALIZED_LABELS {
-                if let (Some(ours), Some(theirs)) = (g.labels.get(label), e.labels.get(label))
-                    && ours != theirs
-                {
-                    differences.push((g.name.clone(), label, ours.clone(), theirs.clone()));
-                }
-            }
+            assert_eq!(g, e, "{file_name}: sample differs");
         }
-        differences.sort();
-        differences.dedup();
-        let known: Vec<(String, &str, String, String)> = KNOWN_SPELLING_DIFFERENCES
-            .iter()
-            .find(|(f, _)| *f == file_name)
-            .map(|(_, list)| {
-                list.iter()
-                    .map(|(n, l, o, t)| (n.to_string(), *l, o.to_string(), t.to_string()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        assert_eq!(differences, known, "{file_name}: le/quantile spellings");
         ingested += 1;
     }
     assert!(

@@ -7,6 +7,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use super::float_form::openmetrics_float_form;
+
 /// The labels of one sample (the metric name is not among them), in exposition order.
 ///
 /// Values are unescaped the way Prometheus does it: `\\` → `\`, `\"` → `"`, `\n` → newline;
@@ -14,26 +16,77 @@ use std::fmt;
 /// are unescaped the same way. A label written with an empty value is left out, as Prometheus
 /// leaves it out: in its data model an empty value is the same as no label. A metric name
 /// written inside the braces (`{"http.server.duration", ...}`) is not a label.
+///
+/// After a `# TYPE ... histogram` line the value of `le`, and after `# TYPE ... summary` the
+/// value of `quantile`, is read in the OpenMetrics float form Prometheus 3 stores: `le="1"`
+/// is `le="1.0"`, `le="1e6"` is `le="1e+06"` (a value that is not a number stays as written).
 #[derive(Clone, Copy, Default)]
 pub struct Labels<'a> {
     /// The validated text between `{` and `}`.
     raw: &'a str,
-    len: usize,
+    /// 32 bits, so that with `float_label` the whole is no larger than a slice and a
+    /// `usize` (samples are moved by value on the hot path).
+    len: u32,
+    float_label: FloatLabel,
+}
+
+/// The label whose value Prometheus 3 rewrites in OpenMetrics float form
+/// (`normalizeFloatsInLabelValues` in its `model/textparse`). It goes by the type of the last
+/// `# TYPE` line, whichever family the sample belongs to, as Prometheus's parsers do.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum FloatLabel {
+    #[default]
+    None,
+    /// `le`, after `# TYPE <name> histogram` (not `gaugehistogram`).
+    Le,
+    /// `quantile`, after `# TYPE <name> summary`.
+    Quantile,
+}
+
+impl FloatLabel {
+    #[inline]
+    fn name(self) -> Option<&'static str> {
+        match self {
+            FloatLabel::None => None,
+            FloatLabel::Le => Some("le"),
+            FloatLabel::Quantile => Some("quantile"),
+        }
+    }
 }
 
 impl<'a> Labels<'a> {
     /// A label set without labels.
-    pub const EMPTY: Labels<'static> = Labels { raw: "", len: 0 };
+    pub const EMPTY: Labels<'static> = Labels {
+        raw: "",
+        len: 0,
+        float_label: FloatLabel::None,
+    };
 
     /// `raw` must already be validated by the parser; `len` is its number of labels with a
     /// non-empty value.
     pub(crate) fn from_validated(raw: &'a str, len: usize) -> Labels<'a> {
-        Labels { raw, len }
+        Labels {
+            raw,
+            len: u32::try_from(len).unwrap_or(u32::MAX),
+            float_label: FloatLabel::None,
+        }
+    }
+
+    /// The same labels, with `label`'s value read in OpenMetrics float form.
+    #[inline]
+    pub(crate) fn with_float_label(self, label: FloatLabel) -> Labels<'a> {
+        Labels {
+            float_label: label,
+            ..self
+        }
     }
 
     /// Iterates over `(name, value)` pairs in exposition order.
     pub fn iter(&self) -> LabelsIter<'a> {
-        LabelsIter { rest: self.raw }
+        LabelsIter {
+            rest: self.raw,
+            float_label: self.float_label,
+        }
     }
 
     /// The value of label `name`, if the sample has it.
@@ -43,7 +96,7 @@ impl<'a> Labels<'a> {
 
     /// The number of labels (those with a non-empty value).
     pub fn len(&self) -> usize {
-        self.len
+        self.len as usize
     }
 
     /// True when the sample has no labels.
@@ -108,6 +161,7 @@ impl<'a> IntoIterator for &Labels<'a> {
 #[derive(Clone)]
 pub struct LabelsIter<'a> {
     rest: &'a str,
+    float_label: FloatLabel,
 }
 
 impl<'a> Iterator for LabelsIter<'a> {
@@ -119,11 +173,24 @@ impl<'a> Iterator for LabelsIter<'a> {
             if raw_value.is_empty() {
                 continue;
             }
-            return Some((
-                unescaped(name, name_escaped),
-                unescaped(raw_value, value_escaped),
-            ));
+            let name = unescaped(name, name_escaped);
+            let value = unescaped(raw_value, value_escaped);
+            let value = match self.float_label.name() {
+                Some(label) if name == label => float_form(value),
+                _ => value,
+            };
+            return Some((name, value));
         }
+    }
+}
+
+/// An `le` or `quantile` value in OpenMetrics float form; copied only when that differs from
+/// what was written.
+#[inline]
+fn float_form(value: Cow<'_, str>) -> Cow<'_, str> {
+    match openmetrics_float_form(&value) {
+        Some(form) => Cow::Owned(form),
+        None => value,
     }
 }
 
@@ -150,6 +217,11 @@ impl<'a> LabelsIter<'a> {
             let mut i = 0;
             while matches!(at(i), Some(b' ' | b'\t' | b',')) {
                 i += 1;
+            }
+            if i >= b.len() {
+                // The end of the label set: the usual way out, decided here.
+                self.rest = "";
+                return None;
             }
             let mut name_start = i;
             while at(i).is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_') {

@@ -2,18 +2,22 @@
 //!
 //! [`parse`] returns an iterator of [`Sample`]s borrowed from the body. It accepts what a
 //! Prometheus server accepts when it scrapes a target, rule for rule (Prometheus 2.42, plus
-//! the quoted UTF-8 metric and label names of Prometheus 3), and nothing it rejects: every
-//! line it cannot read is a [`ParseError`] naming the 1-based line and what
-//! was wrong, never a skipped or altered sample. After an error the iterator ends. A body that
-//! fails to parse must be rejected as a whole, as Prometheus fails the whole scrape.
+//! what Prometheus 3 reads: quoted UTF-8 names, `le`/`quantile` values in float form; checked
+//! against Prometheus 3.16 on the OpenMetrics parser suite), and nothing it rejects: every line
+//! it cannot read is a [`ParseError`] naming the 1-based line and what was wrong, never a
+//! skipped sample or one Prometheus would read otherwise. After an error the iterator ends. A
+//! body that fails to parse must be rejected as a whole, as Prometheus fails the whole scrape.
 //!
 //! Parsing does not allocate per sample: names, label names and label values are slices of
 //! the body. [`Labels`] keeps the validated text of a label set and reads it on demand; only
-//! a label value or quoted name containing an escape sequence is copied (a `Cow::Owned`).
+//! a label value or quoted name containing an escape sequence is copied (a `Cow::Owned`), and
+//! an `le` or `quantile` value that Prometheus 3 stores in another spelling (`le="1"` is
+//! stored as `le="1.0"`, and read so here).
 //!
 //! See `docs/exposition.md` for the accepted syntax in detail.
 
 mod float;
+mod float_form;
 mod labels;
 mod parser;
 mod sample;

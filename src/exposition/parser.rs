@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 
 use super::float::{FloatError, parse_value};
-use super::labels::{Labels, unescape_help_text, unescape_label_value};
+use super::labels::{FloatLabel, Labels, unescape_help_text, unescape_label_value};
 use super::sample::{Exemplar, MetricType, Sample};
 use super::{Format, ParseError};
 
@@ -33,6 +33,9 @@ pub struct Parser<'a> {
     /// The last `# TYPE`: family name and type.
     /// (Family names are kept as spans of the body and unescaped when asked for.)
     family_type: Option<(NameSpan, MetricType)>,
+    /// The label Prometheus 3 rewrites in float form after that `# TYPE` line; kept apart
+    /// so that each sample copies it instead of looking at the type.
+    float_label: FloatLabel,
     /// The last `# HELP`: family name and the text as written (escaped).
     help: Option<(NameSpan, &'a str)>,
     /// The last `# UNIT` (OpenMetrics): family name and unit.
@@ -208,14 +211,28 @@ fn quoting_hint(c: Option<u8>, what: &str) -> String {
 /// so naming it costs nothing on the hot path.
 #[derive(Clone, Copy)]
 enum Owner<'n> {
+    /// A sample whose metric name stands before the braces.
     Sample(&'n str),
+    /// A sample whose line starts with `{` (its name is quoted inside the braces).
+    BracesFirst,
     Exemplar(&'n str),
+}
+
+impl<'n> Owner<'n> {
+    /// The metric name before the braces of a sample.
+    fn outer(self) -> Option<&'n str> {
+        match self {
+            Owner::Sample(name) => Some(name),
+            Owner::BracesFirst | Owner::Exemplar(_) => None,
+        }
+    }
 }
 
 impl std::fmt::Display for Owner<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Owner::Sample(name) => f.write_str(name),
+            Owner::BracesFirst => f.write_str("the sample"),
             Owner::Exemplar(name) => write!(f, "the exemplar of {name}"),
         }
     }
@@ -258,6 +275,7 @@ impl<'a> Parser<'a> {
             escaped_names: false,
             inner_name: None,
             family_type: None,
+            float_label: FloatLabel::None,
             help: None,
             unit: None,
             exemplar: None,
@@ -528,7 +546,7 @@ impl<'a> Parser<'a> {
                         ));
                     }
                 };
-                self.family_type = Some((name, t));
+                self.set_family_type(name, t);
             }
             Keyword::Help => self.help = Some((name, text)),
             // The text format has no UNIT line; only HELP and TYPE get here.
@@ -638,7 +656,7 @@ impl<'a> Parser<'a> {
     }
 
     /// The sample, named by the quoted name inside its braces when there is one.
-    #[inline]
+    #[inline(always)]
     fn raw_sample(
         &self,
         inner: Option<NameSpan>,
@@ -647,6 +665,7 @@ impl<'a> Parser<'a> {
         value: f64,
         timestamp_ms: Option<i64>,
     ) -> RawSample<'a> {
+        let labels = labels.with_float_label(self.float_label);
         match inner {
             Some(span) => RawSample {
                 name: self.slice(span.start, span.end),
@@ -663,6 +682,17 @@ impl<'a> Parser<'a> {
                 timestamp_ms,
             },
         }
+    }
+
+    /// Records a `# TYPE` line, and which label Prometheus 3 rewrites in float form in the
+    /// samples that follow it.
+    fn set_family_type(&mut self, name: NameSpan, t: MetricType) {
+        self.family_type = Some((name, t));
+        self.float_label = match t {
+            MetricType::Histogram => FloatLabel::Le,
+            MetricType::Summary => FloatLabel::Quantile,
+            _ => FloatLabel::None,
+        };
     }
 
     /// The error for a sample without a metric name (`{a="1"} 1`, `{} 1`).
@@ -945,12 +975,20 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
+    /// The duplicate checks left after each name was compared with the earlier ones: none
+    /// for the usual small label set of plain names (inline, so that costs one branch).
+    #[inline(always)]
     fn check_many_label_names(&mut self) -> Parsed<()> {
+        if !self.escaped_names && self.names.len() <= LINEAR_DUPLICATE_CHECK {
+            return Ok(());
+        }
+        self.check_label_names_further()
+    }
+
+    #[cold]
+    fn check_label_names_further(&mut self) -> Parsed<()> {
         if self.escaped_names {
             return self.check_unescaped_label_names();
-        }
-        if self.names.len() <= LINEAR_DUPLICATE_CHECK {
-            return Ok(());
         }
         let b = self.body.as_bytes();
         let name = |&(s, e): &(usize, usize)| b.get(s..e).unwrap_or_default();
@@ -1012,6 +1050,9 @@ impl<'a> Parser<'a> {
         loop {
             let i = self.pos;
             match self.at(i) {
+                // An empty response is a scrape without samples in Prometheus (its scrape
+                // loop never hands it to the parser), whatever the format.
+                None if self.body.is_empty() => return Ok(None),
                 None => {
                     return Err(self.fail(
                         i,
@@ -1127,7 +1168,7 @@ impl<'a> Parser<'a> {
                         ));
                     }
                 };
-                self.family_type = Some((name, t));
+                self.set_family_type(name, t);
             }
             Keyword::Help => self.help = Some((name, text)),
             Keyword::Unit => {
@@ -1163,7 +1204,7 @@ impl<'a> Parser<'a> {
             let mut i = name_end;
             let mut labels = Labels::EMPTY;
             if self.at(i) == Some(b'{') {
-                let (parsed, after) = self.om_labels(Owner::Sample(name), Some(name), i)?;
+                let (parsed, after) = self.om_labels(Owner::Sample(name), i)?;
                 labels = parsed;
                 i = after;
             }
@@ -1241,7 +1282,7 @@ impl<'a> Parser<'a> {
     #[cold]
     fn om_braces_first(&mut self, start: usize) -> Parsed<(NameSpan, Labels<'a>, usize)> {
         self.inner_name = None;
-        let (labels, after) = self.om_labels(Owner::Sample("the sample"), None, start)?;
+        let (labels, after) = self.om_labels(Owner::BracesFirst, start)?;
         match self.inner_name {
             Some(span) => Ok((span, labels, after)),
             None => Err(self.missing_name(start)),
@@ -1249,20 +1290,27 @@ impl<'a> Parser<'a> {
     }
 
     /// OpenMetrics timestamps are seconds as a float; Prometheus keeps `trunc(s * 1000)` ms.
+    /// NaN and infinite timestamps are errors, as in Prometheus; a finite one past the range
+    /// of i64 milliseconds is `i64::MIN`, the value Go's conversion (`int64(s * 1000)`) gives
+    /// it on amd64: a sample long before any storage's bounds, which Prometheus drops.
     fn om_timestamp(&self, start: usize, end: usize, name: Owner<'_>) -> Parsed<i64> {
         let token = self.slice(start, end);
         let seconds = parse_value(token)
             .map_err(|e| self.value_error(start, token, &format!("timestamp of {name}"), e))?;
-        let ms = (seconds * 1000.0).trunc();
-        // i64::MIN is exactly -2^63; anything at or past ±2^63 does not fit. NaN fails both.
-        const LIMIT: f64 = 9_223_372_036_854_775_808.0;
-        if !(-LIMIT..LIMIT).contains(&ms) {
+        if !seconds.is_finite() {
             return Err(self.fail(
                 start,
-                format!("timestamp {token:?} of {name} is not a finite time in range"),
+                format!("timestamp {token:?} of {name} is not a finite time"),
             ));
         }
-        Ok(ms as i64)
+        let ms = (seconds * 1000.0).trunc();
+        // i64::MIN is exactly -2^63; anything at or past ±2^63 does not fit.
+        const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+        if (-LIMIT..LIMIT).contains(&ms) {
+            Ok(ms as i64)
+        } else {
+            Ok(i64::MIN)
+        }
     }
 
     /// The label set opening at `open` with OpenMetrics rules: no blanks, a comma between
@@ -1270,14 +1318,9 @@ impl<'a> Parser<'a> {
     /// the last label, and a quoted string followed by `,` or `}` is the metric name (left
     /// in `inner_name`; not in an exemplar). Exemplar labels are not checked for duplicates:
     /// Prometheus would only drop the exemplar.
-    fn om_labels(
-        &mut self,
-        owner: Owner<'_>,
-        outer: Option<&str>,
-        open: usize,
-    ) -> Parsed<(Labels<'a>, usize)> {
+    fn om_labels(&mut self, owner: Owner<'_>, open: usize) -> Parsed<(Labels<'a>, usize)> {
         let b = self.body.as_bytes();
-        let sample_labels = matches!(owner, Owner::Sample(_));
+        let sample_labels = !matches!(owner, Owner::Exemplar(_));
         if sample_labels {
             self.names.clear();
             self.escaped_names = false;
@@ -1307,7 +1350,7 @@ impl<'a> Parser<'a> {
                         Some(b'}') => break,
                         Some(b'"') => {
                             let (next, counted) =
-                                self.quoted_entry(outer, i, false, sample_labels)?;
+                                self.quoted_entry(owner.outer(), i, false, sample_labels)?;
                             count += counted;
                             i = next;
                         }
@@ -1351,7 +1394,7 @@ impl<'a> Parser<'a> {
     fn om_exemplar(&mut self, open: usize, name: &str) -> Parsed<usize> {
         let b = self.body.as_bytes();
         let owner = Owner::Exemplar(name);
-        let (labels, mut i) = self.om_labels(owner, None, open)?;
+        let (labels, mut i) = self.om_labels(owner, open)?;
         let value_start = i + 1;
         if self.at(i) != Some(b' ') || scan_om_token(b, value_start) == value_start {
             let at = if self.at(i) == Some(b' ') { i + 1 } else { i };

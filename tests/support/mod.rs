@@ -10,6 +10,7 @@
 
 pub mod control_plane;
 pub mod daemon;
+pub mod exposition;
 pub mod fleet;
 pub mod metrics_endpoint;
 pub mod pods;
