@@ -444,3 +444,615 @@ fn histogram_quantile_nonmonotonic_and_mixed_bounds() {
         QueryValue::NoData(NoData::TooFewBuckets)
     );
 }
+
+// ---------------------------------------------------------------- whole vectors
+//
+// The cases below compare every element of the result with Prometheus's expected output
+// (`operators.test`, `aggregators.test`, `functions.test`, `histograms.test`); a scrape
+// variable then takes the one number, but the intermediate vectors must match.
+
+/// `name{b="2", a="1"}` as the evaluator renders labels: sorted, `, `-separated.
+fn normalize(labels: &str) -> String {
+    let (name, rest) = labels.split_once('{').unwrap_or((labels, "}"));
+    let inner = rest.trim_end_matches('}');
+    let mut pairs: Vec<String> = inner
+        .split(',')
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect();
+    pairs.sort();
+    format!("{}{{{}}}", name.trim(), pairs.join(", "))
+}
+
+fn same_value(got: f64, want: f64) -> bool {
+    (got.is_nan() && want.is_nan())
+        || got == want
+        || (got - want).abs() <= 1e-9 * want.abs().max(1.0)
+}
+
+/// The query yields exactly `want` (labels → value) at `now`.
+fn assert_vector(store: &SeriesStore, query: &str, now: i64, want: &[(&str, f64)]) {
+    let got = match parse(query) {
+        Ok(q) => match q.eval_vector(store, now) {
+            Ok(v) => v,
+            Err(e) => panic!("{query}: {e}"),
+        },
+        Err(e) => panic!("{query}: {e}"),
+    };
+    let mut want: Vec<(String, f64)> = want.iter().map(|(l, v)| (normalize(l), *v)).collect();
+    want.sort_by(|a, b| a.0.cmp(&b.0));
+    let matches = got.len() == want.len()
+        && got
+            .iter()
+            .zip(&want)
+            .all(|(g, w)| g.0 == w.0 && same_value(g.1, w.1));
+    assert!(matches, "{query} at {now}:\n got  {got:?}\n want {want:?}");
+}
+
+/// The query fails to evaluate.
+fn assert_eval_error(store: &SeriesStore, query: &str, now: i64) {
+    let q = parse(query).unwrap();
+    assert!(q.eval_vector(store, now).is_err(), "{query} should fail");
+}
+
+/// `load 5m` of operators.test and aggregators.test: http_requests_total over two jobs, two
+/// instances and two groups, plus vector_matching_a/b.
+fn http_requests() -> Vec<Def> {
+    let mut defs = Vec::new();
+    let mut step = 10.0;
+    for job in ["api-server", "app-server"] {
+        for group in ["production", "canary"] {
+            for instance in ["0", "1"] {
+                let labels: &'static [(&'static str, &'static str)] = Box::leak(Box::new([
+                    ("job", job),
+                    ("instance", instance),
+                    ("group", group),
+                ]));
+                defs.push(def("http_requests_total", labels, ramp(0.0, step, 10)));
+                step += 10.0;
+            }
+        }
+    }
+    defs.push(def("vector_matching_a", &[("l", "x")], ramp(0.0, 1.0, 100)));
+    defs.push(def("vector_matching_a", &[("l", "y")], ramp(0.0, 2.0, 50)));
+    defs.push(def("vector_matching_b", &[("l", "x")], ramp(0.0, 4.0, 25)));
+    defs
+}
+
+fn store_of(queries: &[&str], step: i64, defs: &[Def], now: i64) -> SeriesStore {
+    load(queries, step, defs, now)
+}
+
+#[test]
+fn operators_arithmetic_precedence_and_unary() {
+    let cases: &[(&str, &[(&str, f64)])] = &[
+        (
+            "SUM(http_requests_total) BY (job) - COUNT(http_requests_total) BY (job)",
+            &[
+                ("{job=\"api-server\"}", 996.0),
+                ("{job=\"app-server\"}", 2596.0),
+            ],
+        ),
+        (
+            "2 - SUM(http_requests_total) BY (job)",
+            &[
+                ("{job=\"api-server\"}", -998.0),
+                ("{job=\"app-server\"}", -2598.0),
+            ],
+        ),
+        (
+            "-http_requests_total{job=\"api-server\",instance=\"0\",group=\"production\"}",
+            &[(
+                "{job=\"api-server\",instance=\"0\",group=\"production\"}",
+                -100.0,
+            )],
+        ),
+        (
+            "+http_requests_total{job=\"api-server\",instance=\"0\",group=\"production\"}",
+            &[(
+                "http_requests_total{job=\"api-server\",instance=\"0\",group=\"production\"}",
+                100.0,
+            )],
+        ),
+        (
+            "- - - SUM(http_requests_total) BY (job)",
+            &[
+                ("{job=\"api-server\"}", -1000.0),
+                ("{job=\"app-server\"}", -2600.0),
+            ],
+        ),
+        ("- - - 1", &[("{}", -1.0)]),
+        ("-2^---1*3", &[("{}", -1.5)]),
+        ("2/-2^---1*3+2", &[("{}", -10.0)]),
+        (
+            "-10^3 * - SUM(http_requests_total) BY (job) ^ -1",
+            &[
+                ("{job=\"api-server\"}", 1.0),
+                ("{job=\"app-server\"}", 0.38461538461538464),
+            ],
+        ),
+        (
+            "SUM(http_requests_total) BY (job) % 3",
+            &[("{job=\"api-server\"}", 1.0), ("{job=\"app-server\"}", 2.0)],
+        ),
+        (
+            "SUM(http_requests_total) BY (job) % 0.3",
+            &[("{job=\"api-server\"}", 0.1), ("{job=\"app-server\"}", 0.2)],
+        ),
+        (
+            "SUM(http_requests_total) BY (job) % 3 ^ 2",
+            &[("{job=\"api-server\"}", 1.0), ("{job=\"app-server\"}", 8.0)],
+        ),
+        (
+            "SUM(http_requests_total) BY (job) % 2 ^ 3 ^ 2",
+            &[
+                ("{job=\"api-server\"}", 488.0),
+                ("{job=\"app-server\"}", 40.0),
+            ],
+        ),
+        (
+            "SUM(http_requests_total) BY (job) % 2 ^ 3 ^ 2 ^ 2",
+            &[
+                ("{job=\"api-server\"}", 1000.0),
+                ("{job=\"app-server\"}", 2600.0),
+            ],
+        ),
+        (
+            "COUNT(http_requests_total) BY (job) ^ COUNT(http_requests_total) BY (job)",
+            &[
+                ("{job=\"api-server\"}", 256.0),
+                ("{job=\"app-server\"}", 256.0),
+            ],
+        ),
+        (
+            "SUM(http_requests_total) BY (job) / 0",
+            &[
+                ("{job=\"api-server\"}", f64::INFINITY),
+                ("{job=\"app-server\"}", f64::INFINITY),
+            ],
+        ),
+        (
+            "-1 * http_requests_total{group=\"canary\", instance=\"0\", job=\"api-server\"} / 0",
+            &[(
+                "{group=\"canary\", instance=\"0\", job=\"api-server\"}",
+                f64::NEG_INFINITY,
+            )],
+        ),
+        (
+            "0 * http_requests_total{group=\"canary\", instance=\"0\", job=\"api-server\"} % 0",
+            &[(
+                "{group=\"canary\", instance=\"0\", job=\"api-server\"}",
+                f64::NAN,
+            )],
+        ),
+        (
+            "(SUM((http_requests_total)) BY (job)) + SUM(http_requests_total) BY (job)",
+            &[
+                ("{job=\"api-server\"}", 2000.0),
+                ("{job=\"app-server\"}", 5200.0),
+            ],
+        ),
+        (
+            "http_requests_total{job=\"api-server\", group=\"canary\"} + rate(http_requests_total{job=\"api-server\"}[10m]) * 5 * 60",
+            &[
+                (
+                    "{group=\"canary\", instance=\"0\", job=\"api-server\"}",
+                    330.0,
+                ),
+                (
+                    "{group=\"canary\", instance=\"1\", job=\"api-server\"}",
+                    440.0,
+                ),
+            ],
+        ),
+        (
+            "(rate((http_requests_total[25m])) * 25) * 60",
+            &[
+                (
+                    "{group=\"canary\", instance=\"0\", job=\"api-server\"}",
+                    150.0,
+                ),
+                (
+                    "{group=\"canary\", instance=\"0\", job=\"app-server\"}",
+                    350.0,
+                ),
+                (
+                    "{group=\"canary\", instance=\"1\", job=\"api-server\"}",
+                    200.0,
+                ),
+                (
+                    "{group=\"canary\", instance=\"1\", job=\"app-server\"}",
+                    400.0,
+                ),
+                (
+                    "{group=\"production\", instance=\"0\", job=\"api-server\"}",
+                    50.0,
+                ),
+                (
+                    "{group=\"production\", instance=\"0\", job=\"app-server\"}",
+                    249.99999999999997,
+                ),
+                (
+                    "{group=\"production\", instance=\"1\", job=\"api-server\"}",
+                    100.0,
+                ),
+                (
+                    "{group=\"production\", instance=\"1\", job=\"app-server\"}",
+                    300.0,
+                ),
+            ],
+        ),
+    ];
+    let queries: Vec<&str> = cases.iter().map(|(q, _)| *q).collect();
+    let store = store_of(&queries, 5 * MIN, &http_requests(), 50 * MIN);
+    for (query, want) in cases {
+        assert_vector(&store, query, 50 * MIN, want);
+    }
+}
+
+#[test]
+fn operators_set_operations_and_matching() {
+    let canary_plus_one = [
+        (
+            "{group=\"canary\", instance=\"0\", job=\"api-server\"}",
+            301.0,
+        ),
+        (
+            "{group=\"canary\", instance=\"0\", job=\"app-server\"}",
+            701.0,
+        ),
+    ];
+    let canary_1 = [
+        (
+            "http_requests_total{group=\"canary\", instance=\"1\", job=\"api-server\"}",
+            400.0,
+        ),
+        (
+            "http_requests_total{group=\"canary\", instance=\"1\", job=\"app-server\"}",
+            800.0,
+        ),
+    ];
+    let ratio = [
+        ("{instance=\"0\", job=\"api-server\"}", 3.0),
+        ("{instance=\"0\", job=\"app-server\"}", 1.4),
+        ("{instance=\"1\", job=\"api-server\"}", 2.0),
+        ("{instance=\"1\", job=\"app-server\"}", 1.3333333333333333),
+    ];
+    let cases: Vec<(&str, Vec<(&str, f64)>)> = vec![
+        (
+            "http_requests_total{group=\"canary\"} and http_requests_total{instance=\"0\"}",
+            vec![
+                (
+                    "http_requests_total{group=\"canary\", instance=\"0\", job=\"api-server\"}",
+                    300.0,
+                ),
+                (
+                    "http_requests_total{group=\"canary\", instance=\"0\", job=\"app-server\"}",
+                    700.0,
+                ),
+            ],
+        ),
+        (
+            "(http_requests_total{group=\"canary\"} + 1) and http_requests_total{instance=\"0\"}",
+            canary_plus_one.to_vec(),
+        ),
+        (
+            "(http_requests_total{group=\"canary\"} + 1) and on(instance, job) http_requests_total{instance=\"0\", group=\"production\"}",
+            canary_plus_one.to_vec(),
+        ),
+        (
+            "(http_requests_total{group=\"canary\"} + 1) and ignoring(group, job) http_requests_total{instance=\"0\", group=\"production\"}",
+            canary_plus_one.to_vec(),
+        ),
+        (
+            "(http_requests_total{group=\"canary\"} + 1) or http_requests_total{instance=\"1\"}",
+            vec![
+                (
+                    "{group=\"canary\", instance=\"0\", job=\"api-server\"}",
+                    301.0,
+                ),
+                (
+                    "{group=\"canary\", instance=\"0\", job=\"app-server\"}",
+                    701.0,
+                ),
+                (
+                    "{group=\"canary\", instance=\"1\", job=\"api-server\"}",
+                    401.0,
+                ),
+                (
+                    "{group=\"canary\", instance=\"1\", job=\"app-server\"}",
+                    801.0,
+                ),
+                (
+                    "http_requests_total{group=\"production\", instance=\"1\", job=\"api-server\"}",
+                    200.0,
+                ),
+                (
+                    "http_requests_total{group=\"production\", instance=\"1\", job=\"app-server\"}",
+                    600.0,
+                ),
+            ],
+        ),
+        (
+            "(http_requests_total{group=\"canary\"} + 1) or on(instance) (http_requests_total or cpu_count or vector_matching_a)",
+            vec![
+                (
+                    "{group=\"canary\", instance=\"0\", job=\"api-server\"}",
+                    301.0,
+                ),
+                (
+                    "{group=\"canary\", instance=\"0\", job=\"app-server\"}",
+                    701.0,
+                ),
+                (
+                    "{group=\"canary\", instance=\"1\", job=\"api-server\"}",
+                    401.0,
+                ),
+                (
+                    "{group=\"canary\", instance=\"1\", job=\"app-server\"}",
+                    801.0,
+                ),
+                ("vector_matching_a{l=\"x\"}", 10.0),
+                ("vector_matching_a{l=\"y\"}", 20.0),
+            ],
+        ),
+        (
+            "http_requests_total{group=\"canary\"} unless http_requests_total{instance=\"0\"}",
+            canary_1.to_vec(),
+        ),
+        (
+            "http_requests_total{group=\"canary\"} unless on(job) http_requests_total{instance=\"0\"}",
+            vec![],
+        ),
+        (
+            "http_requests_total{group=\"canary\"} unless ignoring(group) http_requests_total{instance=\"0\"}",
+            canary_1.to_vec(),
+        ),
+        (
+            "http_requests_total{group=\"canary\"} / on(instance,job) http_requests_total{group=\"production\"}",
+            ratio.to_vec(),
+        ),
+        (
+            "http_requests_total{group=\"canary\"} / ignoring(group) http_requests_total{group=\"production\"}",
+            ratio.to_vec(),
+        ),
+        (
+            "sum(http_requests_total AND ON (dummy) vector(1))",
+            vec![("{}", 3600.0)],
+        ),
+        (
+            "count(http_requests_total AND IGNORING (group, instance, job) vector(1))",
+            vec![("{}", 8.0)],
+        ),
+        (
+            "SUM(http_requests_total) BY (job) > 1000",
+            vec![("{job=\"app-server\"}", 2600.0)],
+        ),
+        (
+            "1000 < SUM(http_requests_total) BY (job)",
+            vec![("{job=\"app-server\"}", 2600.0)],
+        ),
+        (
+            "SUM(http_requests_total) BY (job) <= 1000",
+            vec![("{job=\"api-server\"}", 1000.0)],
+        ),
+        (
+            "SUM(http_requests_total) BY (job) != 1000",
+            vec![("{job=\"app-server\"}", 2600.0)],
+        ),
+        (
+            "SUM(http_requests_total) BY (job) == 1000",
+            vec![("{job=\"api-server\"}", 1000.0)],
+        ),
+        (
+            "SUM(http_requests_total) BY (job) == bool 1000",
+            vec![("{job=\"api-server\"}", 1.0), ("{job=\"app-server\"}", 0.0)],
+        ),
+        (
+            "SUM(http_requests_total) BY (job) == bool SUM(http_requests_total) BY (job)",
+            vec![("{job=\"api-server\"}", 1.0), ("{job=\"app-server\"}", 1.0)],
+        ),
+        (
+            "SUM(http_requests_total) BY (job) != bool SUM(http_requests_total) BY (job)",
+            vec![("{job=\"api-server\"}", 0.0), ("{job=\"app-server\"}", 0.0)],
+        ),
+        ("0 == bool 1", vec![("{}", 0.0)]),
+        ("1 == bool 1", vec![("{}", 1.0)]),
+        (
+            "http_requests_total{job=\"api-server\", instance=\"0\", group=\"production\"} == bool 100",
+            vec![(
+                "{job=\"api-server\", instance=\"0\", group=\"production\"}",
+                1.0,
+            )],
+        ),
+    ];
+    let queries: Vec<&str> = cases.iter().map(|(q, _)| *q).collect();
+    let store = store_of(&queries, 5 * MIN, &http_requests(), 50 * MIN);
+    for (query, want) in &cases {
+        assert_vector(&store, query, 50 * MIN, want);
+    }
+}
+
+#[test]
+fn operators_many_to_one_matching_is_checked_before_filtering() {
+    let defs = [
+        def("many_side", &[("label", "foo"), ("job", "test")], vec![0.0]),
+        def("many_side", &[("label", "bar"), ("job", "test")], vec![1.0]),
+        def("one_side", &[("job", "test")], vec![1.0]),
+    ];
+    let queries = [
+        "many_side > on(job) one_side",
+        "many_side >= on(job) one_side",
+        "many_side <= on(job) one_side",
+    ];
+    let store = load(&queries, 5 * MIN, &defs, 0);
+    for query in queries {
+        assert_eval_error(&store, query, 0);
+    }
+}
+
+#[test]
+fn operators_group_left_and_group_right() {
+    let defs = [
+        def(
+            "node_var",
+            &[("instance", "abc"), ("job", "node")],
+            vec![2.0],
+        ),
+        def(
+            "node_role",
+            &[("instance", "abc"), ("job", "node"), ("role", "prometheus")],
+            vec![1.0],
+        ),
+        def(
+            "node_cpu",
+            &[("instance", "abc"), ("job", "node"), ("mode", "idle")],
+            vec![3.0],
+        ),
+        def(
+            "node_cpu",
+            &[("instance", "abc"), ("job", "node"), ("mode", "user")],
+            vec![1.0],
+        ),
+        def(
+            "node_cpu",
+            &[("instance", "def"), ("job", "node"), ("mode", "idle")],
+            vec![8.0],
+        ),
+        def(
+            "node_cpu",
+            &[("instance", "def"), ("job", "node"), ("mode", "user")],
+            vec![2.0],
+        ),
+        def("random", &[("foo", "bar")], vec![1.0]),
+        def(
+            "threshold",
+            &[("instance", "abc"), ("job", "node"), ("target", "a@b.com")],
+            vec![0.0],
+        ),
+    ];
+    let role = [("{instance=\"abc\",job=\"node\",role=\"prometheus\"}", 2.0)];
+    let shares = [
+        ("{instance=\"abc\",job=\"node\",mode=\"idle\"}", 0.75),
+        ("{instance=\"abc\",job=\"node\",mode=\"user\"}", 0.25),
+        ("{instance=\"def\",job=\"node\",mode=\"idle\"}", 0.80),
+        ("{instance=\"def\",job=\"node\",mode=\"user\"}", 0.20),
+    ];
+    let cases: Vec<(&str, Vec<(&str, f64)>)> = vec![
+        (
+            "node_role * on (instance) group_right (role) node_var",
+            role.to_vec(),
+        ),
+        (
+            "node_var * on (instance) group_left (role) node_role",
+            role.to_vec(),
+        ),
+        (
+            "node_var * ignoring (role) group_left (role) node_role",
+            role.to_vec(),
+        ),
+        (
+            "node_role * ignoring (role) group_right (role) node_var",
+            role.to_vec(),
+        ),
+        (
+            "node_cpu * ignoring (role, mode) group_left (role) node_role",
+            vec![
+                (
+                    "{instance=\"abc\",job=\"node\",mode=\"idle\",role=\"prometheus\"}",
+                    3.0,
+                ),
+                (
+                    "{instance=\"abc\",job=\"node\",mode=\"user\",role=\"prometheus\"}",
+                    1.0,
+                ),
+            ],
+        ),
+        (
+            "node_cpu / on (instance) group_left sum by (instance,job)(node_cpu)",
+            shares.to_vec(),
+        ),
+        (
+            "sum by (mode, job)(node_cpu) / on (job) group_left sum by (job)(node_cpu)",
+            vec![
+                ("{job=\"node\",mode=\"idle\"}", 0.7857142857142857),
+                ("{job=\"node\",mode=\"user\"}", 0.21428571428571427),
+            ],
+        ),
+        (
+            "sum(sum by (mode, job)(node_cpu) / on (job) group_left sum by (job)(node_cpu))",
+            vec![("{}", 1.0)],
+        ),
+        (
+            "node_cpu / ignoring (mode) group_left(dummy) sum without (mode)(node_cpu)",
+            shares.to_vec(),
+        ),
+        (
+            "sum(sum without (instance)(node_cpu) / ignoring (mode) group_left sum without (instance, mode)(node_cpu))",
+            vec![("{}", 1.0)],
+        ),
+        (
+            "node_cpu + on(dummy) group_left(foo) random*0",
+            vec![
+                (
+                    "{instance=\"abc\",job=\"node\",mode=\"idle\",foo=\"bar\"}",
+                    3.0,
+                ),
+                (
+                    "{instance=\"abc\",job=\"node\",mode=\"user\",foo=\"bar\"}",
+                    1.0,
+                ),
+                (
+                    "{instance=\"def\",job=\"node\",mode=\"idle\",foo=\"bar\"}",
+                    8.0,
+                ),
+                (
+                    "{instance=\"def\",job=\"node\",mode=\"user\",foo=\"bar\"}",
+                    2.0,
+                ),
+            ],
+        ),
+        (
+            "node_cpu > on(job, instance) group_left(target) threshold",
+            vec![
+                (
+                    "node_cpu{instance=\"abc\",job=\"node\",mode=\"idle\",target=\"a@b.com\"}",
+                    3.0,
+                ),
+                (
+                    "node_cpu{instance=\"abc\",job=\"node\",mode=\"user\",target=\"a@b.com\"}",
+                    1.0,
+                ),
+            ],
+        ),
+        (
+            "node_cpu > on(job, instance) group_left(target) (threshold or on (job, instance) (sum by (job, instance)(node_cpu) * 0 + 1))",
+            vec![
+                (
+                    "node_cpu{instance=\"abc\",job=\"node\",mode=\"idle\",target=\"a@b.com\"}",
+                    3.0,
+                ),
+                (
+                    "node_cpu{instance=\"abc\",job=\"node\",mode=\"user\",target=\"a@b.com\"}",
+                    1.0,
+                ),
+                ("node_cpu{instance=\"def\",job=\"node\",mode=\"idle\"}", 8.0),
+                ("node_cpu{instance=\"def\",job=\"node\",mode=\"user\"}", 2.0),
+            ],
+        ),
+        (
+            "node_cpu % 2",
+            vec![
+                ("{instance=\"abc\",job=\"node\",mode=\"idle\"}", 1.0),
+                ("{instance=\"abc\",job=\"node\",mode=\"user\"}", 1.0),
+                ("{instance=\"def\",job=\"node\",mode=\"idle\"}", 0.0),
+                ("{instance=\"def\",job=\"node\",mode=\"user\"}", 0.0),
+            ],
+        ),
+    ];
+    let queries: Vec<&str> = cases.iter().map(|(q, _)| *q).collect();
+    let store = load(&queries, 5 * MIN, &defs, MIN);
+    for (query, want) in &cases {
+        assert_vector(&store, query, MIN, want);
+    }
+}

@@ -454,3 +454,39 @@ pub(crate) fn before_history(cx: &Cx<'_>, v: &VectorSel) -> NoData {
         NoData::NoScrape
     }
 }
+
+/// Every element `expr` yields, as (labels as PromQL writes them, value): for tests that
+/// compare whole vectors with Prometheus's.
+#[cfg(test)]
+pub(crate) fn eval_vector(
+    expr: &Expr,
+    store: &SeriesStore,
+    now_ms: i64,
+) -> Result<Vec<(String, f64)>, EvalError> {
+    let cx = Cx {
+        store,
+        now_ms,
+        nan_reason: RefCell::new(None),
+    };
+    if expr.ty() == Type::Scalar {
+        return Ok(vec![("{}".to_string(), scalar(&cx, expr)?)]);
+    }
+    let mut out = Vec::new();
+    vector(&cx, expr, &mut |el| {
+        let mut name = "";
+        let mut pairs = Vec::new();
+        el.labels.each(&mut |k, v| {
+            if k == "__name__" {
+                name = v;
+            } else if !v.is_empty() {
+                pairs.push(format!("{k}={v:?}"));
+            }
+        });
+        pairs.sort();
+        let Value::Float(v) = el.value;
+        out.push((format!("{name}{{{}}}", pairs.join(", ")), v));
+        Ok(())
+    })?;
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}

@@ -63,6 +63,16 @@ impl Query {
         eval::eval(&self.expr, &self.source, store, now_ms)
     }
 
+    /// Every element the query yields, labels as PromQL writes them (for tests).
+    #[cfg(test)]
+    pub(crate) fn eval_vector(
+        &self,
+        store: &SeriesStore,
+        now_ms: i64,
+    ) -> Result<Vec<(String, f64)>, EvalError> {
+        eval::eval_vector(&self.expr, store, now_ms)
+    }
+
     /// The metric name the query reads, when all its selectors that name one name the same.
     pub fn metric_name(&self) -> Option<&str> {
         let mut names = self.metric_names();

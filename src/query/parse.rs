@@ -79,10 +79,16 @@ pub(crate) fn parse(src: &str) -> Result<Expr, QueryError> {
 }
 
 impl<'a> Parser<'a> {
-    /// A word equal to `kw`, consumed when present.
+    /// The next word, lowercased: PromQL's keywords and aggregation names are
+    /// case-insensitive (`SUM(x) BY (job)`).
+    fn peek_kw(&mut self) -> Option<String> {
+        self.peek_word().map(str::to_ascii_lowercase)
+    }
+
+    /// A word equal to `kw` (in any case), consumed when present.
     fn keyword(&mut self, kw: &str) -> bool {
         self.skip_ws();
-        if self.peek_word() == Some(kw) {
+        if self.peek_kw().as_deref() == Some(kw) {
             self.pos += kw.len();
             true
         } else {
@@ -113,7 +119,7 @@ impl<'a> Parser<'a> {
                 '>' => BinOp::Gt,
                 '<' => BinOp::Lt,
                 _ => {
-                    return match self.peek_word()? {
+                    return match self.peek_kw()?.as_str() {
                         "and" => Some((BinOp::And, 3)),
                         "or" => Some((BinOp::Or, 2)),
                         "unless" => Some((BinOp::Unless, 6)),
@@ -144,7 +150,7 @@ impl<'a> Parser<'a> {
             self.skip_ws();
             let op_at = self.pos;
             let Some((op, len)) = self.peek_binop() else {
-                if self.peek_word() == Some("atan2") {
+                if self.peek_kw().as_deref() == Some("atan2") {
                     return Err(self.error(
                         "the `atan2` operator is not supported; compute it in `expr` with \
                          math::atan2",
@@ -197,7 +203,7 @@ impl<'a> Parser<'a> {
     fn matching(&mut self, op: BinOp) -> Result<Option<(Matching, usize)>, QueryError> {
         self.skip_ws();
         let at = self.pos;
-        let on = match self.peek_word() {
+        let on = match self.peek_kw().as_deref() {
             Some("on") => true,
             Some("ignoring") => false,
             Some("group_left" | "group_right") => {
@@ -217,7 +223,7 @@ impl<'a> Parser<'a> {
         };
         self.skip_ws();
         let group_at = self.pos;
-        let card = match self.peek_word() {
+        let card = match self.peek_kw().as_deref() {
             Some("group_left") => Some(Card::ManyToOne),
             Some("group_right") => Some(Card::OneToMany),
             _ => None,
@@ -453,8 +459,8 @@ impl<'a> Parser<'a> {
                 self.reject_dotted_name(name, start)?;
                 let after_name = self.pos;
                 self.skip_ws();
-                let grouping_next = matches!(self.peek_word(), Some("by" | "without"));
-                if let Some(op) = AggOp::from_name(name)
+                let grouping_next = matches!(self.peek_kw().as_deref(), Some("by" | "without"));
+                if let Some(op) = AggOp::from_name(&lower)
                     && (self.peek() == Some('(') || grouping_next)
                 {
                     return self.aggregation(op, name, start);
@@ -475,7 +481,7 @@ impl<'a> Parser<'a> {
         if self.peek() == Some('[') {
             return Err(self.subquery_error(start));
         }
-        if self.peek_word() == Some("offset") || self.peek() == Some('@') {
+        if self.peek_kw().as_deref() == Some("offset") || self.peek() == Some('@') {
             return Err(
                 self.error("`offset` and `@` apply to a selector only, e.g. rate(x[1m] offset 5m)")
             );
@@ -609,7 +615,7 @@ impl<'a> Parser<'a> {
     /// `by (...)` or `without (...)`, if present.
     fn grouping(&mut self) -> Result<Option<Grouping>, QueryError> {
         self.skip_ws();
-        let without = match self.peek_word() {
+        let without = match self.peek_kw().as_deref() {
             Some("by") => false,
             Some("without") => true,
             _ => return Ok(None),
@@ -727,7 +733,7 @@ impl<'a> Parser<'a> {
     }
 
     fn trailing_error(&mut self) -> QueryError {
-        match self.peek_word() {
+        match self.peek_kw().as_deref() {
             Some(w @ ("by" | "without")) => {
                 return self.error(format!(
                     "`{w} (...)` goes right after an aggregation's name or its closing ')', \

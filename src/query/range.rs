@@ -264,6 +264,24 @@ fn deriv<'p>(points: impl Iterator<Item = &'p Point> + Clone) -> f64 {
     cov / var
 }
 
+/// Go's `math.Min`: NaN wins, unlike `f64::min`.
+fn go_min(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.min(b)
+    }
+}
+
+/// Go's `math.Max`: NaN wins, unlike `f64::max`.
+fn go_max(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.max(b)
+    }
+}
+
 /// The element-wise functions: each element's value mapped, its metric name dropped.
 pub(crate) fn elementwise<'a>(
     cx: &Cx<'a>,
@@ -320,7 +338,7 @@ pub(crate) fn elementwise<'a>(
             Func::Ln => v.ln(),
             // Ties round up, as in Prometheus.
             Func::Round => (v * inverse + 0.5).floor() / inverse,
-            _ => lo.max(hi.min(v)),
+            _ => go_max(lo, go_min(hi, v)),
         };
         sink(Element {
             labels: el.labels.without_name(),
