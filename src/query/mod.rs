@@ -14,6 +14,8 @@ mod catalog;
 #[cfg(test)]
 mod conformance_tests;
 mod eval;
+#[cfg(test)]
+mod expr_tests;
 mod histogram;
 mod labels;
 mod parse;

@@ -460,16 +460,18 @@ impl<'a> Parser<'a> {
                 let after_name = self.pos;
                 self.skip_ws();
                 let grouping_next = matches!(self.peek_kw().as_deref(), Some("by" | "without"));
-                if let Some(op) = AggOp::from_name(&lower)
+                let node = if let Some(op) = AggOp::from_name(&lower)
                     && (self.peek() == Some('(') || grouping_next)
                 {
-                    return self.aggregation(op, name, start);
-                }
-                if self.peek() == Some('(') {
-                    return self.call(name, start);
-                }
-                self.pos = after_name;
-                self.selector_expr(Some(name), start)
+                    self.aggregation(op, name, start)?
+                } else if self.peek() == Some('(') {
+                    self.call(name, start)?
+                } else {
+                    self.pos = after_name;
+                    return self.selector_expr(Some(name), start);
+                };
+                self.reject_postfix(start)?;
+                Ok(node)
             }
         }
     }
@@ -595,13 +597,15 @@ impl<'a> Parser<'a> {
         }
         self.expect(')', &format!("to close {name}("))?;
         let save = self.pos;
+        self.skip_ws();
+        let by_at = self.pos;
         let after = self.grouping()?;
         match (before, after) {
             (true, Some(_)) => {
-                return Err(self.error_at(save, format!("{name} has two by/without clauses")));
+                return Err(self.error_at(by_at, format!("{name} has two by/without clauses")));
             }
             (false, Some(g)) => grouping = Some(g),
-            _ => {}
+            (_, None) => self.pos = save,
         }
         let node = Aggregate {
             op,
