@@ -123,10 +123,9 @@ fn empty_reason(b: &Binary, lhs: Produced, rhs: Produced, filtered: bool) -> Pro
     if let Some(warming) = reasons
         .iter_mut()
         .find(|w| matches!(w, Some(NoData::NotEnoughHistory { .. })))
+        && let Some(w) = warming.take()
     {
-        if let Some(w) = warming.take() {
-            return Produced::none(w);
-        }
+        return Produced::none(w);
     }
     let [lw, rw] = reasons;
     match (l, r, lw, rw) {

@@ -1502,6 +1502,8 @@ fn functions_irate_delta_idelta_deriv() {
 }
 
 #[test]
+// The values are written as in Prometheus's test data.
+#[allow(clippy::excessive_precision)]
 fn functions_over_time() {
     let defs = [
         def("metric", &[], vec![1.0, 2.0, 3.0, 4.0, 5.0]),
