@@ -3,7 +3,7 @@
 
 use super::ast::{BinOp, Binary, Card, Type};
 use super::eval::{Cx, EvalError, NoData, Produced, Sink, drops_name, scalar, vector};
-use super::labels::{Element, Filter, Groups, Labels, Value};
+use super::labels::{Element, Filter, Groups, Labels, Value, same};
 
 /// `l op r` on floats: the value and, for comparisons, whether it holds.
 pub(crate) fn apply(op: BinOp, l: f64, r: f64) -> Option<(f64, bool)> {
@@ -155,35 +155,72 @@ fn vector_vector<'a>(
     } else {
         (&b.rhs, &b.lhs)
     };
-    let (one, one_produced) = collect(cx, one_expr)?;
+    // The first element is kept inline: the usual `sum(...) / sum(...)` matches one element
+    // with one and evaluates without allocating.
+    let mut first: Option<Element<'a>> = None;
+    let mut rest: Vec<Element<'a>> = Vec::new();
+    let one_produced = vector(cx, one_expr, &mut |el| {
+        if first.is_none() {
+            first = Some(el);
+        } else {
+            rest.push(el);
+        }
+        Ok(())
+    })?;
+    let get = |i: usize| -> Option<&Element<'a>> {
+        match i {
+            0 => first.as_ref(),
+            i => rest.get(i - 1),
+        }
+    };
     let mut index = Groups::default();
-    for el in &one {
-        let (_, created) = index.find_or_insert(&el.labels, filter);
-        if !created {
-            return Err(EvalError::new(format!(
-                "in {}, several series on the {} side have the same labels {} for matching \
-                 (many-to-many matching is not allowed); match on labels that are unique on \
-                 one side, with on (...) or ignoring (...)",
-                b.text,
-                if one_is_left { "left" } else { "right" },
-                el.labels.keep(filter).describe()
-            )));
+    if !rest.is_empty() {
+        for el in first.iter().chain(&rest) {
+            let (_, created) = index.find_or_insert(&el.labels, filter);
+            if !created {
+                return Err(EvalError::new(format!(
+                    "in {}, several series on the {} side have the same labels {} for \
+                     matching (many-to-many matching is not allowed); match on labels that \
+                     are unique on one side, with on (...) or ignoring (...)",
+                    b.text,
+                    if one_is_left { "left" } else { "right" },
+                    el.labels.keep(filter).describe()
+                )));
+            }
         }
     }
-    let mut matched = vec![false; one.len()];
+    let find = |labels: &Labels<'_>| -> Option<usize> {
+        if rest.is_empty() {
+            first
+                .as_ref()
+                .filter(|f| same(&f.labels, labels, filter))
+                .map(|_| 0)
+        } else {
+            index.find(labels, filter)
+        }
+    };
+    let mut matched_first = false;
+    let mut matched = vec![false; rest.len()];
     let drop_name = drops_name(b.op, b.return_bool);
     let mut count = 0usize;
     let mut any_match = false;
     let many_produced = vector(cx, many_expr, &mut |el| {
-        let Some(i) = index.find(&el.labels, filter) else {
+        let Some(i) = find(&el.labels) else {
             return Ok(());
         };
-        let Some(other) = one.get(i) else {
+        let Some(other) = get(i) else {
             return Ok(());
         };
         any_match = true;
         if b.matching.card == Card::OneToOne {
-            if matched.get(i).copied().unwrap_or(false) {
+            let seen = match i {
+                0 => &mut matched_first,
+                i => match matched.get_mut(i - 1) {
+                    Some(m) => m,
+                    None => return Ok(()),
+                },
+            };
+            if *seen {
                 return Err(EvalError::new(format!(
                     "in {}, several series on the left side match one on the right side on \
                      the labels {}; aggregate the left side first, or use group_left for \
@@ -192,9 +229,7 @@ fn vector_vector<'a>(
                     el.labels.keep(filter).describe()
                 )));
             }
-            if let Some(m) = matched.get_mut(i) {
-                *m = true;
-            }
+            *seen = true;
         }
         let (Value::Float(mv), Value::Float(ov)) = (&el.value, &other.value);
         let (l, r) = if one_is_left { (*ov, *mv) } else { (*mv, *ov) };
