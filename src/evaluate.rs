@@ -119,19 +119,20 @@ fn scrape_value(q: &crate::query::Query, scrape: ScrapeInput<'_>, now_ms: i64) -
         ScrapeInput::Store(store) => match q.eval(store, now_ms) {
             Ok(QueryValue::Number(v)) => VarResult::Value(v),
             Ok(QueryValue::NoData(why)) => {
-                // Too few points in the window, and the window reaches back before the first
-                // scrape: the points cannot exist yet. A series that is simply absent is not
+                // Too few points in the window (or an offset before the first scrape), and the
+                // window reaches back before the first scrape: the points cannot exist yet. A series that is simply absent is not
                 // warming: it may never appear (onNoData decides once the data could exist).
                 let until = store
                     .first_scrape_ms()
                     .map(|first| first.saturating_add(q.range_ms()));
                 match (&why, until) {
-                    (NoData::NotEnoughHistory { .. }, Some(until)) if now_ms < until => {
-                        VarResult::Warming {
-                            why: why.to_string(),
-                            until_ms: until,
-                        }
-                    }
+                    (
+                        NoData::NotEnoughHistory { .. } | NoData::NoHistoryYet { .. },
+                        Some(until),
+                    ) if now_ms < until => VarResult::Warming {
+                        why: why.to_string(),
+                        until_ms: until,
+                    },
                     _ => VarResult::NoData(why.to_string()),
                 }
             }

@@ -30,6 +30,37 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 }
 
 #[test]
+fn check_accepts_the_promql_people_paste() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "pasted.yaml",
+        "rules:\n  - name: pasted\n    conditionType: example.com/healthy\n    vars:\n      \
+         p90:   {scrape: 'histogram_quantile(0.9, sum by (le) (rate(http_request_duration_seconds_bucket[1m])))'}\n      \
+         ratio: {scrape: 'sum(rate(errors_total[1m])) / sum(rate(requests_total[1m]))'}\n    \
+         expr: 'p90 < 0.25 && ratio < 0.01'\n",
+    );
+    let o = podgate(&["check", &dir.path().display().to_string()]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("0 error(s)"), "{}", stdout(&o));
+    // A refused construct names itself and the form to use instead.
+    write(
+        dir.path(),
+        "pasted.yaml",
+        "rules:\n  - name: pasted\n    conditionType: example.com/healthy\n    vars:\n      \
+         x: {scrape: 'max_over_time(rate(x_total[1m])[5m:1m])'}\n    expr: 'x < 1'\n",
+    );
+    let o = podgate(&["check", &dir.path().display().to_string()]);
+    assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
+    assert!(stderr(&o).contains("subqueries"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("max_over_time(x[5m])"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
 fn shipped_rules_pass_check_and_their_tests() {
     let o = podgate(&["check", "rules"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));

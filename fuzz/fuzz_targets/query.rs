@@ -1,4 +1,5 @@
-//! Fuzzes the scrape-query compiler, evaluation over a small synthetic history, and the
+//! Fuzzes the scrape-query compiler (every PromQL form it reads), evaluation over a small
+//! synthetic history of every metric the query names, and the
 //! PromQL template parser/renderer: none may panic on any input.
 #![no_main]
 
@@ -41,16 +42,28 @@ fn eval_on_history(q: &query::Query) {
         ..StoreLimits::default()
     };
     let mut store = SeriesStore::new(Interest::new([q]), limits);
-    let name = q.metric_name().unwrap_or("x");
+    // Every metric the query names (at most four), or `x`.
+    let mut names: Vec<&str> = q.metric_names().take(4).collect();
+    if names.is_empty() {
+        names.push("x");
+    }
     // A counter with a reset, histogram buckets and an odd label, over five scrapes.
     for (i, v) in [3.0, 7.0, 1.0, f64::NAN, 9.0].into_iter().enumerate() {
         let t = i as i64 * 15_000;
-        let samples: [(&str, &[(&str, &str)], f64); 4] = [
-            (name, &[("le", "0.5"), ("code", "500")], v),
-            (name, &[("le", "+Inf"), ("code", "500")], v * 2.0),
-            (name, &[("le", "bad")], v),
-            (name, &[], -v),
-        ];
+        let mut samples: Vec<(&str, &[(&str, &str)], f64)> = Vec::new();
+        for (n, name) in names.iter().enumerate() {
+            if samples.iter().any(|s| s.0 == *name) {
+                continue;
+            }
+            let w = v + n as f64;
+            samples.extend([
+                (*name, &[("le", "0.5"), ("code", "500")][..], w),
+                (*name, &[("le", "+Inf"), ("code", "500")][..], w * 2.0),
+                (*name, &[("le", "+Inf"), ("code", "200")][..], w * 3.0),
+                (*name, &[("le", "bad")][..], w),
+                (*name, &[][..], -w),
+            ]);
+        }
         let _ = store.ingest_samples(t, samples);
         let _ = q.eval(&store, t);
         let _ = q.eval(&store, t + 400_000);

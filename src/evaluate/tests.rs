@@ -146,6 +146,45 @@ fn first_scrape_of_a_bad_version_is_warming_not_a_pass() {
     assert!(message.contains("errors, requests"), "{message}");
 }
 
+/// One scrape variable `x` with `query`, failing when it is 1 or more.
+fn one_var_rules(query: &str) -> RuleSet {
+    let yaml = r#"
+rules:
+  - name: pasted
+    conditionType: GATE
+    interval: 2s
+    onNoData: pass
+    failOpenAfter: 0s
+    vars:
+      x: {scrape: 'QUERY'}
+    expr: 'x < 1'
+"#
+    .replace("GATE", GATE)
+    .replace("QUERY", query);
+    load_str("pasted.yaml", &yaml).unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+#[test]
+fn a_pasted_ratio_and_an_offset_warm_up_until_their_longest_window() {
+    for query in [
+        "sum(rate(http_requests_total{code=~\"5..\"}[10s])) / sum(rate(http_requests_total[10s]))",
+        "sum(http_requests_total) - sum(http_requests_total offset 10s)",
+    ] {
+        let mut pod = Pod::new(one_var_rules(query), None);
+        let first = pod.scrape(READY_AT, 70.0, Some(30.0));
+        assert_eq!(first.evaluation.outcome, Outcome::Warming, "{query}");
+        let message = gate_is(&pod, false, Reason::Warming);
+        let until = format_utc(READY_AT + 10_000);
+        assert!(
+            message.contains(&format!("until {until}")),
+            "{query}: {message}"
+        );
+        // Once the window can hold data, the data decides.
+        let later = pod.scrape(READY_AT + 10_000, 140.0, Some(60.0));
+        assert_ne!(later.evaluation.outcome, Outcome::Warming, "{query}");
+    }
+}
+
 #[test]
 fn second_scrape_decides_from_data() {
     let mut bad = Pod::new(scrape_rules("pass"), None);

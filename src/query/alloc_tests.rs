@@ -96,3 +96,28 @@ fn steady_state_ingest_and_eval_do_not_allocate() {
         "{value:?}"
     );
 }
+
+#[test]
+fn a_ratio_of_sums_evaluates_without_allocating() {
+    let ratio = parse("sum(rate(errors_total[1m])) / sum(rate(requests_total[1m]))").unwrap();
+    let mut store = SeriesStore::new(Interest::new([&ratio]), StoreLimits::default());
+    for i in 0..30 {
+        let v = i as f64;
+        let samples: [S<'_>; 3] = [
+            ("errors_total", &[("path", "/")], v),
+            ("requests_total", &[("path", "/")], v * 100.0),
+            ("requests_total", &[("path", "/b")], v * 100.0),
+        ];
+        store.ingest_samples(i * 10_000, samples).unwrap();
+    }
+    ratio.eval(&store, 29 * 10_000).unwrap();
+    let mut value = QueryValue::Number(f64::NAN);
+    let eval = allocations_during(|| {
+        value = ratio.eval(&store, 29 * 10_000).unwrap();
+    });
+    assert_eq!(eval, 0, "allocations while evaluating a ratio");
+    assert!(
+        matches!(value, QueryValue::Number(v) if (v - 0.005).abs() < 1e-12),
+        "{value:?}"
+    );
+}

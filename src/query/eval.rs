@@ -1,12 +1,24 @@
-//! Evaluation of a compiled scrape query against one pod's [`SeriesStore`].
+//! Evaluation of a compiled scrape query against one pod's [`SeriesStore`]: the tree walk,
+//! and the outcome (one number, no data and why, or an error).
 //!
-//! `rate`/`increase` follow Prometheus's `extrapolatedRate` and `histogram_quantile` its
-//! `bucketQuantile`, so a number computed here matches what Prometheus would compute from the
-//! same samples at the same times.
+//! Vectors are streamed element by element to their consumer wherever PromQL allows it
+//! (selectors, range functions, element-wise functions and operations with a number,
+//! aggregations into one group), so the common queries evaluate without allocating; only
+//! grouping and vector-vector matching collect their input. Functions follow Prometheus's
+//! code, so a number computed here matches what Prometheus computes from the same samples at
+//! the same times.
 
+use std::cell::RefCell;
 use std::fmt;
 
-use super::parse::{AggOp, QueryExpr, RangeFunc, Selector, VectorExpr};
+use super::aggregate;
+use super::ast::{BinOp, Call, Expr, Type, VectorSel};
+use super::binary;
+use super::catalog::Func;
+use super::histogram;
+use super::labels::{Element, Labels, Value};
+use super::range;
+use super::selector::Selector;
 use super::store::{Point, Series, SeriesStore};
 use crate::expr::format_value;
 
@@ -57,6 +69,14 @@ pub enum NoData {
     TooFewBuckets,
     /// The histogram counted no observations (in the window, for rate/increase).
     NoObservations,
+    /// An offset reaches back before the pod's first scrape.
+    NoHistoryYet { offset: String },
+    /// Both sides of a vector operation had series, but none matched the other side.
+    NoMatch { expr: String },
+    /// A comparison, `unless` or `clamp` removed every series.
+    Filtered { expr: String },
+    /// `scalar(...)` needs exactly one series.
+    NotOneSeries { expr: String, count: usize },
 }
 
 impl fmt::Display for NoData {
@@ -88,6 +108,18 @@ impl fmt::Display for NoData {
             NoData::NoInfBucket => f.write_str("histogram has no le=\"+Inf\" bucket"),
             NoData::TooFewBuckets => f.write_str("histogram has fewer than 2 buckets"),
             NoData::NoObservations => f.write_str("histogram has no observations"),
+            NoData::NoHistoryYet { offset } => {
+                write!(f, "no scrape from {offset} ago yet (offset {offset})")
+            }
+            NoData::NoMatch { expr } => write!(
+                f,
+                "no series on one side of {expr} matched a series on the other side \
+                 (compare their labels, or use on (...) / ignoring (...))"
+            ),
+            NoData::Filtered { expr } => write!(f, "{expr} filtered out every series"),
+            NoData::NotOneSeries { expr, count } => {
+                write!(f, "{expr} needs exactly one series, found {count}")
+            }
         }
     }
 }
@@ -99,7 +131,7 @@ pub struct EvalError {
     pub message: String,
 }
 
-fn format_duration(ms: i64) -> String {
+pub(crate) fn format_duration(ms: i64) -> String {
     if ms < 1000 {
         return format!("{ms}ms");
     }
@@ -114,208 +146,252 @@ fn format_duration(ms: i64) -> String {
     out
 }
 
-/// What a vector expression produced, besides the values handed to the callback.
-#[derive(Debug, Default)]
-struct VectorStats {
-    /// Series the selector matched (live ones for an instant selector; ones with a point in
-    /// the window for a range function).
-    matched: usize,
-    /// Values produced.
-    produced: usize,
-    /// Most points any matched series had in the window.
-    max_points: usize,
-    /// Matching series absent from the latest scrape (instant selectors).
-    stale: usize,
+impl EvalError {
+    pub(crate) fn new(message: impl Into<String>) -> EvalError {
+        EvalError {
+            message: message.into(),
+        }
+    }
 }
 
-/// Evaluates `expr` at `now_ms`.
+/// Receives the elements of a vector as they are produced.
+pub(crate) type Sink<'s, 'a> = &'s mut dyn FnMut(Element<'a>) -> Result<(), EvalError>;
+
+/// What a vector expression produced besides its elements: how many, and why none when none.
+#[derive(Debug)]
+pub(crate) struct Produced {
+    pub count: usize,
+    pub why: Option<NoData>,
+}
+
+impl Produced {
+    pub fn some(count: usize) -> Produced {
+        Produced { count, why: None }
+    }
+
+    pub fn none(why: NoData) -> Produced {
+        Produced {
+            count: 0,
+            why: Some(why),
+        }
+    }
+
+    /// `count` elements; when none, `why()` says why.
+    pub fn counted(count: usize, why: impl FnOnce() -> NoData) -> Produced {
+        if count > 0 {
+            Produced::some(count)
+        } else {
+            Produced::none(why())
+        }
+    }
+
+    /// Why nothing came out (a placeholder when the producer gave no reason).
+    pub fn reason(self) -> NoData {
+        self.why.unwrap_or(NoData::Filtered {
+            expr: "the query".to_string(),
+        })
+    }
+}
+
+/// The evaluation context: the store, the evaluation time, and the first reason a value came
+/// out NaN where Prometheus returns NaN for missing data (a histogram without observations,
+/// `scalar()` of no series), so a NaN result is reported as no data with that reason.
+pub(crate) struct Cx<'a> {
+    pub store: &'a SeriesStore,
+    pub now_ms: i64,
+    nan_reason: RefCell<Option<NoData>>,
+}
+
+impl Cx<'_> {
+    pub fn nan_because(&self, why: NoData) {
+        let mut reason = self.nan_reason.borrow_mut();
+        if reason.is_none() {
+            *reason = Some(why);
+        }
+    }
+}
+
+/// Evaluates `expr` (the query `source`) at `now_ms`.
 pub(crate) fn eval(
-    expr: &QueryExpr,
+    expr: &Expr,
+    source: &str,
     store: &SeriesStore,
     now_ms: i64,
 ) -> Result<QueryValue, EvalError> {
-    let vector = expr.vector();
-    let Some(scrape) = store.scrape_at_or_before(now_ms) else {
+    let mut reads_series = false;
+    expr.selectors(&mut |_, _| reads_series = true);
+    if reads_series && store.scrape_at_or_before(now_ms).is_none() {
         return Ok(QueryValue::NoData(NoData::NoScrape));
+    }
+    let cx = Cx {
+        store,
+        now_ms,
+        nan_reason: RefCell::new(None),
     };
-    let age_ms = now_ms - scrape;
-    if let VectorExpr::Instant(_) = vector
-        && age_ms > store.limits().lookback_ms
+    let value = if expr.ty() == Type::Scalar {
+        scalar(&cx, expr)?
+    } else {
+        let mut count = 0usize;
+        let mut first = None;
+        let produced = vector(&cx, expr, &mut |el| {
+            count += 1;
+            if first.is_none() {
+                first = Some(el.value);
+            }
+            Ok(())
+        })?;
+        match (count, first) {
+            (1, Some(Value::Float(v))) => v,
+            (0, _) | (_, None) => return Ok(QueryValue::NoData(produced.reason())),
+            (n, _) => return Err(ambiguous(expr, source.trim(), n)),
+        }
+    };
+    if value.is_nan()
+        && let Some(why) = cx.nan_reason.into_inner()
     {
-        return Ok(QueryValue::NoData(NoData::ScrapeTooOld { age_ms }));
+        return Ok(QueryValue::NoData(why));
     }
+    Ok(QueryValue::Number(value))
+}
+
+/// Several series where one number is needed: say how to make it one.
+fn ambiguous(expr: &Expr, source: &str, n: usize) -> EvalError {
+    if let Expr::Call(call) = expr
+        && call.func == Func::HistogramQuantile
+    {
+        return EvalError::new(format!(
+            "{source} yields {n} series (one per label set besides le), but a scrape variable \
+             must be one number; sum the buckets by le first, e.g. \
+             histogram_quantile(0.9, sum by (le) (rate(x_bucket[1m])))"
+        ));
+    }
+    let verb = match expr {
+        Expr::Vector(_) => "matched",
+        Expr::Call(c) if matches!(c.args.first(), Some(Expr::Matrix(_))) => "matched",
+        _ => "yields",
+    };
+    EvalError::new(format!(
+        "{source} {verb} {n} series, but a scrape variable must be one number; aggregate them, \
+         e.g. sum({source}) or max({source})"
+    ))
+}
+
+/// Evaluates a scalar-typed expression.
+pub(crate) fn scalar(cx: &Cx<'_>, expr: &Expr) -> Result<f64, EvalError> {
     match expr {
-        QueryExpr::Vector(vector) => {
-            let mut value = f64::NAN;
-            let stats = for_each(vector, store, now_ms, scrape, &mut |_, v| value = v)?;
-            if stats.matched > 1 {
-                return Err(EvalError {
-                    message: format!(
-                        "{} matched {} series, but a scrape variable must be one number; \
-                         aggregate them, e.g. sum({}) or max({})",
-                        describe(vector),
-                        stats.matched,
-                        describe(vector),
-                        describe(vector)
-                    ),
-                });
-            }
-            Ok(match no_data(vector, &stats, age_ms) {
-                Some(reason) => QueryValue::NoData(reason),
-                None => QueryValue::Number(value),
+        Expr::Number(n) => Ok(*n),
+        Expr::Neg(inner) => Ok(-scalar(cx, inner)?),
+        Expr::Binary(b) => {
+            let (l, r) = (scalar(cx, &b.lhs)?, scalar(cx, &b.rhs)?);
+            // The parser requires `bool` for comparisons between numbers.
+            Ok(binary::apply(b.op, l, r).map_or(0.0, |(v, keep)| {
+                if b.op.is_comparison() {
+                    f64::from(u8::from(keep))
+                } else {
+                    v
+                }
+            }))
+        }
+        Expr::Call(call) => match call.func {
+            Func::Time => Ok(cx.now_ms as f64 / 1000.0),
+            Func::Scalar => scalar_of(cx, call),
+            _ => Err(internal(expr)),
+        },
+        _ => Err(internal(expr)),
+    }
+}
+
+/// `scalar(v)`: the value of its one element, else NaN (with the reason noted).
+fn scalar_of(cx: &Cx<'_>, call: &Call) -> Result<f64, EvalError> {
+    let Some(arg) = call.args.first() else {
+        return Err(EvalError::new("scalar() needs an argument"));
+    };
+    let mut count = 0usize;
+    let mut value = f64::NAN;
+    let produced = vector(cx, arg, &mut |el| {
+        count += 1;
+        value = el.value.float().unwrap_or(f64::NAN);
+        Ok(())
+    })?;
+    match count {
+        1 => Ok(value),
+        0 => {
+            cx.nan_because(produced.reason());
+            Ok(f64::NAN)
+        }
+        n => {
+            cx.nan_because(NoData::NotOneSeries {
+                expr: call.text.to_string(),
+                count: n,
+            });
+            Ok(f64::NAN)
+        }
+    }
+}
+
+fn internal(expr: &Expr) -> EvalError {
+    EvalError::new(format!(
+        "internal error: {} evaluated as the wrong type",
+        match expr {
+            Expr::Call(c) => c.text.to_string(),
+            _ => "an expression".to_string(),
+        }
+    ))
+}
+
+/// Streams the elements of a vector-typed expression to `sink`.
+pub(crate) fn vector<'a>(
+    cx: &Cx<'a>,
+    expr: &'a Expr,
+    sink: Sink<'_, 'a>,
+) -> Result<Produced, EvalError> {
+    match expr {
+        Expr::Vector(v) => instant(cx, v, sink),
+        Expr::Neg(inner) => vector(cx, inner, &mut |el| {
+            let Value::Float(v) = el.value;
+            sink(Element {
+                labels: el.labels.without_name(),
+                value: Value::Float(-v),
             })
-        }
-        QueryExpr::Aggregate { op, inner } => {
-            let mut agg = Aggregator::new(*op);
-            let stats = for_each(inner, store, now_ms, scrape, &mut |_, v| agg.add(v))?;
-            Ok(match no_data(inner, &stats, age_ms) {
-                Some(reason) => QueryValue::NoData(reason),
-                None => QueryValue::Number(agg.result()),
-            })
-        }
-        QueryExpr::HistogramQuantile { q, inner } => {
-            let mut buckets: Vec<Bucket> = Vec::new();
-            let mut bad: Option<EvalError> = None;
-            let stats = for_each(inner, store, now_ms, scrape, &mut |series, count| {
-                if bad.is_some() {
-                    return;
-                }
-                match bucket_bound(series) {
-                    Ok(upper) => buckets.push(Bucket { upper, count }),
-                    Err(e) => bad = Some(e),
-                }
-            })?;
-            if let Some(e) = bad {
-                return Err(e);
-            }
-            if let Some(reason) = no_data(inner, &stats, age_ms) {
-                return Ok(QueryValue::NoData(reason));
-            }
-            Ok(bucket_quantile(*q, &mut buckets))
-        }
-    }
-}
-
-fn describe(vector: &VectorExpr) -> String {
-    match vector {
-        VectorExpr::Instant(selector) => selector.text.to_string(),
-        VectorExpr::Range {
-            func,
-            selector,
-            range_text,
-            ..
-        } => format!("{}({}[{}])", func.name(), selector.text, range_text),
-    }
-}
-
-fn no_data(vector: &VectorExpr, stats: &VectorStats, age_ms: i64) -> Option<NoData> {
-    if stats.produced > 0 {
-        return None;
-    }
-    // Nothing in the window because scrapes stopped succeeding: say that, not "no series".
-    if stats.matched == 0 && age_ms >= vector.range_ms() && vector.range_ms() > 0 {
-        return Some(NoData::ScrapeTooOld { age_ms });
-    }
-    if stats.matched == 0 {
-        return Some(NoData::NoSeries {
-            selector: vector.selector().text.to_string(),
-            stale: stats.stale,
-        });
-    }
-    match vector {
-        VectorExpr::Range {
-            func, range_text, ..
-        } => Some(NoData::NotEnoughHistory {
-            function: func.name(),
-            range: range_text.to_string(),
-            points: stats.max_points,
         }),
-        VectorExpr::Instant(selector) => Some(NoData::NoSeries {
-            selector: selector.text.to_string(),
-            stale: stats.stale,
-        }),
+        Expr::Binary(b) => binary::eval(cx, b, sink),
+        Expr::Aggregate(a) => aggregate::eval(cx, a, sink),
+        Expr::Call(call) => match call.func {
+            Func::Vector => {
+                let v = match call.args.first() {
+                    Some(arg) => scalar(cx, arg)?,
+                    None => f64::NAN,
+                };
+                sink(Element {
+                    labels: Labels::Empty,
+                    value: Value::Float(v),
+                })?;
+                Ok(Produced::some(1))
+            }
+            Func::HistogramQuantile => histogram::eval(cx, call, sink),
+            _ => match call.args.first() {
+                Some(Expr::Matrix(m)) => range::eval(cx, call.func, m, sink),
+                _ => range::elementwise(cx, call, sink),
+            },
+        },
+        Expr::Number(_) | Expr::String | Expr::Matrix(_) => Err(internal(expr)),
     }
 }
 
-/// Calls `f` with every (series, value) the vector expression yields.
-fn for_each(
-    vector: &VectorExpr,
-    store: &SeriesStore,
-    now_ms: i64,
-    scrape_ms: i64,
-    f: &mut dyn FnMut(&Series, f64),
-) -> Result<VectorStats, EvalError> {
-    let mut stats = VectorStats::default();
-    match vector {
-        VectorExpr::Instant(selector) => {
-            for series in matching(store, selector) {
-                // Prometheus staleness: a series absent from the latest scrape is gone.
-                match point_at(series, scrape_ms) {
-                    Some(p) => {
-                        stats.matched += 1;
-                        stats.produced += 1;
-                        f(series, p.v);
-                    }
-                    None => stats.stale += 1,
-                }
-            }
-        }
-        VectorExpr::Range {
-            func,
-            selector,
-            range_ms,
-            range_text,
-        } => {
-            let start = now_ms.saturating_sub(*range_ms);
-            for series in matching(store, selector) {
-                // The window is left-open, right-closed: (now - range, now].
-                let lo = series.points.partition_point(|p| p.t <= start);
-                let hi = series.points.partition_point(|p| p.t <= now_ms);
-                let n = hi.saturating_sub(lo);
-                if n == 0 {
-                    continue;
-                }
-                stats.matched += 1;
-                stats.max_points = stats.max_points.max(n);
-                if series.evicted_until_ms.is_some_and(|t| t > start) {
-                    return Err(EvalError {
-                        message: format!(
-                            "{}({}[{range_text}]) needs more than the {} points kept per series \
-                             at this scrape interval; shorten the range or raise the per-series \
-                             point limit",
-                            func.name(),
-                            selector.text,
-                            store.limits().max_points_per_series
-                        ),
-                    });
-                }
-                if n < 2 {
-                    continue;
-                }
-                let value = extrapolated_rate(
-                    series.points.range(lo..hi),
-                    n,
-                    start,
-                    now_ms,
-                    *range_ms,
-                    *func == RangeFunc::Rate,
-                );
-                stats.produced += 1;
-                f(series, value);
-            }
-        }
-    }
-    Ok(stats)
+/// Whether an operation with `op` drops the metric name, as Prometheus does for arithmetic and
+/// `bool` comparisons.
+pub(crate) fn drops_name(op: BinOp, return_bool: bool) -> bool {
+    !(op.is_set() || (op.is_comparison() && !return_bool))
 }
 
-fn matching<'s>(
+pub(crate) fn matching<'s>(
     store: &'s SeriesStore,
     selector: &'s Selector,
 ) -> impl Iterator<Item = &'s Series> {
     store.series().iter().filter(move |s| s.matches(selector))
 }
 
-fn point_at(series: &Series, t: i64) -> Option<&Point> {
+pub(crate) fn point_at(series: &Series, t: i64) -> Option<&Point> {
     // The latest scrape is almost always the last point; search otherwise.
     match series.points.back() {
         Some(p) if p.t == t => Some(p),
@@ -326,236 +402,91 @@ fn point_at(series: &Series, t: i64) -> Option<&Point> {
     }
 }
 
-/// Prometheus's `extrapolatedRate` for float counters: the increase between the first and
-/// last point in the window, corrected for counter resets, extrapolated towards the window
-/// boundaries (all the way when the gap is within 1.1× the average interval, else half an
-/// interval), never extrapolating below zero; divided by the range for `rate`.
-fn extrapolated_rate<'p>(
-    points: impl Iterator<Item = &'p Point> + Clone,
-    count: usize,
-    range_start_ms: i64,
-    range_end_ms: i64,
-    range_ms: i64,
-    is_rate: bool,
-) -> f64 {
-    let mut iter = points.clone();
-    let Some(first) = iter.next().copied() else {
-        return f64::NAN;
+/// An instant selector: each matching series' value in the latest scrape at or before the
+/// evaluation time (minus the offset); a series absent from that scrape is stale.
+fn instant<'a>(cx: &Cx<'a>, v: &'a VectorSel, sink: Sink<'_, 'a>) -> Result<Produced, EvalError> {
+    let store = cx.store;
+    let t = cx.now_ms.saturating_sub(v.offset_ms);
+    let Some(scrape) = store.scrape_at_or_before(t) else {
+        return Ok(Produced::none(before_history(cx, v)));
     };
-    let mut last = first;
-    // A drop in value is a counter reset: the counter restarted from zero, so everything it
-    // had counted before the reset is added back.
-    let mut resets = 0.0;
-    for p in iter {
-        if p.v < last.v {
-            resets += last.v;
+    let age_ms = t - scrape;
+    if age_ms > store.limits().lookback_ms {
+        return Ok(Produced::none(NoData::ScrapeTooOld { age_ms }));
+    }
+    let (mut count, mut stale) = (0usize, 0usize);
+    for series in matching(store, &v.selector) {
+        if series.evicted_until_ms.is_some_and(|e| e >= scrape) {
+            return Err(EvalError::new(format!(
+                "{} offset {} needs more than the {} points kept per series at this scrape \
+                 interval; shorten the offset or raise the per-series point limit",
+                v.selector.text,
+                v.offset_text,
+                store.limits().max_points_per_series
+            )));
         }
-        last = *p;
-    }
-    let mut result = last.v - first.v + resets;
-
-    let mut to_start = (first.t - range_start_ms) as f64 / 1000.0;
-    let mut to_end = (range_end_ms - last.t) as f64 / 1000.0;
-    let sampled = (last.t - first.t) as f64 / 1000.0;
-    let average = sampled / (count - 1) as f64;
-    let threshold = average * 1.1;
-    if to_start >= threshold {
-        to_start = average / 2.0;
-    }
-    // Counters cannot go negative: do not extrapolate past the point where it would be zero.
-    if result > 0.0 && first.v >= 0.0 {
-        let to_zero = sampled * (first.v / result);
-        if to_zero < to_start {
-            to_start = to_zero;
-        }
-    }
-    if to_end >= threshold {
-        to_end = average / 2.0;
-    }
-    let mut factor = (sampled + to_start + to_end) / sampled;
-    if is_rate {
-        factor /= range_ms as f64 / 1000.0;
-    }
-    result *= factor;
-    result
-}
-
-/// Aggregation as Prometheus does it: Kahan-compensated sums, NaN-skipping min/max.
-struct Aggregator {
-    op: AggOp,
-    sum: f64,
-    compensation: f64,
-    count: usize,
-    extreme: f64,
-}
-
-impl Aggregator {
-    fn new(op: AggOp) -> Aggregator {
-        Aggregator {
-            op,
-            sum: 0.0,
-            compensation: 0.0,
-            count: 0,
-            extreme: f64::NAN,
-        }
-    }
-
-    fn add(&mut self, v: f64) {
-        self.count += 1;
-        match self.op {
-            AggOp::Sum | AggOp::Avg => {
-                let t = self.sum + v;
-                if t.is_infinite() {
-                    self.compensation = 0.0;
-                } else if self.sum.abs() >= v.abs() {
-                    self.compensation += (self.sum - t) + v;
-                } else {
-                    self.compensation += (v - t) + self.sum;
-                }
-                self.sum = t;
+        // Prometheus staleness: a series absent from the latest scrape is gone.
+        match point_at(series, scrape) {
+            Some(p) => {
+                count += 1;
+                sink(Element {
+                    labels: Labels::Series { series, name: true },
+                    value: Value::Float(p.v),
+                })?;
             }
-            AggOp::Min => {
-                if self.extreme > v || self.extreme.is_nan() {
-                    self.extreme = v;
-                }
-            }
-            AggOp::Max => {
-                if self.extreme < v || self.extreme.is_nan() {
-                    self.extreme = v;
-                }
-            }
-            AggOp::Count => {}
+            None => stale += 1,
         }
     }
+    Ok(Produced::counted(count, || NoData::NoSeries {
+        selector: v.selector.text.to_string(),
+        stale,
+    }))
+}
 
-    fn result(&self) -> f64 {
-        match self.op {
-            AggOp::Sum => self.sum + self.compensation,
-            AggOp::Avg => (self.sum + self.compensation) / self.count as f64,
-            AggOp::Min | AggOp::Max => self.extreme,
-            AggOp::Count => self.count as f64,
+/// No scrape at or before the selector's time: it has an offset reaching before the first
+/// scrape (or there is no scrape at all).
+pub(crate) fn before_history(cx: &Cx<'_>, v: &VectorSel) -> NoData {
+    if v.offset_ms > 0 && cx.store.first_scrape_ms().is_some() {
+        NoData::NoHistoryYet {
+            offset: v.offset_text.to_string(),
         }
+    } else {
+        NoData::NoScrape
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Bucket {
-    pub upper: f64,
-    pub count: f64,
-}
-
-fn bucket_bound(series: &Series) -> Result<f64, EvalError> {
-    let le = series.label("le");
-    if le.is_empty() {
-        return Err(EvalError {
-            message: format!(
-                "histogram_quantile needs bucket series with an `le` label, but {} has none; \
-                 select the `_bucket` series",
-                series.describe()
-            ),
+/// Every element `expr` yields, as (labels as PromQL writes them, value): for tests that
+/// compare whole vectors with Prometheus's.
+#[cfg(test)]
+pub(crate) fn eval_vector(
+    expr: &Expr,
+    store: &SeriesStore,
+    now_ms: i64,
+) -> Result<Vec<(String, f64)>, EvalError> {
+    let cx = Cx {
+        store,
+        now_ms,
+        nan_reason: RefCell::new(None),
+    };
+    if expr.ty() == Type::Scalar {
+        return Ok(vec![("{}".to_string(), scalar(&cx, expr)?)]);
+    }
+    let mut out = Vec::new();
+    vector(&cx, expr, &mut |el| {
+        let mut name = "";
+        let mut pairs = Vec::new();
+        el.labels.each(&mut |k, v| {
+            if k == "__name__" {
+                name = v;
+            } else if !v.is_empty() {
+                pairs.push(format!("{k}={v:?}"));
+            }
         });
-    }
-    parse_bound(le).ok_or_else(|| EvalError {
-        message: format!(
-            "bucket series {} has an `le` label that is not a number",
-            series.describe()
-        ),
-    })
-}
-
-/// Parses a bucket bound as Prometheus does (`+Inf`, `Inf`, `1e-3`, `0.25`).
-fn parse_bound(le: &str) -> Option<f64> {
-    let lower = le.to_ascii_lowercase();
-    match lower.trim_start_matches('+') {
-        "inf" => Some(f64::INFINITY),
-        _ if lower == "-inf" => Some(f64::NEG_INFINITY),
-        _ => le.parse::<f64>().ok(),
-    }
-}
-
-/// Prometheus's `bucketQuantile`: buckets are sorted by upper bound and buckets with the same
-/// bound summed (the implicit `sum by (le)`); the +Inf bucket is required; counts are made
-/// monotonic; the quantile is interpolated linearly inside its bucket, with 0 as the lower
-/// bound of the first bucket when its upper bound is positive; a quantile in the +Inf bucket
-/// yields the highest finite bound.
-pub(crate) fn bucket_quantile(q: f64, buckets: &mut Vec<Bucket>) -> QueryValue {
-    if q.is_nan() {
-        return QueryValue::Number(f64::NAN);
-    }
-    if q < 0.0 {
-        return QueryValue::Number(f64::NEG_INFINITY);
-    }
-    if q > 1.0 {
-        return QueryValue::Number(f64::INFINITY);
-    }
-    buckets.sort_by(|a, b| a.upper.total_cmp(&b.upper));
-    if !buckets.last().is_some_and(|b| b.upper == f64::INFINITY) {
-        return QueryValue::NoData(NoData::NoInfBucket);
-    }
-    // Sum buckets with the same bound.
-    buckets.dedup_by(|later, kept| {
-        if later.upper == kept.upper {
-            kept.count += later.count;
-            true
-        } else {
-            false
-        }
-    });
-    // Tiny floating-point dips between neighbours are treated as equal counts.
-    let mut prev = buckets.first().map_or(0.0, |b| b.count);
-    for b in buckets.iter_mut().skip(1) {
-        let delta = (b.count - prev).abs();
-        if delta == 0.0 {
-            continue;
-        }
-        if delta / b.count <= 1e-12 {
-            b.count = prev;
-        } else {
-            prev = b.count;
-        }
-    }
-    // Force monotonic counts (the envelope), as inconsistent inputs otherwise break the search.
-    let mut max = buckets.first().map_or(0.0, |b| b.count);
-    for b in buckets.iter_mut().skip(1) {
-        if b.count > max {
-            max = b.count;
-        } else if b.count < max {
-            b.count = max;
-        }
-    }
-    if buckets.len() < 2 {
-        return QueryValue::NoData(NoData::TooFewBuckets);
-    }
-    let observations = buckets.last().map_or(0.0, |b| b.count);
-    if observations == 0.0 {
-        return QueryValue::NoData(NoData::NoObservations);
-    }
-    let rank = q * observations;
-    // First bucket (among all but +Inf) whose cumulative count reaches the rank.
-    let searchable = buckets.len() - 1;
-    let b = buckets
-        .get(..searchable)
-        .map_or(0, |s| s.partition_point(|bucket| bucket.count < rank));
-    if b == searchable {
-        return QueryValue::Number(buckets.get(searchable - 1).map_or(f64::NAN, |x| x.upper));
-    }
-    let (Some(bucket), previous) = (
-        buckets.get(b),
-        b.checked_sub(1).and_then(|i| buckets.get(i)),
-    ) else {
-        return QueryValue::Number(f64::NAN);
-    };
-    if b == 0 && bucket.upper <= 0.0 {
-        return QueryValue::Number(bucket.upper);
-    }
-    let (start, mut count, mut rank) = (0.0, bucket.count, rank);
-    let start = match previous {
-        Some(prev) => {
-            count -= prev.count;
-            rank -= prev.count;
-            prev.upper
-        }
-        None => start,
-    };
-    QueryValue::Number(start + (bucket.upper - start) * (rank / count))
+        pairs.sort();
+        let Value::Float(v) = el.value;
+        out.push((format!("{name}{{{}}}", pairs.join(", ")), v));
+        Ok(())
+    })?;
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
 }

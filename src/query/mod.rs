@@ -1,16 +1,27 @@
-//! The scrape-variable language (a PromQL subset evaluated on one pod's samples) and PromQL
-//! templates for `promql:` variables.
+//! The scrape-variable language (standard PromQL within "one number per pod", evaluated on
+//! one pod's samples) and PromQL templates for `promql:` variables.
 //!
 //! A scrape query is parsed once ([`parse`]) and evaluated after every scrape of a pod
 //! against that pod's [`SeriesStore`] ([`Query::eval`]), yielding one number or "no data"
 //! with a reason. The language reference is `docs/query.md`.
 
+mod aggregate;
 #[cfg(test)]
 mod alloc_tests;
+mod ast;
+mod binary;
+mod catalog;
 #[cfg(test)]
 mod conformance_tests;
 mod eval;
+#[cfg(test)]
+mod expr_tests;
+mod histogram;
+mod labels;
 mod parse;
+mod range;
+mod scan;
+mod selector;
 mod store;
 mod template;
 #[cfg(test)]
@@ -37,7 +48,7 @@ pub struct QueryError {
 pub struct Query {
     /// The query as written in the rule.
     pub source: String,
-    expr: parse::QueryExpr,
+    expr: ast::Expr,
 }
 
 /// Compiles a scrape query.
@@ -51,16 +62,40 @@ pub fn parse(src: &str) -> Result<Query, QueryError> {
 impl Query {
     /// Evaluates the query on the pod's stored samples at `now_ms` (Unix milliseconds).
     pub fn eval(&self, store: &SeriesStore, now_ms: i64) -> Result<QueryValue, EvalError> {
-        eval::eval(&self.expr, store, now_ms)
+        eval::eval(&self.expr, &self.source, store, now_ms)
     }
 
-    /// The metric name the query reads, when its selector names one.
+    /// Every element the query yields, labels as PromQL writes them (for tests).
+    #[cfg(test)]
+    pub(crate) fn eval_vector(
+        &self,
+        store: &SeriesStore,
+        now_ms: i64,
+    ) -> Result<Vec<(String, f64)>, EvalError> {
+        eval::eval_vector(&self.expr, store, now_ms)
+    }
+
+    /// The metric name the query reads, when all its selectors that name one name the same.
     pub fn metric_name(&self) -> Option<&str> {
-        self.expr.vector().selector().name.as_deref()
+        let mut names = self.metric_names();
+        let first = names.next()?;
+        names.all(|n| n == first).then_some(first)
     }
 
-    /// The range of its `rate`/`increase` window in milliseconds; 0 for an instant query.
+    /// The metric names its selectors name, in the order written (repeats included).
+    pub fn metric_names(&self) -> impl Iterator<Item = &str> {
+        let mut names = Vec::new();
+        self.expr.selectors(&mut |s, _| {
+            if let Some(n) = &s.name {
+                names.push(&**n);
+            }
+        });
+        names.into_iter()
+    }
+
+    /// How far back the query reads, in milliseconds: the longest range plus offset over all
+    /// its selectors; 0 for an instant query.
     pub fn range_ms(&self) -> i64 {
-        self.expr.vector().range_ms()
+        self.expr.reach_ms()
     }
 }

@@ -1,209 +1,29 @@
-//! Parser for the scrape-variable language: a PromQL subset that yields one number per pod.
-
-use regex::Regex;
+//! The scrape-query grammar: PromQL expressions (operators with PromQL's precedence,
+//! aggregations, function calls, selectors with ranges and offsets), type-checked as
+//! Prometheus does, so an error names the construct and its 1-based column.
 
 use super::QueryError;
+use super::ast::{
+    AggOp, Aggregate, BinOp, Binary, Call, Card, Expr, Grouping, Matching, MatrixSel, Type,
+    VectorSel,
+};
+use super::catalog::{self, Func};
+use super::scan::{Parser, is_label_char, is_label_start, is_name_char, is_name_start};
 
 /// Longest accepted query, in bytes.
 pub const MAX_QUERY_BYTES: usize = 4096;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum MatchOp {
-    Equal,
-    NotEqual,
-    Regex,
-    NotRegex,
-}
-
-/// One label matcher; regexes are compiled once, fully anchored as in Prometheus.
-#[derive(Debug, Clone)]
-pub(crate) struct Matcher {
-    pub label: Box<str>,
-    pub op: MatchOp,
-    pub value: Box<str>,
-    regex: Option<Regex>,
-}
-
-impl Matcher {
-    pub fn matches(&self, value: &str) -> bool {
-        match (self.op, &self.regex) {
-            (MatchOp::Equal, _) => value == &*self.value,
-            (MatchOp::NotEqual, _) => value != &*self.value,
-            (MatchOp::Regex, Some(re)) => re.is_match(value),
-            (MatchOp::NotRegex, Some(re)) => !re.is_match(value),
-            // Regex matchers always carry their compiled regex.
-            (MatchOp::Regex | MatchOp::NotRegex, None) => false,
-        }
-    }
-}
-
-/// `name{label="v", ...}`; `name` is `None` when only `{...}` was written (a `__name__`
-/// equality matcher is folded into `name`).
-#[derive(Debug, Clone)]
-pub(crate) struct Selector {
-    pub name: Option<Box<str>>,
-    pub matchers: Vec<Matcher>,
-    /// The selector as written, for messages.
-    pub text: Box<str>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RangeFunc {
-    Rate,
-    Increase,
-}
-
-impl RangeFunc {
-    pub fn name(self) -> &'static str {
-        match self {
-            RangeFunc::Rate => "rate",
-            RangeFunc::Increase => "increase",
-        }
-    }
-}
-
-/// An expression yielding a vector of per-series values.
-#[derive(Debug, Clone)]
-pub(crate) enum VectorExpr {
-    Instant(Selector),
-    Range {
-        func: RangeFunc,
-        selector: Selector,
-        range_ms: i64,
-        /// The range as written (`1m`), for messages.
-        range_text: Box<str>,
-    },
-}
-
-impl VectorExpr {
-    pub fn selector(&self) -> &Selector {
-        match self {
-            VectorExpr::Instant(s) | VectorExpr::Range { selector: s, .. } => s,
-        }
-    }
-
-    pub fn range_ms(&self) -> i64 {
-        match self {
-            VectorExpr::Instant(_) => 0,
-            VectorExpr::Range { range_ms, .. } => *range_ms,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum AggOp {
-    Sum,
-    Min,
-    Max,
-    Avg,
-    Count,
-}
-
-impl AggOp {
-    fn from_name(name: &str) -> Option<AggOp> {
-        Some(match name {
-            "sum" => AggOp::Sum,
-            "min" => AggOp::Min,
-            "max" => AggOp::Max,
-            "avg" => AggOp::Avg,
-            "count" => AggOp::Count,
-            _ => return None,
-        })
-    }
-}
-
-/// A whole query: it must yield one number.
-#[derive(Debug, Clone)]
-pub(crate) enum QueryExpr {
-    /// A vector that must hold exactly one element at evaluation.
-    Vector(VectorExpr),
-    Aggregate {
-        op: AggOp,
-        inner: VectorExpr,
-    },
-    HistogramQuantile {
-        q: f64,
-        inner: VectorExpr,
-    },
-}
-
-impl QueryExpr {
-    pub fn vector(&self) -> &VectorExpr {
-        match self {
-            QueryExpr::Vector(v)
-            | QueryExpr::Aggregate { inner: v, .. }
-            | QueryExpr::HistogramQuantile { inner: v, .. } => v,
-        }
-    }
-}
-
-/// PromQL functions and operators that exist but are outside the supported subset, so the
-/// error can say "not supported" instead of "unexpected".
-const UNSUPPORTED_FUNCTIONS: &[&str] = &[
-    "abs",
-    "absent",
-    "absent_over_time",
-    "avg_over_time",
-    "ceil",
-    "changes",
-    "clamp",
-    "clamp_max",
-    "clamp_min",
-    "count_over_time",
-    "delta",
-    "deriv",
-    "exp",
-    "floor",
-    "histogram_avg",
-    "histogram_count",
-    "histogram_fraction",
-    "histogram_sum",
-    "holt_winters",
-    "idelta",
-    "irate",
-    "label_join",
-    "label_replace",
-    "last_over_time",
-    "ln",
-    "log10",
-    "log2",
-    "max_over_time",
-    "min_over_time",
-    "predict_linear",
-    "quantile_over_time",
-    "resets",
-    "round",
-    "scalar",
-    "sgn",
-    "sort",
-    "sqrt",
-    "stddev_over_time",
-    "sum_over_time",
-    "time",
-    "timestamp",
-    "vector",
-    "bottomk",
-    "topk",
-    "quantile",
-    "stddev",
-    "stdvar",
-    "count_values",
-    "group",
-];
-
-const SUPPORTED: &str = "sum, min, max, avg, count, rate, increase, histogram_quantile";
-
-struct Parser<'a> {
-    src: &'a str,
-    pos: usize,
-    /// Parentheses open around the current position.
-    depth: usize,
-}
-
 /// Deepest accepted parenthesis nesting.
 const MAX_PAREN_DEPTH: usize = 64;
 
-pub(crate) fn parse(src: &str) -> Result<QueryExpr, QueryError> {
+/// Deepest accepted expression tree (operators, calls, aggregations): evaluation recurses
+/// over it.
+const MAX_TREE_DEPTH: usize = 128;
+
+/// An expression and where it starts in the text.
+type Node = (Expr, usize);
+
+pub(crate) fn parse(src: &str) -> Result<Expr, QueryError> {
     if src.len() > MAX_QUERY_BYTES {
         return Err(QueryError {
             column: 1,
@@ -213,808 +33,731 @@ pub(crate) fn parse(src: &str) -> Result<QueryExpr, QueryError> {
             ),
         });
     }
-    let mut p = Parser {
-        src,
-        pos: 0,
-        depth: 0,
-    };
+    let mut p = Parser::new(src);
     p.skip_ws();
     if p.at_end() {
         return Err(p.error("empty query"));
     }
-    let expr = p.query()?;
+    let (mut expr, start) = p.expr(0)?;
     p.skip_ws();
     if !p.at_end() {
         return Err(p.trailing_error());
     }
+    match expr.ty() {
+        Type::Scalar | Type::Vector => {}
+        Type::Matrix => {
+            return Err(p.error_at(
+                start,
+                "a range selector must be the argument of a function that takes a range, e.g. \
+                 rate(x[1m]) or avg_over_time(x[1m])",
+            ));
+        }
+        Type::String => {
+            return Err(p.error_at(
+                start,
+                "a string is not a number (a quoted metric name goes inside the braces: \
+                 {\"http.server.duration\"})",
+            ));
+        }
+    }
+    if expr.depth() > MAX_TREE_DEPTH {
+        return Err(p.error_at(
+            0,
+            format!("the query nests operators and calls deeper than {MAX_TREE_DEPTH}"),
+        ));
+    }
+    if let Expr::Call(call) = &mut expr
+        && call.func == Func::HistogramQuantile
+    {
+        call.sum_by_le = match call.args.get(1) {
+            Some(Expr::Vector(_)) => true,
+            Some(Expr::Call(inner)) => matches!(inner.func, Func::Rate | Func::Increase),
+            _ => false,
+        };
+    }
     Ok(expr)
 }
 
-fn is_name_start(c: char) -> bool {
-    c.is_ascii_alphabetic() || c == '_' || c == ':'
-}
-
-fn is_name_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '_' || c == ':'
-}
-
-fn is_label_start(c: char) -> bool {
-    c.is_ascii_alphabetic() || c == '_'
-}
-
-fn is_label_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '_'
-}
-
 impl<'a> Parser<'a> {
-    fn column_at(&self, pos: usize) -> usize {
-        self.src.get(..pos).map_or(0, |s| s.chars().count()) + 1
+    /// The next word, lowercased: PromQL's keywords and aggregation names are
+    /// case-insensitive (`SUM(x) BY (job)`).
+    fn peek_kw(&mut self) -> Option<String> {
+        self.peek_word().map(str::to_ascii_lowercase)
     }
 
-    fn error_at(&self, pos: usize, message: impl Into<String>) -> QueryError {
-        QueryError {
-            column: self.column_at(pos),
-            message: message.into(),
-        }
-    }
-
-    fn error(&self, message: impl Into<String>) -> QueryError {
-        self.error_at(self.pos, message)
-    }
-
-    fn rest(&self) -> &'a str {
-        self.src.get(self.pos..).unwrap_or("")
-    }
-
-    fn at_end(&self) -> bool {
-        self.pos >= self.src.len()
-    }
-
-    fn peek(&self) -> Option<char> {
-        self.rest().chars().next()
-    }
-
-    fn bump(&mut self) -> Option<char> {
-        let c = self.peek()?;
-        self.pos += c.len_utf8();
-        Some(c)
-    }
-
-    /// Skips whitespace and `#` comments.
-    fn skip_ws(&mut self) {
-        while let Some(c) = self.peek() {
-            if c.is_whitespace() {
-                self.pos += c.len_utf8();
-            } else if c == '#' {
-                while let Some(c) = self.bump() {
-                    if c == '\n' {
-                        break;
-                    }
-                }
-            } else {
-                break;
-            }
-        }
-    }
-
-    fn eat(&mut self, c: char) -> bool {
-        if self.peek() == Some(c) {
-            self.pos += c.len_utf8();
+    /// A word equal to `kw` (in any case), consumed when present.
+    fn keyword(&mut self, kw: &str) -> bool {
+        self.skip_ws();
+        if self.peek_kw().as_deref() == Some(kw) {
+            self.pos += kw.len();
             true
         } else {
             false
         }
     }
 
-    /// Describes what is at the cursor, for "expected X, found Y" messages.
-    fn found(&self) -> String {
-        match self.peek() {
-            None => "the end of the query".to_string(),
-            Some(c) => format!("'{c}'"),
-        }
+    fn text_from(&self, start: usize) -> Box<str> {
+        self.src.get(start..self.pos).unwrap_or("").trim().into()
     }
 
-    fn expect(&mut self, c: char, context: &str) -> Result<(), QueryError> {
-        self.skip_ws();
-        if self.eat(c) {
-            Ok(())
-        } else {
-            Err(self.error(format!("expected '{c}' {context}, found {}", self.found())))
-        }
+    /// A binary operator at the cursor and its length.
+    fn peek_binop(&mut self) -> Option<(BinOp, usize)> {
+        let rest = self.rest();
+        let two = rest.get(..2).unwrap_or("");
+        let op = match two {
+            "==" => return Some((BinOp::Eq, 2)),
+            "!=" => return Some((BinOp::Ne, 2)),
+            ">=" => return Some((BinOp::Ge, 2)),
+            "<=" => return Some((BinOp::Le, 2)),
+            _ => match self.peek()? {
+                '+' => BinOp::Add,
+                '-' => BinOp::Sub,
+                '*' => BinOp::Mul,
+                '/' => BinOp::Div,
+                '%' => BinOp::Mod,
+                '^' => BinOp::Pow,
+                '>' => BinOp::Gt,
+                '<' => BinOp::Lt,
+                _ => {
+                    return match self.peek_kw()?.as_str() {
+                        "and" => Some((BinOp::And, 3)),
+                        "or" => Some((BinOp::Or, 2)),
+                        "unless" => Some((BinOp::Unless, 6)),
+                        _ => None,
+                    };
+                }
+            },
+        };
+        Some((op, 1))
     }
 
-    fn word(&mut self, start: fn(char) -> bool, rest: fn(char) -> bool) -> Option<&'a str> {
-        let begin = self.pos;
-        match self.peek() {
-            Some(c) if start(c) => {}
-            _ => return None,
+    /// An expression whose binary operators bind at least as tightly as `min_prec`.
+    pub(crate) fn expr(&mut self, min_prec: u8) -> Result<Node, QueryError> {
+        self.nest += 1;
+        if self.nest > MAX_TREE_DEPTH {
+            return Err(self.error(format!(
+                "the query nests operators and calls deeper than {MAX_TREE_DEPTH}"
+            )));
         }
-        while let Some(c) = self.peek() {
-            if rest(c) {
-                self.pos += c.len_utf8();
-            } else {
+        let result = self.expr_inner(min_prec);
+        self.nest -= 1;
+        result
+    }
+
+    fn expr_inner(&mut self, min_prec: u8) -> Result<Node, QueryError> {
+        let (mut lhs, start) = self.unary()?;
+        loop {
+            self.skip_ws();
+            let op_at = self.pos;
+            let Some((op, len)) = self.peek_binop() else {
+                if self.peek_kw().as_deref() == Some("atan2") {
+                    return Err(self.error(
+                        "the `atan2` operator is not supported; compute it in `expr` with \
+                         math::atan2",
+                    ));
+                }
+                break;
+            };
+            if op.precedence() < min_prec {
                 break;
             }
+            self.pos += len;
+            let return_bool = self.keyword("bool");
+            if return_bool && !op.is_comparison() {
+                return Err(self.error_at(
+                    op_at,
+                    format!(
+                        "`bool` only follows a comparison (==, !=, >, <, >=, <=), not `{}`",
+                        op.symbol()
+                    ),
+                ));
+            }
+            let matching = self.matching(op)?;
+            self.skip_ws();
+            if self.at_end() || matches!(self.peek(), Some(')' | ',' | ']' | '}')) {
+                return Err(self.error_at(
+                    op_at,
+                    format!("`{}` needs an operand on its right", op.symbol()),
+                ));
+            }
+            // `^` is right-associative; the others left-associative.
+            let next = if op == BinOp::Pow {
+                op.precedence()
+            } else {
+                op.precedence() + 1
+            };
+            let (rhs, rhs_at) = self.expr(next)?;
+            lhs = self.binary(
+                op,
+                (lhs, start),
+                (rhs, rhs_at),
+                op_at,
+                return_bool,
+                matching,
+            )?;
         }
-        self.src.get(begin..self.pos)
+        Ok((lhs, start))
     }
 
-    /// Looks at the next identifier without consuming it.
-    fn peek_word(&mut self) -> Option<&'a str> {
-        let save = self.pos;
-        let w = self.word(is_name_start, is_name_char);
-        self.pos = save;
-        w
-    }
-
-    fn reject_grouping(&mut self, op: &str) -> Result<(), QueryError> {
+    /// `on (...)` / `ignoring (...)` and `group_left/right [(...)]` after an operator.
+    fn matching(&mut self, op: BinOp) -> Result<Option<(Matching, usize)>, QueryError> {
         self.skip_ws();
         let at = self.pos;
-        if let Some(w @ ("by" | "without")) = self.peek_word() {
-            return Err(self.error_at(
-                at,
-                format!(
-                    "`{op} {w} (...)` is not supported: a scrape query yields one number for \
-                     the pod, so `{op}(...)` always aggregates over every series"
-                ),
-            ));
+        let on = match self.peek_kw().as_deref() {
+            Some("on") => true,
+            Some("ignoring") => false,
+            Some("group_left" | "group_right") => {
+                return Err(self.error(
+                    "group_left/group_right follow on(...) or ignoring(...), e.g. \
+                     a * on (pod) group_left b",
+                ));
+            }
+            _ => return Ok(None),
+        };
+        self.pos += if on { 2 } else { 8 };
+        let labels = self.label_list(if on { "on" } else { "ignoring" })?;
+        let mut matching = Matching {
+            on,
+            labels,
+            ..Matching::default()
+        };
+        self.skip_ws();
+        let group_at = self.pos;
+        let card = match self.peek_kw().as_deref() {
+            Some("group_left") => Some(Card::ManyToOne),
+            Some("group_right") => Some(Card::OneToMany),
+            _ => None,
+        };
+        if let Some(card) = card {
+            if op.is_set() {
+                return Err(self.error_at(
+                    group_at,
+                    format!(
+                        "group_left/group_right cannot be used with `{}`",
+                        op.symbol()
+                    ),
+                ));
+            }
+            self.pos += 10 + usize::from(card == Card::OneToMany);
+            matching.card = card;
+            self.skip_ws();
+            if self.peek() == Some('(') {
+                matching.include = self.label_list("group_left/group_right")?;
+            }
         }
-        Ok(())
+        Ok(Some((matching, at)))
     }
 
-    fn query(&mut self) -> Result<QueryExpr, QueryError> {
+    /// `(a, "b.c", ...)`: label names, quoted ones as in PromQL 3, a trailing comma allowed.
+    fn label_list(&mut self, context: &str) -> Result<Vec<Box<str>>, QueryError> {
         self.skip_ws();
-        if self.peek() == Some('(') {
-            let open = self.pos;
-            if self.depth >= MAX_PAREN_DEPTH {
-                return Err(self.error(format!("parentheses nested deeper than {MAX_PAREN_DEPTH}")));
-            }
-            self.depth += 1;
-            self.pos += 1;
-            let inner = self.query()?;
-            self.depth -= 1;
+        if !self.eat('(') {
+            return Err(self.error(format!(
+                "expected '(' and label names after `{context}`, e.g. {context} (pod), found {}",
+                self.found()
+            )));
+        }
+        let mut labels = Vec::new();
+        loop {
             self.skip_ws();
-            if !self.eat(')') {
+            if self.eat(')') {
+                return Ok(labels);
+            }
+            let label: Box<str> = if matches!(self.peek(), Some('"' | '\'' | '`')) {
+                self.string()?.into()
+            } else if let Some(w) = self.word(is_label_start, is_label_char) {
+                w.into()
+            } else {
                 return Err(self.error(format!(
-                    "expected ')' to close the '(' at column {}, found {}",
-                    self.column_at(open),
+                    "expected a label name or ')' in `{context} (...)`, found {}",
+                    self.found()
+                )));
+            };
+            labels.push(label);
+            self.skip_ws();
+            if self.eat(',') {
+                continue;
+            }
+            if !matches!(self.peek(), Some(')')) {
+                return Err(self.error(format!(
+                    "expected ',' or ')' after a label name in `{context} (...)`, found {}",
                     self.found()
                 )));
             }
-            return Ok(inner);
         }
-        let start = self.pos;
-        let Some(name) = self.peek_word() else {
-            return self.vector().map(QueryExpr::Vector);
-        };
-        if let Some(op) = AggOp::from_name(name) {
-            let save = self.pos;
-            self.pos += name.len();
-            self.reject_grouping(name)?;
-            self.skip_ws();
-            if self.peek() == Some('(') {
-                self.pos += 1;
-                let inner = self.vector_in(name)?;
-                self.expect(')', &format!("to close {name}("))?;
-                self.reject_grouping(name)?;
-                return Ok(QueryExpr::Aggregate { op, inner });
-            }
-            self.pos = save;
-        }
-        if name == "histogram_quantile" {
-            self.pos += name.len();
-            self.skip_ws();
-            if self.peek() == Some('(') {
-                self.pos += 1;
-                return self.histogram_quantile();
-            }
-            self.pos = start;
-        }
-        self.vector().map(QueryExpr::Vector)
     }
 
-    fn histogram_quantile(&mut self) -> Result<QueryExpr, QueryError> {
-        self.skip_ws();
-        let q = self.number()?;
-        self.expect(',', "after the quantile of histogram_quantile(q, buckets)")?;
-        self.skip_ws();
-        let at = self.pos;
-        if let Some(w) = self.peek_word()
-            && AggOp::from_name(w).is_some()
+    fn binary(
+        &self,
+        op: BinOp,
+        (lhs, lhs_at): Node,
+        (rhs, rhs_at): Node,
+        op_at: usize,
+        return_bool: bool,
+        matching: Option<(Matching, usize)>,
+    ) -> Result<Expr, QueryError> {
+        for (side, at) in [(&lhs, lhs_at), (&rhs, rhs_at)] {
+            match side.ty() {
+                Type::Scalar | Type::Vector => {}
+                Type::Matrix => {
+                    return Err(self.error_at(
+                        at,
+                        format!(
+                            "`{}` needs instant vectors or numbers, but this is a range \
+                             selector; apply a function first, e.g. rate(x[1m])",
+                            op.symbol()
+                        ),
+                    ));
+                }
+                Type::String => {
+                    return Err(
+                        self.error_at(at, format!("`{}` does not apply to a string", op.symbol()))
+                    );
+                }
+            }
+        }
+        let scalars = (lhs.ty() == Type::Scalar, rhs.ty() == Type::Scalar);
+        if op.is_set() && (scalars.0 || scalars.1) {
+            return Err(self.error_at(
+                op_at,
+                format!(
+                    "`{}` works between two instant vectors, not with a number",
+                    op.symbol()
+                ),
+            ));
+        }
+        if op.is_comparison() && scalars == (true, true) && !return_bool {
+            return Err(self.error_at(
+                op_at,
+                format!(
+                    "a comparison between two numbers needs `bool` (e.g. 1 {} bool 0)",
+                    op.symbol()
+                ),
+            ));
+        }
+        if let Some((_, at)) = &matching
+            && (scalars.0 || scalars.1)
         {
-            let save = self.pos;
-            self.pos += w.len();
-            self.skip_ws();
-            let aggregates = matches!(self.peek(), Some('('))
-                || matches!(self.peek_word(), Some("by" | "without"));
-            self.pos = save;
-            if aggregates {
-                return Err(self.error_at(
-                    at,
-                    "histogram_quantile already sums the buckets by `le` over all series of \
-                     the pod; pass the buckets directly, e.g. \
-                     histogram_quantile(0.99, rate(http_request_duration_seconds_bucket[1m]))",
-                ));
-            }
+            return Err(self.error_at(
+                *at,
+                "on (...) / ignoring (...) apply between two instant vectors only",
+            ));
         }
-        let inner = self.vector_in("histogram_quantile")?;
-        self.expect(')', "to close histogram_quantile(")?;
-        Ok(QueryExpr::HistogramQuantile { q, inner })
+        Ok(Expr::Binary(Box::new(Binary {
+            op,
+            lhs,
+            rhs,
+            return_bool,
+            matching: matching.map(|(m, _)| m).unwrap_or_default(),
+            text: self.text_from(lhs_at),
+        })))
     }
 
-    /// A vector expression as the argument of `context(...)`.
-    fn vector_in(&mut self, context: &str) -> Result<VectorExpr, QueryError> {
+    /// A unary `-`/`+` (binding less tightly than `^`, as in PromQL) or a primary.
+    fn unary(&mut self) -> Result<Node, QueryError> {
         self.skip_ws();
-        let at = self.pos;
-        if let Some(w) = self.peek_word() {
-            let save = self.pos;
-            self.pos += w.len();
-            self.skip_ws();
-            let call = self.peek() == Some('(');
-            self.pos = save;
-            if call && (AggOp::from_name(w).is_some() || w == "histogram_quantile") {
+        let start = self.pos;
+        let negate = match self.peek() {
+            Some('-') => true,
+            Some('+') => false,
+            _ => return self.primary(),
+        };
+        self.pos += 1;
+        let (operand, at) = self.expr(BinOp::Pow.precedence())?;
+        match operand.ty() {
+            Type::Scalar | Type::Vector => {}
+            other => {
                 return Err(self.error_at(
                     at,
                     format!(
-                        "{w}(...) cannot be nested inside {context}(...); \
-                         use a selector, rate(...) or increase(...)"
+                        "unary minus needs a number or an instant vector, found {}",
+                        other.name()
                     ),
                 ));
             }
         }
-        self.vector()
+        let expr = match (negate, operand) {
+            (false, e) => e,
+            (true, Expr::Number(n)) => Expr::Number(-n),
+            (true, e) => Expr::Neg(Box::new(e)),
+        };
+        Ok((expr, start))
     }
 
-    /// `selector`, `rate(selector[range])` or `increase(selector[range])`.
-    fn vector(&mut self) -> Result<VectorExpr, QueryError> {
+    fn primary(&mut self) -> Result<Node, QueryError> {
         self.skip_ws();
         let start = self.pos;
-        if self.peek() == Some('{') {
-            return self.instant_selector(None, start);
-        }
-        let Some(name) = self.word(is_name_start, is_name_char) else {
-            return Err(self.error(format!(
-                "expected a metric name, a selector or a function ({SUPPORTED}), found {}{}",
-                self.found(),
-                self.quoted_name_hint()
-            )));
-        };
-        self.reject_dotted_name(name, start)?;
-        let after_name = self.pos;
-        self.skip_ws();
-        if self.peek() == Some('(') {
-            let func = match name {
-                "rate" => RangeFunc::Rate,
-                "increase" => RangeFunc::Increase,
-                _ if UNSUPPORTED_FUNCTIONS.contains(&name)
-                    || AggOp::from_name(name).is_some()
-                    || name == "histogram_quantile" =>
+        match self.peek() {
+            Some('(') => {
+                if self.depth >= MAX_PAREN_DEPTH {
+                    return Err(
+                        self.error(format!("parentheses nested deeper than {MAX_PAREN_DEPTH}"))
+                    );
+                }
+                self.depth += 1;
+                self.pos += 1;
+                let (inner, _) = self.expr(0)?;
+                self.depth -= 1;
+                self.skip_ws();
+                if !self.eat(')') {
+                    return Err(self.error(format!(
+                        "expected ')' to close the '(' at column {}, found {}",
+                        self.column_at(start),
+                        self.found()
+                    )));
+                }
+                self.reject_postfix(start)?;
+                Ok((inner, start))
+            }
+            Some('{') => self.selector_expr(None, start),
+            Some('"' | '\'' | '`') => {
+                let s = self.string()?;
+                self.skip_ws();
+                if matches!(self.peek(), Some('[' | '{')) {
+                    return Err(self.error_at(
+                        start,
+                        format!("a quoted metric name goes inside the braces: {{{s:?}}}"),
+                    ));
+                }
+                Ok((Expr::String, start))
+            }
+            Some(c) if c.is_ascii_digit() || c == '.' => match self.number() {
+                Some(n) => {
+                    if self.peek().is_some_and(is_name_char) {
+                        let end = self
+                            .rest()
+                            .find(|c: char| !is_name_char(c))
+                            .unwrap_or(self.rest().len());
+                        let word = self.src.get(start..self.pos + end).unwrap_or("");
+                        return Err(self.error_at(
+                            start,
+                            format!(
+                                "`{word}` is not a number (durations go in [...] or after offset)"
+                            ),
+                        ));
+                    }
+                    Ok((Expr::Number(n), start))
+                }
+                None => Err(self.error(format!("expected an expression, found {}", self.found()))),
+            },
+            _ => {
+                let Some(name) = self.word(is_name_start, is_name_char) else {
+                    return Err(self.error(format!(
+                        "expected a metric name, a selector, a number or a function, found {}",
+                        self.found()
+                    )));
+                };
+                let lower = name.to_ascii_lowercase();
+                if lower == "inf" || lower == "nan" {
+                    let n = if lower == "inf" {
+                        f64::INFINITY
+                    } else {
+                        f64::NAN
+                    };
+                    return Ok((Expr::Number(n), start));
+                }
+                self.reject_dotted_name(name, start)?;
+                let after_name = self.pos;
+                self.skip_ws();
+                let grouping_next = matches!(self.peek_kw().as_deref(), Some("by" | "without"));
+                let node = if let Some(op) = AggOp::from_name(&lower)
+                    && (self.peek() == Some('(') || grouping_next)
                 {
-                    return Err(self.error_at(
-                        start,
-                        format!("{name}(...) is not supported here; supported: {SUPPORTED}"),
-                    ));
-                }
-                _ => {
-                    return Err(self.error_at(
-                        start,
-                        format!("unknown function `{name}`; supported: {SUPPORTED}"),
-                    ));
-                }
-            };
-            self.pos += 1;
-            self.skip_ws();
-            let selector = self.selector()?;
-            self.skip_ws();
-            if !self.eat('[') {
-                return Err(self.error(format!(
-                    "expected '[' and a range after the selector in {}(), e.g. {}({}[1m]), found {}",
-                    func.name(),
-                    func.name(),
-                    selector.text,
-                    self.found()
-                )));
+                    self.aggregation(op, name, start)?
+                } else if self.peek() == Some('(') {
+                    self.call(name, start)?
+                } else {
+                    self.pos = after_name;
+                    return self.selector_expr(Some(name), start);
+                };
+                self.reject_postfix(start)?;
+                Ok(node)
             }
-            self.skip_ws();
-            let range_start = self.pos;
-            let range_ms = self.duration()?;
-            let range_text = self.src.get(range_start..self.pos).unwrap_or("").into();
-            self.skip_ws();
-            if !self.eat(']') {
-                return Err(self.error("expected ']' after range duration"));
-            }
-            self.reject_modifiers()?;
-            self.expect(')', &format!("to close {}(", func.name()))?;
-            return Ok(VectorExpr::Range {
-                func,
-                selector,
-                range_ms,
-                range_text,
-            });
         }
-        self.pos = after_name;
-        let v = self.instant_selector(Some(name), start)?;
-        self.skip_ws();
-        if self.peek() == Some('[') {
-            return Err(self.error(
-                "a range selector needs rate(...) or increase(...) around it; \
-                 e.g. rate(x[1m])",
-            ));
-        }
-        Ok(v)
     }
 
-    fn reject_modifiers(&mut self) -> Result<(), QueryError> {
+    /// After a parenthesised expression: a range (a subquery) or modifiers are refused.
+    fn reject_postfix(&mut self, start: usize) -> Result<(), QueryError> {
+        let save = self.pos;
         self.skip_ws();
-        let at = self.pos;
-        if self.peek() == Some('@') {
-            return Err(self.error("the `@` modifier is not supported"));
+        if self.peek() == Some('[') {
+            return Err(self.subquery_error(start));
         }
-        if self.peek_word() == Some("offset") {
-            return Err(self.error_at(at, "the `offset` modifier is not supported"));
+        if self.peek_kw().as_deref() == Some("offset") || self.peek() == Some('@') {
+            return Err(
+                self.error("`offset` and `@` apply to a selector only, e.g. rate(x[1m] offset 5m)")
+            );
         }
+        self.pos = save;
         Ok(())
     }
 
-    fn instant_selector(
-        &mut self,
-        name: Option<&'a str>,
-        start: usize,
-    ) -> Result<VectorExpr, QueryError> {
-        let selector = self.selector_rest(name, start)?;
-        self.reject_modifiers()?;
-        Ok(VectorExpr::Instant(selector))
-    }
-
-    fn selector(&mut self) -> Result<Selector, QueryError> {
-        let start = self.pos;
-        if self.peek() == Some('{') {
-            return self.selector_rest(None, start);
-        }
-        match self.word(is_name_start, is_name_char) {
-            Some(name) => {
-                self.reject_dotted_name(name, start)?;
-                self.selector_rest(Some(name), start)
-            }
-            None => Err(self.error(format!(
-                "expected a metric name or '{{', found {}{}",
-                self.found(),
-                self.quoted_name_hint()
-            ))),
-        }
-    }
-
-    /// When a quoted string stands where a metric name was expected: where it goes instead.
-    fn quoted_name_hint(&self) -> &'static str {
-        if matches!(self.peek(), Some('"' | '\'' | '`')) {
-            " (a quoted metric name goes inside the braces: {\"http.server.duration\"})"
-        } else {
-            ""
-        }
-    }
-
-    /// `http.server.duration` written bare: the name stops at the '.', which PromQL reads as
-    /// nothing it knows. Say how to write it.
-    fn reject_dotted_name(&self, name: &str, start: usize) -> Result<(), QueryError> {
-        if self.peek() != Some('.') {
-            return Ok(());
-        }
-        let rest = self.rest();
-        let end = rest
-            .find(|c: char| !(c.is_alphanumeric() || matches!(c, '_' | ':' | '.' | '-')))
-            .unwrap_or(rest.len());
-        let full = format!("{name}{}", rest.get(..end).unwrap_or(""));
-        Err(self.error_at(
+    fn subquery_error(&self, start: usize) -> QueryError {
+        self.error_at(
             start,
-            format!(
-                "metric name `{full}` has characters other than letters, digits, '_' and ':'; \
-                 quote it inside the braces, as in PromQL 3: {{{full:?}}}"
-            ),
-        ))
+            "subqueries (`expr[5m:1m]`) are not supported: a range applies to a selector only; \
+             use a range function on the metric, e.g. max_over_time(x[5m]) or \
+             avg_over_time(x[5m])",
+        )
     }
 
-    /// The optional `{...}` after a metric name (or the mandatory one without a name).
-    ///
-    /// As in PromQL 3, a label name may be quoted (`{"http.status"=~"5.."}`) and a quoted
-    /// string alone names the metric (`{"http.server.duration", code="200"}`).
-    fn selector_rest(
-        &mut self,
-        name: Option<&'a str>,
-        start: usize,
-    ) -> Result<Selector, QueryError> {
-        let outer = name;
-        let mut name: Option<Box<str>> = name.map(Into::into);
-        let mut matchers = Vec::new();
+    /// A selector, then an optional `[range]` and `offset`.
+    fn selector_expr(&mut self, name: Option<&'a str>, start: usize) -> Result<Node, QueryError> {
+        let selector = self.selector_rest(name, start)?;
+        self.skip_ws();
+        let mut range = None;
+        if self.eat('[') {
+            self.skip_ws();
+            let range_start = self.pos;
+            let range_ms = self.duration()?;
+            let range_text = self.text_from(range_start);
+            self.skip_ws();
+            if self.peek() == Some(':') {
+                return Err(self.subquery_error(start));
+            }
+            if !self.eat(']') {
+                return Err(self.error("expected ']' after range duration"));
+            }
+            range = Some((range_ms, range_text));
+        }
+        let (offset_ms, offset_text) = self.offset()?;
+        let vector = VectorSel {
+            selector,
+            offset_ms,
+            offset_text,
+        };
+        let expr = match range {
+            Some((range_ms, range_text)) => Expr::Matrix(MatrixSel {
+                vector,
+                range_ms,
+                range_text,
+            }),
+            None => Expr::Vector(vector),
+        };
+        Ok((expr, start))
+    }
+
+    /// `offset <duration>`; `@` and negative offsets are refused.
+    fn offset(&mut self) -> Result<(i64, Box<str>), QueryError> {
+        self.skip_ws();
+        if self.peek() == Some('@') {
+            return Err(self.error(
+                "the `@` modifier is not supported: a scrape query reads the pod's latest \
+                 scrapes; use offset for an earlier time, e.g. x offset 5m",
+            ));
+        }
+        if !self.keyword("offset") {
+            return Ok((0, "".into()));
+        }
+        self.skip_ws();
+        if self.peek() == Some('-') {
+            return Err(
+                self.error("a negative offset would read scrapes that have not happened yet")
+            );
+        }
+        let at = self.pos;
+        let ms = self.duration()?;
+        let text = self.text_from(at);
+        self.skip_ws();
+        if self.peek() == Some('[') {
+            return Err(self.error("the range goes before the offset, e.g. rate(x[1m] offset 5m)"));
+        }
+        Ok((ms, text))
+    }
+
+    fn aggregation(&mut self, op: AggOp, name: &str, start: usize) -> Result<Node, QueryError> {
+        let mut grouping = self.grouping()?;
+        let before = grouping.is_some();
+        self.expect('(', &format!("after {name}"))?;
+        let param = if op.takes_param() {
+            let (param, at) = self.expr(0)?;
+            if param.ty() != Type::Scalar {
+                return Err(self.error_at(
+                    at,
+                    format!(
+                        "the first argument of {name}(...) must be a number, found {}",
+                        param.ty().name()
+                    ),
+                ));
+            }
+            self.expect(',', &format!("after the first argument of {name}(...)"))?;
+            Some(param)
+        } else {
+            None
+        };
+        let (expr, at) = self.expr(0)?;
+        self.check_vector_arg(&expr, at, name)?;
+        self.skip_ws();
+        if self.peek() == Some(',') {
+            return Err(self.error(format!(
+                "{name}(...) takes {} argument{}",
+                if op.takes_param() { "two" } else { "one" },
+                if op.takes_param() { "s" } else { "" }
+            )));
+        }
+        self.expect(')', &format!("to close {name}("))?;
         let save = self.pos;
         self.skip_ws();
-        if self.eat('{') {
+        let by_at = self.pos;
+        let after = self.grouping()?;
+        match (before, after) {
+            (true, Some(_)) => {
+                return Err(self.error_at(by_at, format!("{name} has two by/without clauses")));
+            }
+            (false, Some(g)) => grouping = Some(g),
+            (_, None) => self.pos = save,
+        }
+        let node = Aggregate {
+            op,
+            grouping: grouping.unwrap_or_default(),
+            param,
+            expr,
+        };
+        Ok((Expr::Aggregate(Box::new(node)), start))
+    }
+
+    /// `by (...)` or `without (...)`, if present.
+    fn grouping(&mut self) -> Result<Option<Grouping>, QueryError> {
+        self.skip_ws();
+        let without = match self.peek_kw().as_deref() {
+            Some("by") => false,
+            Some("without") => true,
+            _ => return Ok(None),
+        };
+        self.pos += if without { 7 } else { 2 };
+        let labels = self.label_list(if without { "without" } else { "by" })?;
+        Ok(Some(Grouping { without, labels }))
+    }
+
+    fn check_vector_arg(&self, arg: &Expr, at: usize, name: &str) -> Result<(), QueryError> {
+        match arg.ty() {
+            Type::Vector => Ok(()),
+            Type::Matrix => Err(self.error_at(
+                at,
+                format!(
+                    "{name}(...) takes an instant vector, not a range selector; apply a range \
+                     function first, e.g. {name}(rate(x[1m])) or {name}(avg_over_time(x[1m]))"
+                ),
+            )),
+            other => Err(self.error_at(
+                at,
+                format!(
+                    "{name}(...) takes an instant vector, found {}",
+                    other.name()
+                ),
+            )),
+        }
+    }
+
+    fn call(&mut self, name: &str, start: usize) -> Result<Node, QueryError> {
+        let Some(func) = Func::from_name(name) else {
+            let message = match catalog::refused(name) {
+                Some(hint) => format!("{name}(...) is not supported in a scrape query; {hint}"),
+                None => format!(
+                    "unknown function `{name}`; supported: {}, and the aggregations sum, min, \
+                     max, avg, count, stddev, stdvar, group, quantile, topk, bottomk",
+                    catalog::supported_list()
+                ),
+            };
+            return Err(self.error_at(start, message));
+        };
+        self.expect('(', &format!("after {name}"))?;
+        let mut args: Vec<Node> = Vec::new();
+        self.skip_ws();
+        if !self.eat(')') {
             loop {
-                self.skip_ws();
-                if self.eat('}') {
-                    break;
-                }
-                let label_at = self.pos;
-                let quoted = matches!(self.peek(), Some('"' | '\'' | '`'));
-                let label: String = if quoted {
-                    self.string()?
-                } else if let Some(word) = self.word(is_label_start, is_label_char) {
-                    word.to_string()
-                } else {
-                    return Err(self.error(format!(
-                        "expected a label name, a quoted metric name or '}}', found {}",
-                        self.found()
-                    )));
-                };
-                self.skip_ws();
-                if quoted && matches!(self.peek(), Some(',' | '}')) {
-                    // `{"http.server.duration"}`: the metric name.
-                    if let Some(outer) = outer {
-                        return Err(self.error_at(
-                            label_at,
-                            format!(
-                                "the metric name is given twice: `{outer}` before the braces \
-                                 and {label:?} inside them"
-                            ),
-                        ));
-                    }
-                    self.name_matcher(&mut name, &mut matchers, label);
-                    if self.eat(',') {
-                        continue;
-                    }
-                    self.eat('}');
-                    break;
-                }
-                if label.is_empty() {
-                    return Err(self.error_at(label_at, "a label name must not be empty"));
-                }
-                let op_at = self.pos;
-                let op = if self.eat('=') {
-                    if self.eat('~') {
-                        MatchOp::Regex
-                    } else if self.eat('=') {
-                        return Err(self.error_at(op_at, "use '=' to match a label, not '=='"));
-                    } else {
-                        MatchOp::Equal
-                    }
-                } else if self.eat('!') {
-                    if self.eat('=') {
-                        MatchOp::NotEqual
-                    } else if self.eat('~') {
-                        MatchOp::NotRegex
-                    } else {
-                        return Err(self.error_at(op_at, "expected '!=' or '!~'"));
-                    }
-                } else if quoted {
-                    return Err(self.error(format!(
-                        "expected a label matcher operator (=, !=, =~, !~) after the label name \
-                         {label:?}, or ',' or '}}' after it if it is the metric name, found {}",
-                        self.found()
-                    )));
-                } else if self.peek() == Some('.') {
-                    return Err(self.error_at(
-                        label_at,
-                        format!(
-                            "label name `{label}{}` has characters other than letters, digits \
-                             and '_'; quote it, as in PromQL 3: \"{label}{}\"=\"...\"",
-                            self.dotted_rest(),
-                            self.dotted_rest()
-                        ),
-                    ));
-                } else {
-                    return Err(self.error(format!(
-                        "expected a label matcher operator (=, !=, =~, !~) after `{label}`, found {}",
-                        self.found()
-                    )));
-                };
-                self.skip_ws();
-                let value_at = self.pos;
-                let value = self.string()?;
-                if label == "__name__" && op == MatchOp::Equal {
-                    if let Some(outer) = outer {
-                        return Err(self.error_at(
-                            label_at,
-                            format!(
-                                "the metric name is given twice: `{outer}` before the braces \
-                                 and __name__={value:?} inside them"
-                            ),
-                        ));
-                    }
-                    self.name_matcher(&mut name, &mut matchers, value);
-                } else {
-                    let regex = match op {
-                        MatchOp::Regex | MatchOp::NotRegex => {
-                            Some(Regex::new(&format!("^(?:{value})$")).map_err(|e| {
-                                self.error_at(value_at, format!("invalid regular expression: {e}"))
-                            })?)
-                        }
-                        MatchOp::Equal | MatchOp::NotEqual => None,
-                    };
-                    matchers.push(Matcher {
-                        label: label.into(),
-                        op,
-                        value: value.into(),
-                        regex,
-                    });
-                }
+                args.push(self.expr(0)?);
                 self.skip_ws();
                 if self.eat(',') {
                     continue;
                 }
-                if self.eat('}') {
+                if self.eat(')') {
                     break;
                 }
                 return Err(self.error(format!(
-                    "expected ',' or '}}' after a label matcher, found {}",
+                    "expected ',' or ')' in the arguments of {name}(...), found {}",
                     self.found()
                 )));
             }
-        } else {
-            self.pos = save;
         }
-        // As in Prometheus: a selector must not match every series of every metric.
-        if name.is_none() && matchers.iter().all(|m| m.matches("")) {
+        let params = func.params();
+        if args.len() < func.required() || args.len() > params.len() {
+            let count = if func.required() == params.len() {
+                params.len().to_string()
+            } else {
+                format!("{} or {}", func.required(), params.len())
+            };
+            let types: Vec<&str> = params.iter().map(|t| t.name()).collect();
             return Err(self.error_at(
                 start,
-                "a selector needs a metric name or a matcher that does not match the empty \
-                 string",
+                format!(
+                    "{name}() takes {count} argument{} ({}), found {}",
+                    if params.len() == 1 { "" } else { "s" },
+                    types.join(", "),
+                    args.len()
+                ),
             ));
         }
-        let text = self
-            .src
-            .get(start..self.pos)
-            .unwrap_or("")
-            .trim()
-            .to_string()
-            .into_boxed_str();
-        Ok(Selector {
-            name,
-            matchers,
-            text,
-        })
-    }
-
-    /// A metric name given inside the braces (`{"x"}` or `{__name__="x"}`): the selector's
-    /// name when it has none yet; otherwise, as in PromQL 3, one more `__name__` equality
-    /// matcher (`{"a", __name__="b"}` matches nothing). An empty name is a matcher too, so
-    /// `{""}` is refused like any selector that matches the empty string.
-    fn name_matcher(
-        &self,
-        name: &mut Option<Box<str>>,
-        matchers: &mut Vec<Matcher>,
-        value: String,
-    ) {
-        if name.is_none() && !value.is_empty() {
-            *name = Some(value.into());
-        } else {
-            matchers.push(Matcher {
-                label: "__name__".into(),
-                op: MatchOp::Equal,
-                value: value.into(),
-                regex: None,
-            });
-        }
-    }
-
-    /// The `.xyz` part of a dotted name at the cursor, for messages.
-    fn dotted_rest(&self) -> &'a str {
-        let rest = self.rest();
-        let end = rest
-            .find(|c: char| !(c.is_alphanumeric() || matches!(c, '_' | '.' | '-')))
-            .unwrap_or(rest.len());
-        rest.get(..end).unwrap_or("")
-    }
-
-    /// A PromQL string literal: "...", '...' (Go escapes) or `...` (raw).
-    fn string(&mut self) -> Result<String, QueryError> {
-        let start = self.pos;
-        let quote = match self.bump() {
-            Some(q @ ('"' | '\'' | '`')) => q,
-            _ => {
-                self.pos = start;
-                return Err(self.error(format!("expected a quoted string, found {}", self.found())));
-            }
-        };
-        let mut out = String::new();
-        loop {
-            let at = self.pos;
-            let Some(c) = self.bump() else {
-                return Err(self.error_at(start, "unterminated string literal"));
-            };
-            if c == quote {
-                return Ok(out);
-            }
-            if quote == '`' {
-                out.push(c);
+        for (i, ((arg, at), want)) in args.iter().zip(params).enumerate() {
+            let found = arg.ty();
+            if found == *want {
                 continue;
             }
-            match c {
-                '\n' => return Err(self.error_at(start, "unterminated string literal")),
-                '\\' => out.push(self.escape(at)?),
-                c => out.push(c),
-            }
-        }
-    }
-
-    fn escape(&mut self, at: usize) -> Result<char, QueryError> {
-        let Some(c) = self.bump() else {
-            return Err(self.error_at(at, "unterminated escape sequence"));
-        };
-        let simple = match c {
-            'a' => Some('\u{7}'),
-            'b' => Some('\u{8}'),
-            'f' => Some('\u{c}'),
-            'n' => Some('\n'),
-            'r' => Some('\r'),
-            't' => Some('\t'),
-            'v' => Some('\u{b}'),
-            '\\' => Some('\\'),
-            '\'' => Some('\''),
-            '"' => Some('"'),
-            _ => None,
-        };
-        if let Some(s) = simple {
-            return Ok(s);
-        }
-        let (digits, radix) = match c {
-            'x' => (2, 16),
-            'u' => (4, 16),
-            'U' => (8, 16),
-            '0'..='7' => (2, 8),
-            _ => {
-                return Err(self.error_at(at, format!("unknown escape sequence '\\{c}'")));
-            }
-        };
-        let mut code: u32 = if radix == 8 {
-            c.to_digit(8).unwrap_or(0)
-        } else {
-            0
-        };
-        for _ in 0..digits {
-            let d = self.bump().and_then(|d| d.to_digit(radix));
-            match d {
-                Some(d) => code = code * radix + d,
-                None => {
-                    return Err(self.error_at(at, "invalid escape sequence"));
-                }
-            }
-        }
-        // Byte escapes (\x, octal) must stay ASCII: a label value is UTF-8 text.
-        if (radix == 8 || c == 'x') && code > 0x7f {
-            return Err(self.error_at(
-                at,
-                "byte escapes above \\x7f are not supported; use \\u for non-ASCII characters",
-            ));
-        }
-        char::from_u32(code)
-            .ok_or_else(|| self.error_at(at, "escape sequence is not a valid character"))
-    }
-
-    /// A number literal (the quantile of histogram_quantile).
-    fn number(&mut self) -> Result<f64, QueryError> {
-        let start = self.pos;
-        let mut end = self.pos;
-        for (i, c) in self.rest().char_indices() {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '-') {
-                end = self.pos + i + c.len_utf8();
-            } else {
-                break;
-            }
-        }
-        let text = self.src.get(start..end).unwrap_or("");
-        let lower = text.to_ascii_lowercase();
-        let digits = lower.trim_start_matches(['+', '-']);
-        let valid = !digits.is_empty()
-            && (digits == "inf"
-                || digits == "nan"
-                || digits.starts_with(|c: char| c.is_ascii_digit() || c == '.'));
-        match text.parse::<f64>() {
-            Ok(v) if valid => {
-                self.pos = end;
-                Ok(v)
-            }
-            _ => Err(self.error(format!(
-                "expected a number (the quantile, e.g. 0.99), found {}",
-                if text.is_empty() {
-                    self.found()
-                } else {
-                    format!("`{text}`")
-                }
-            ))),
-        }
-    }
-
-    /// A PromQL duration: one or more `<integer><unit>` with units y, w, d, h, m, s, ms in
-    /// decreasing order, each at most once (`1h30m`, `500ms`).
-    fn duration(&mut self) -> Result<i64, QueryError> {
-        const UNITS: [(&str, i64); 7] = [
-            ("y", 365 * 24 * 3_600_000),
-            ("w", 7 * 24 * 3_600_000),
-            ("d", 24 * 3_600_000),
-            ("h", 3_600_000),
-            ("ms", 1),
-            ("m", 60_000),
-            ("s", 1000),
-        ];
-        // Order in which units may follow each other (ms is finer than s).
-        fn rank(unit: &str) -> usize {
-            match unit {
-                "y" => 0,
-                "w" => 1,
-                "d" => 2,
-                "h" => 3,
-                "m" => 4,
-                "s" => 5,
-                _ => 6,
-            }
-        }
-        let start = self.pos;
-        let mut total: i64 = 0;
-        let mut last_rank: Option<usize> = None;
-        loop {
-            let num_start = self.pos;
-            while matches!(self.peek(), Some('0'..='9')) {
-                self.pos += 1;
-            }
-            if self.pos == num_start {
-                if last_rank.is_some() {
-                    break;
-                }
-                return Err(self.error(format!(
-                    "expected a duration such as 30s, 1m or 1h30m, found {}",
-                    self.found()
-                )));
-            }
-            let digits = self.src.get(num_start..self.pos).unwrap_or("");
-            let unit_at = self.pos;
-            let Some((unit, factor)) = UNITS
-                .iter()
-                .find(|(u, _)| self.rest().starts_with(u))
-                .copied()
-            else {
-                return Err(self.error(format!(
-                    "expected a duration unit (ms, s, m, h, d, w, y) after `{digits}`, found {}",
-                    self.found()
-                )));
+            let message = match (want, arg) {
+                (Type::Matrix, Expr::Vector(v)) => format!(
+                    "{name}() needs a range selector: expected '[' and a range after the \
+                     selector, e.g. {name}({}[1m])",
+                    v.selector.text
+                ),
+                (Type::Matrix, _) => format!(
+                    "{name}() takes a range selector such as x[1m], found {}",
+                    found.name()
+                ),
+                (Type::Scalar, _) => format!(
+                    "argument {} of {name}() must be a number (e.g. 0.99), found {}",
+                    i + 1,
+                    found.name()
+                ),
+                _ => format!(
+                    "argument {} of {name}() must be {}, found {}",
+                    i + 1,
+                    want.name(),
+                    found.name()
+                ),
             };
-            let r = rank(unit);
-            if last_rank.is_some_and(|last| r <= last) {
-                return Err(self.error_at(
-                    unit_at,
-                    "duration units must go from largest to smallest, each once (e.g. 1h30m)",
-                ));
-            }
-            last_rank = Some(r);
-            self.pos += unit.len();
-            let part = digits
-                .parse::<i64>()
-                .ok()
-                .and_then(|n| n.checked_mul(factor))
-                .and_then(|ms| total.checked_add(ms));
-            match part {
-                Some(t) => total = t,
-                None => return Err(self.error_at(start, "duration is too long")),
-            }
+            return Err(self.error_at(*at, message));
         }
-        if total <= 0 {
-            return Err(self.error_at(start, "range duration must be greater than zero"));
-        }
-        Ok(total)
+        let call = Call {
+            func,
+            args: args.into_iter().map(|(e, _)| e).collect(),
+            sum_by_le: false,
+            text: self.text_from(start),
+        };
+        Ok((Expr::Call(Box::new(call)), start))
     }
 
     fn trailing_error(&mut self) -> QueryError {
-        let rest = self.rest();
-        let binary = ["+", "-", "*", "/", "%", "^", "==", "!=", ">", "<"]
-            .iter()
-            .any(|op| rest.starts_with(op))
-            || matches!(self.peek_word(), Some("and" | "or" | "unless"));
-        if binary {
+        match self.peek_kw().as_deref() {
+            Some(w @ ("by" | "without")) => {
+                return self.error(format!(
+                    "`{w} (...)` goes right after an aggregation's name or its closing ')', \
+                     e.g. sum by (le) (x) or sum(x) by (le)"
+                ));
+            }
+            Some("offset") => {
+                return self
+                    .error("`offset` applies to a selector only, e.g. rate(x[1m] offset 5m)");
+            }
+            _ => {}
+        }
+        if self.peek() == Some('[') {
             return self.error(
-                "operators are not supported in a scrape query; define one variable per \
-                 number and combine them in `expr`",
+                "subqueries (`expr[5m:1m]`) are not supported: a range applies to a selector \
+                 only; use a range function on the metric, e.g. max_over_time(x[5m])",
             );
         }
-        if matches!(self.peek_word(), Some("offset")) {
-            return self.error("the `offset` modifier is not supported");
+        if self.peek() == Some('=') {
+            return self.error("use '==' to compare");
         }
         self.error(format!("unexpected {} after the query", self.found()))
     }

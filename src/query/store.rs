@@ -15,7 +15,7 @@ use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use super::Query;
-use super::parse::Selector;
+use super::selector::Selector;
 use crate::exposition;
 
 /// One sample of a scrape, as the store needs it. Implemented for the exposition parser's
@@ -61,7 +61,7 @@ impl ScrapedSample for (&str, &[(&str, &str)], f64) {
 }
 
 /// What a set of compiled queries needs from a scrape: metric names (plus the selectors that
-/// name no metric) and the longest range.
+/// name no metric) of every selector, and the longest range plus offset.
 #[derive(Debug, Clone, Default)]
 pub struct Interest {
     names: HashSet<Box<str>>,
@@ -75,15 +75,15 @@ impl Interest {
     pub fn new<'q>(queries: impl IntoIterator<Item = &'q Query>) -> Interest {
         let mut interest = Interest::default();
         for query in queries {
-            let vector = query.expr.vector();
-            let selector = vector.selector();
-            match &selector.name {
-                Some(name) => {
-                    interest.names.insert(name.clone());
+            query.expr.selectors(&mut |selector, reach_ms| {
+                match &selector.name {
+                    Some(name) => {
+                        interest.names.insert(name.clone());
+                    }
+                    None => interest.nameless.push(selector.clone()),
                 }
-                None => interest.nameless.push(selector.clone()),
-            }
-            interest.longest_range_ms = interest.longest_range_ms.max(vector.range_ms());
+                interest.longest_range_ms = interest.longest_range_ms.max(reach_ms);
+            });
         }
         interest
     }
@@ -193,6 +193,17 @@ impl Series {
         match self.labels.binary_search_by(|(k, _)| (**k).cmp(name)) {
             Ok(i) => self.labels.get(i).map_or("", |(_, v)| v),
             Err(_) => "",
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Calls `f` with every label (name, value), sorted by name, `__name__` excluded.
+    pub fn each_label<'s>(&'s self, f: &mut dyn FnMut(&'s str, &'s str)) {
+        for (k, v) in self.labels.iter() {
+            f(k, v);
         }
     }
 

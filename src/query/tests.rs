@@ -1,4 +1,4 @@
-use super::eval::{Bucket, bucket_quantile};
+use super::histogram::{Bucket, bucket_quantile};
 use super::*;
 use crate::exposition;
 
@@ -117,26 +117,10 @@ fn parse_errors_have_columns() {
 }
 
 #[test]
-fn rejects_grouping_with_a_clear_message() {
-    let e = parse_err("sum by (pod) (x)");
-    assert_eq!(e.column, 5);
-    assert!(e.message.contains("one number"), "{e}");
-    let e = parse_err("sum(x) without (pod)");
-    assert_eq!(e.column, 8);
-    let e = parse_err("histogram_quantile(0.9, sum by (le) (rate(h_bucket[1m])))");
-    assert_eq!(e.column, 25);
-    assert!(e.message.contains("already sums"), "{e}");
-}
-
-#[test]
 fn rejects_unsupported_constructs() {
-    assert!(parse_err("irate(x[1m])").message.contains("not supported"));
     assert!(parse_err("foo(x)").message.contains("unknown function"));
     assert!(parse_err("x[1m]").message.contains("rate"));
     assert!(parse_err("rate(x)").message.contains("'['"));
-    assert!(parse_err("x / y").message.contains("expr"));
-    assert!(parse_err("x offset 5m").message.contains("offset"));
-    assert!(parse_err("sum(sum(x))").message.contains("nested"));
     assert!(parse_err("{}").message.contains("empty string"));
     assert!(parse_err("{a=~\".*\"}").message.contains("empty string"));
     assert!(
@@ -409,15 +393,17 @@ fn bare_selector_matching_several_series_is_an_error() {
     assert!(err.message.contains("sum(req)"), "{err}");
     let rate = q("rate(req[1m])");
     let mut store = store_for(&[&rate]);
-    ingest(
-        &mut store,
-        1000,
-        &[
-            ("req", &[("code", "200")], 1.0),
-            ("req", &[("code", "500")], 2.0),
-        ],
-    );
-    let err = rate.eval(&store, 1000).unwrap_err();
+    for t in [1000, 11_000] {
+        ingest(
+            &mut store,
+            t,
+            &[
+                ("req", &[("code", "200")], 1.0),
+                ("req", &[("code", "500")], 2.0),
+            ],
+        );
+    }
+    let err = rate.eval(&store, 11_000).unwrap_err();
     assert!(err.message.contains("sum(rate(req[1m]))"), "{err}");
 }
 

@@ -1771,6 +1771,46 @@ fn a_window_that_cannot_fill_before_fail_open_is_an_error_naming_both() {
 }
 
 #[test]
+fn pasted_promql_scrape_queries_pass_the_check() {
+    for query in [
+        "histogram_quantile(0.9, sum by (le) (rate(http_request_duration_seconds_bucket[1m])))",
+        "sum(rate(errors_total[1m])) / sum(rate(requests_total[1m]))",
+        "histogram_quantile(0.99, sum without (pod, instance) (rate(h_bucket[5m])))",
+        "max(max_over_time(queue_depth[5m])) > bool 100",
+        "clamp_min(sum(irate(x_total[1m])), 0)",
+    ] {
+        let src = BASE.replace("'up'", &format!("'{query}'"));
+        assert_eq!(check_str(&src).exit_code(), 0, "{query}");
+        load_ok(&src);
+    }
+}
+
+#[test]
+fn fail_open_is_checked_against_the_longest_window_of_every_selector() {
+    // The longest window is the second selector's; an offset reaches back further still.
+    for (query, needs) in [
+        ("sum(rate(a_total[1m])) / sum(rate(b_total[10m]))", "10m"),
+        (
+            "sum(rate(a_total[1m])) - sum(rate(a_total[1m] offset 9m))",
+            "10m",
+        ),
+    ] {
+        let src =
+            with("failOpenAfter: 5m").replace("{scrape: 'up'}", &format!("{{scrape: '{query}'}}"));
+        let e = one_error(&src);
+        assert_diag(
+            &e,
+            7,
+            20,
+            Some("failOpenAfter"),
+            "ends before vars.x can have data",
+        );
+        assert!(e.message.contains(needs), "{query}: {e}");
+        assert!(e.message.contains("longest range plus offset"), "{e}");
+    }
+}
+
+#[test]
 fn settings_that_let_a_pod_in_without_data_are_warnings_naming_the_field() {
     let set = load_ok(&with("onNoData: pass\nonError: pass"));
     let fields: Vec<Option<&str>> = set.warnings.iter().map(|w| w.field.as_deref()).collect();

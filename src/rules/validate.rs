@@ -681,7 +681,7 @@ impl Walker<'_> {
                         format_duration(limit),
                         format_duration(warm),
                         if v.is_scrape() {
-                            ""
+                            " (its longest range plus offset)"
                         } else {
                             " (its longest range plus one interval, for Prometheus to scrape it)"
                         },

@@ -1,0 +1,285 @@
+//! Aggregations (`sum`, `avg`, `topk`, ... with `by`/`without`), as Prometheus computes them.
+
+use super::ast::{AggOp, Aggregate};
+use super::eval::{Cx, EvalError, Produced, Sink, scalar, vector};
+use super::labels::{Element, Filter, Groups, Labels, Value};
+use super::range::kahan_inc;
+
+/// One group's running aggregate (Prometheus's `groupedAggregation` for floats).
+#[derive(Debug, Clone)]
+struct Acc {
+    op: AggOp,
+    seen: bool,
+    count: f64,
+    value: f64,
+    compensation: f64,
+    mean: f64,
+    incremental: bool,
+}
+
+impl Acc {
+    fn new(op: AggOp) -> Acc {
+        Acc {
+            op,
+            seen: false,
+            count: 0.0,
+            value: 0.0,
+            compensation: 0.0,
+            mean: 0.0,
+            incremental: false,
+        }
+    }
+
+    fn add(&mut self, f: f64) {
+        if !self.seen {
+            self.seen = true;
+            self.count = 1.0;
+            self.value = f;
+            self.mean = f;
+            match self.op {
+                AggOp::Stddev | AggOp::Stdvar => {
+                    self.value = if f.is_finite() { 0.0 } else { f64::NAN };
+                }
+                AggOp::Group => self.value = 1.0,
+                _ => {}
+            }
+            return;
+        }
+        match self.op {
+            AggOp::Sum => {
+                (self.value, self.compensation) = kahan_inc(f, self.value, self.compensation)
+            }
+            AggOp::Avg => {
+                self.count += 1.0;
+                if !self.incremental {
+                    let (sum, c) = kahan_inc(f, self.value, self.compensation);
+                    if !sum.is_infinite() {
+                        (self.value, self.compensation) = (sum, c);
+                        return;
+                    }
+                    // The sum would overflow: continue with an incremental mean.
+                    self.incremental = true;
+                    self.mean = self.value / (self.count - 1.0);
+                    self.compensation /= self.count - 1.0;
+                }
+                let q = (self.count - 1.0) / self.count;
+                (self.mean, self.compensation) =
+                    kahan_inc(f / self.count, q * self.mean, q * self.compensation);
+            }
+            AggOp::Max => {
+                if self.value < f || self.value.is_nan() {
+                    self.value = f;
+                }
+            }
+            AggOp::Min => {
+                if self.value > f || self.value.is_nan() {
+                    self.value = f;
+                }
+            }
+            AggOp::Count => self.count += 1.0,
+            AggOp::Stddev | AggOp::Stdvar => {
+                // Welford's online variance.
+                self.count += 1.0;
+                let delta = f - self.mean;
+                self.mean += delta / self.count;
+                self.value += delta * (f - self.mean);
+            }
+            AggOp::Group | AggOp::Quantile | AggOp::Topk | AggOp::Bottomk => {}
+        }
+    }
+
+    fn result(&self) -> f64 {
+        match self.op {
+            AggOp::Sum => self.value + self.compensation,
+            AggOp::Avg if self.incremental => self.mean + self.compensation,
+            AggOp::Avg => self.value / self.count + self.compensation / self.count,
+            AggOp::Count => self.count,
+            AggOp::Stdvar => self.value / self.count,
+            AggOp::Stddev => (self.value / self.count).sqrt(),
+            _ => self.value,
+        }
+    }
+}
+
+/// PromQL's `quantile` over values: linear interpolation between the closest ranks.
+pub(crate) fn quantile(q: f64, values: &mut [f64]) -> f64 {
+    if values.is_empty() || q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    // NaN sorts first, as in Prometheus's sort by value.
+    values.sort_by(|a, b| match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Less,
+        (false, true) => std::cmp::Ordering::Greater,
+        _ => a.total_cmp(b),
+    });
+    let n = values.len() as f64;
+    let rank = q * (n - 1.0);
+    let lower = rank.floor().max(0.0);
+    let upper = (lower + 1.0).min(n - 1.0);
+    let weight = rank - rank.floor();
+    let at = |i: f64| values.get(i as usize).copied().unwrap_or(f64::NAN);
+    if weight == 0.0 {
+        return at(lower);
+    }
+    at(lower) * (1.0 - weight) + at(upper) * weight
+}
+
+pub(crate) fn eval<'a>(
+    cx: &Cx<'a>,
+    a: &'a Aggregate,
+    sink: Sink<'_, 'a>,
+) -> Result<Produced, EvalError> {
+    let param = match &a.param {
+        Some(p) => scalar(cx, p)?,
+        None => f64::NAN,
+    };
+    match a.op {
+        AggOp::Topk | AggOp::Bottomk => return top(cx, a, param, sink),
+        AggOp::Quantile => return quantiles(cx, a, param, sink),
+        _ => {}
+    }
+    if a.grouping.is_single() {
+        // One group: streamed, nothing collected.
+        let mut acc = Acc::new(a.op);
+        let inner = vector(cx, &a.expr, &mut |el| {
+            if let Some(f) = el.value.float() {
+                acc.add(f);
+            }
+            Ok(())
+        })?;
+        if !acc.seen {
+            return Ok(Produced::none(inner.reason()));
+        }
+        sink(Element {
+            labels: Labels::Empty,
+            value: Value::Float(acc.result()),
+        })?;
+        return Ok(Produced::some(1));
+    }
+    let filter = filter(a);
+    let mut groups = Groups::default();
+    let mut accs: Vec<Acc> = Vec::new();
+    let inner = vector(cx, &a.expr, &mut |el| {
+        let (g, created) = groups.find_or_insert(&el.labels, filter);
+        if created {
+            accs.push(Acc::new(a.op));
+        }
+        if let (Some(acc), Some(f)) = (accs.get_mut(g), el.value.float()) {
+            acc.add(f);
+        }
+        Ok(())
+    })?;
+    if groups.len() == 0 {
+        return Ok(Produced::none(inner.reason()));
+    }
+    let mut count = 0;
+    for (key, acc) in groups.keys.iter().zip(&accs) {
+        if acc.seen {
+            count += 1;
+            sink(Element {
+                labels: key.keep(filter),
+                value: Value::Float(acc.result()),
+            })?;
+        }
+    }
+    Ok(Produced::counted(count, || inner.reason()))
+}
+
+fn filter(a: &Aggregate) -> Filter<'_> {
+    if a.grouping.without {
+        Filter::AllBut(&a.grouping.labels)
+    } else {
+        Filter::Only(&a.grouping.labels)
+    }
+}
+
+/// The input collected into its groups.
+fn collect<'a>(
+    cx: &Cx<'a>,
+    a: &'a Aggregate,
+) -> Result<(Groups<'a>, Vec<Vec<Element<'a>>>, Produced), EvalError> {
+    let filter = filter(a);
+    let mut groups = Groups::default();
+    let mut members: Vec<Vec<Element<'a>>> = Vec::new();
+    let inner = vector(cx, &a.expr, &mut |el| {
+        let (g, created) = groups.find_or_insert(&el.labels, filter);
+        if created {
+            members.push(Vec::new());
+        }
+        if let Some(m) = members.get_mut(g) {
+            m.push(el);
+        }
+        Ok(())
+    })?;
+    Ok((groups, members, inner))
+}
+
+/// `topk`/`bottomk`: the k largest/smallest elements of each group, labels kept.
+fn top<'a>(
+    cx: &Cx<'a>,
+    a: &'a Aggregate,
+    k: f64,
+    sink: Sink<'_, 'a>,
+) -> Result<Produced, EvalError> {
+    if !k.is_finite() {
+        return Err(EvalError::new(format!(
+            "the k of topk/bottomk must be a finite number, found {k}"
+        )));
+    }
+    let (_, members, inner) = collect(cx, a)?;
+    if members.is_empty() {
+        return Ok(Produced::none(inner.reason()));
+    }
+    let k = k as i64;
+    let mut count = 0;
+    for mut group in members {
+        let value = |e: &Element<'_>| e.value.float().unwrap_or(f64::NAN);
+        // NaN ranks last either way, as in Prometheus.
+        group.sort_by(|x, y| {
+            let (x, y) = (value(x), value(y));
+            match (x.is_nan(), y.is_nan()) {
+                (true, true) => std::cmp::Ordering::Equal,
+                (true, false) => std::cmp::Ordering::Greater,
+                (false, true) => std::cmp::Ordering::Less,
+                _ if a.op == AggOp::Topk => y.total_cmp(&x),
+                _ => x.total_cmp(&y),
+            }
+        });
+        for el in group.into_iter().take(usize::try_from(k).unwrap_or(0)) {
+            count += 1;
+            sink(el)?;
+        }
+    }
+    Ok(Produced::counted(count, || inner.reason()))
+}
+
+/// `quantile(q, v)` per group.
+fn quantiles<'a>(
+    cx: &Cx<'a>,
+    a: &'a Aggregate,
+    q: f64,
+    sink: Sink<'_, 'a>,
+) -> Result<Produced, EvalError> {
+    let (groups, members, inner) = collect(cx, a)?;
+    if members.is_empty() {
+        return Ok(Produced::none(inner.reason()));
+    }
+    let filter = filter(a);
+    let mut values = Vec::new();
+    for (key, group) in groups.keys.iter().zip(members) {
+        values.clear();
+        values.extend(group.iter().filter_map(|e| e.value.float()));
+        sink(Element {
+            labels: key.keep(filter),
+            value: Value::Float(quantile(q, &mut values)),
+        })?;
+    }
+    Ok(Produced::some(groups.len()))
+}
