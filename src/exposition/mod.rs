@@ -16,6 +16,7 @@
 mod float;
 mod labels;
 mod parser;
+pub mod protobuf;
 mod sample;
 
 pub use float::PromValue;

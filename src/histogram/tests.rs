@@ -1,0 +1,1 @@
+//! Cases from Prometheus's promqltest data; filled below.
