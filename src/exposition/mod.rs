@@ -54,6 +54,32 @@ impl Format {
     }
 }
 
+/// How a scraped body is encoded: one of the text formats, or the protobuf format
+/// ([`protobuf`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Text(Format),
+    Protobuf,
+}
+
+impl Encoding {
+    /// Picks the parser from a response `Content-Type` header as Prometheus does:
+    /// `application/vnd.google.protobuf` (any case, any well-formed parameters) is protobuf;
+    /// anything else is read by [`Format::from_content_type`].
+    pub fn from_content_type(content_type: &str) -> Encoding {
+        let (media_type, parameters) = content_type
+            .find(';')
+            .map_or((content_type, ""), |i| content_type.split_at(i));
+        if media_type.trim().eq_ignore_ascii_case(protobuf::MEDIA_TYPE)
+            && parameters_are_well_formed(parameters)
+        {
+            Encoding::Protobuf
+        } else {
+            Encoding::Text(Format::from_content_type(content_type))
+        }
+    }
+}
+
 /// Whether `rest` (`; key=value ...` after a media type) is well formed by the rules of Go's
 /// `mime.ParseMediaType`; Prometheus falls back to the text format when it is not.
 fn parameters_are_well_formed(mut rest: &str) -> bool {

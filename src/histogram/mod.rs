@@ -15,6 +15,7 @@
 
 mod arith;
 mod bounds;
+mod display;
 mod iter;
 mod quantile;
 mod rate;
@@ -23,6 +24,7 @@ mod reset;
 mod tests;
 
 pub use bounds::{MAX_SCHEMA, MIN_SCHEMA, bucket_bound};
+pub use display::ApiBucket;
 pub use rate::{HistogramPoint, RateWindow, histogram_rate};
 
 /// What the producer said about a counter reset before this histogram (Prometheus's

@@ -18,6 +18,8 @@ mod convert;
 mod float_label;
 mod native;
 #[cfg(test)]
+pub(crate) mod test_bodies;
+#[cfg(test)]
 mod tests;
 mod wire;
 
