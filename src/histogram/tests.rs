@@ -3,6 +3,10 @@
 //! here. Series are written in the test language's notation (`{{schema:0 count:4 sum:5
 //! buckets:[1 2 1]}}`, `A+BxN`, `AxN`) and loaded like `load <step>` does: value `i` at
 //! `i × step`. Range windows are left-open, `(t - range, t]`, as in Prometheus 3.
+#![allow(
+    clippy::approx_constant,
+    reason = "the expected values are Prometheus's, as its test data writes them"
+)]
 
 use super::*;
 
