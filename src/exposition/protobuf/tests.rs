@@ -100,6 +100,21 @@ fn lines(body: Vec<u8>, options: HistogramOptions) -> Vec<String> {
         .collect()
 }
 
+/// `message` with its varint length in front (messages here are under 128 bytes).
+fn framed(message: &[u8]) -> Vec<u8> {
+    let mut out = vec![message.len() as u8];
+    out.extend_from_slice(message);
+    out
+}
+
+/// A body of one gauge family `g` around `metric`, the metric's bytes as given (maybe
+/// broken). The metric starts at byte offset 8.
+fn gauge_family_around(metric: &[u8]) -> Vec<u8> {
+    let mut family = vec![0x0a, 1, b'g', 0x18, GAUGE as u8, 0x22, metric.len() as u8];
+    family.extend_from_slice(metric);
+    framed(&family)
+}
+
 fn error(body: Vec<u8>) -> ProtoError {
     match decode(body, HistogramOptions::PODGATE) {
         Ok(_) => panic!("the body should be refused"),
@@ -427,11 +442,7 @@ fn a_truncated_varint_inside_a_metric_is_refused_where_it_runs_out() {
     };
     let encoded = metric.encode_to_vec();
     // Cut the metric inside its timestamp varint, then wrap it by hand: family{metric}.
-    let cut = &encoded[..encoded.len() - 2];
-    let mut family_bytes = vec![0x0a, 1, b'g', 0x18, GAUGE as u8, 0x22, cut.len() as u8];
-    family_bytes.extend_from_slice(cut);
-    let mut b = vec![family_bytes.len() as u8];
-    b.extend_from_slice(&family_bytes);
+    let b = gauge_family_around(&encoded[..encoded.len() - 2]);
     let e = error(b.clone());
     assert_eq!(e.offset, b.len(), "the decoder ran out at the end: {e}");
     assert!(e.message.contains("metric 1 of \"g\""), "{e}");
@@ -441,10 +452,7 @@ fn a_truncated_varint_inside_a_metric_is_refused_where_it_runs_out() {
 #[test]
 fn a_wrong_wire_type_is_refused_after_its_key() {
     // MetricFamily.name (field 1) sent as a varint (wire type 0) instead of bytes.
-    let family_bytes = [0x08, 0x01];
-    let mut b = vec![family_bytes.len() as u8];
-    b.extend_from_slice(&family_bytes);
-    let e = error(b);
+    let e = error(framed(&[0x08, 0x01]));
     assert_eq!(e.offset, 2, "{e}");
     assert!(e.message.contains("MetricFamily.name"), "{e}");
     assert!(e.message.contains("invalid wire type"), "{e}");
@@ -453,16 +461,11 @@ fn a_wrong_wire_type_is_refused_after_its_key() {
 #[test]
 fn a_nested_length_past_its_message_is_refused() {
     // Metric.label (field 1) claims 50 bytes inside a 4-byte metric.
-    let metric = [0x0a, 50, 0x0a, 0x00];
-    let mut family_bytes = vec![0x0a, 1, b'g', 0x22, metric.len() as u8];
-    family_bytes.extend_from_slice(&metric);
-    let mut b = vec![family_bytes.len() as u8];
-    b.extend_from_slice(&family_bytes);
-    let e = error(b);
+    let e = error(gauge_family_around(&[0x0a, 50, 0x0a, 0x00]));
     assert!(e.message.contains("metric 1 of \"g\""), "{e}");
     assert!(e.message.contains("Metric.label"), "{e}");
-    // The metric starts at byte 6; the decoder stops after the label's length.
-    assert_eq!(e.offset, 8, "{e}");
+    // The metric starts at byte 8; the decoder stops after the label's length.
+    assert_eq!(e.offset, 10, "{e}");
 }
 
 /// The offset of the `n`th metric (1-based) of the single family of `b`.
@@ -614,11 +617,7 @@ fn names_types_and_labels_are_checked_like_prometheus() {
     let mut metric = gauge(&[("a", "b")], 1.0).encode_to_vec();
     let pos = metric.iter().position(|&c| c == b'b').expect("value byte");
     metric[pos] = 0xff;
-    let mut family_bytes = vec![0x0a, 1, b'g', 0x18, GAUGE as u8, 0x22, metric.len() as u8];
-    family_bytes.extend_from_slice(&metric);
-    let mut b = vec![family_bytes.len() as u8];
-    b.extend_from_slice(&family_bytes);
-    let e = error(b);
+    let e = error(gauge_family_around(&metric));
     assert!(e.message.contains("LabelPair.value"), "{e}");
 }
 
