@@ -1,7 +1,7 @@
 //! podgate: Kubernetes pod readiness gates decided from metrics.
 //!
 //! The library holds everything the `podgate` binary does, so tests and benchmarks use the
-//! same code. The decision core (`rules`, `exposition`, `query`, `expr`, `decision`) has no
+//! same code. The decision core (`rules`, `exposition`, `histogram`, `query`, `expr`, `decision`) has no
 //! Kubernetes types and no I/O in it.
 
 pub mod cli;
@@ -10,6 +10,7 @@ pub mod decision;
 pub mod evaluate;
 pub mod exposition;
 pub mod expr;
+pub mod histogram;
 pub mod kube;
 pub mod query;
 pub mod rules;

@@ -362,3 +362,282 @@ fn client_fixtures_parse_to_what_prometheus_3_ingested() {
         "{ingested} ingested, {refused} refused"
     );
 }
+
+// ----- Protobuf fixtures with native histograms, Prometheus 3 ground truth ------------------
+
+use podgate::exposition::protobuf::{self, HistogramOptions, ProtoBody, ProtoSample, ProtoValue};
+use podgate::histogram::{FloatHistogram, HistogramPoint, RateWindow, histogram_rate};
+
+/// The first state of the client_golang endpoint (see the README) and the later one, after
+/// more observations.
+const PROTOBUF_FIRST: &str = "client_golang_native.pb";
+const PROTOBUF_LATER: &str = "client_golang_native.later.pb";
+
+fn decode_fixture(file: &str, options: HistogramOptions) -> ProtoBody {
+    let path = Path::new(CLIENT_FIXTURES).join(file);
+    let body = fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    protobuf::decode(body, options).unwrap_or_else(|e| panic!("{file}: {e}"))
+}
+
+fn proto_labels(sample: &ProtoSample<'_>) -> BTreeMap<String, String> {
+    sample
+        .labels()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Equal up to the last bits: podgate computes bucket bounds with `exp2` where Prometheus
+/// reads a table, and interpolation goes through `log2` of them.
+fn close(got: f64, want: f64) -> bool {
+    (got.is_nan() && want.is_nan())
+        || got == want
+        || (got - want).abs() <= 1e-12 * got.abs().max(want.abs())
+}
+
+/// A histogram as the Prometheus API prints it (`{"count", "sum", "buckets"}`) against ours.
+fn assert_api_histogram(context: &str, got: &FloatHistogram, want: &serde_json::Value) {
+    let got = got.api_json();
+    let num = |v: &serde_json::Value| api_value(v.as_str().unwrap_or("NaN"));
+    assert!(
+        close(num(&got["count"]), num(&want["count"]))
+            && close(num(&got["sum"]), num(&want["sum"])),
+        "{context}: count/sum {got} vs {want}"
+    );
+    let empty = Vec::new();
+    let (g, w) = (
+        got["buckets"].as_array().unwrap_or(&empty),
+        want["buckets"].as_array().unwrap_or(&empty),
+    );
+    assert_eq!(g.len(), w.len(), "{context}: buckets {got} vs {want}");
+    for (gb, wb) in g.iter().zip(w) {
+        let same = gb[0] == wb[0] && (1..4).all(|i| close(num(&gb[i]), num(&wb[i])));
+        assert!(same, "{context}: bucket {gb} vs {wb}");
+    }
+}
+
+/// Compares a decoded body with `expected/<file>` (samples as the API printed them).
+fn assert_ingested(body: &ProtoBody, expected_file: &str) {
+    let path = Path::new(CLIENT_FIXTURES)
+        .join("expected")
+        .join(expected_file);
+    let expected = read_json(&path);
+    let mut got: Vec<ProtoSample<'_>> = body.samples().collect();
+    got.sort_by_key(|s| (s.name.to_string(), proto_labels(s)));
+    let names: Vec<(&str, BTreeMap<String, String>)> =
+        got.iter().map(|s| (s.name, proto_labels(s))).collect();
+    assert_eq!(got.len(), expected.len(), "{expected_file}: {names:?}");
+    for (sample, want) in got.iter().zip(&expected) {
+        let context = format!(
+            "{expected_file}: {} {:?}",
+            sample.name,
+            proto_labels(sample)
+        );
+        assert_eq!(Some(sample.name), want["name"].as_str(), "{context}");
+        assert_eq!(proto_labels(sample), json_labels(&path, want), "{context}");
+        assert_eq!(
+            sample.timestamp_ms,
+            want["timestamp_ms"].as_i64(),
+            "{context}"
+        );
+        match sample.value {
+            ProtoValue::Float(v) => {
+                let w = api_value(want["value"].as_str().unwrap_or("missing"));
+                assert_eq!(value_bits(v), value_bits(w), "{context}");
+            }
+            ProtoValue::Histogram(h) => assert_api_histogram(&context, h, &want["histogram"]),
+        }
+    }
+}
+
+#[test]
+fn protobuf_fixtures_decode_to_what_prometheus_3_ingested() {
+    // Native histograms on and classic series kept: what podgate ingests.
+    let body = decode_fixture(PROTOBUF_FIRST, HistogramOptions::PODGATE);
+    assert_ingested(&body, "client_golang_native.pb.json");
+    // Prometheus 3's defaults: native histograms read as classic ones.
+    let body = decode_fixture(PROTOBUF_FIRST, HistogramOptions::PROMETHEUS_DEFAULT);
+    assert_ingested(&body, "client_golang_native.pb.default.json");
+}
+
+#[test]
+fn protobuf_fixture_exemplars_are_those_prometheus_3_stored() {
+    let body = decode_fixture(PROTOBUF_FIRST, HistogramOptions::PODGATE);
+    let path = Path::new(CLIENT_FIXTURES)
+        .join("expected")
+        .join("client_golang_native.pb.exemplars.json");
+    let expected = read_json(&path);
+    let mut got = Vec::new();
+    for sample in body.samples() {
+        for e in sample.exemplars {
+            got.push((
+                sample.name.to_string(),
+                proto_labels(&sample),
+                e.labels.iter().cloned().collect::<BTreeMap<_, _>>(),
+                value_bits(e.value),
+                e.timestamp_ms,
+            ));
+        }
+    }
+    let mut want: Vec<_> = expected
+        .iter()
+        .map(|e| {
+            (
+                e["series"]["name"].as_str().unwrap_or_default().to_string(),
+                json_labels(&path, &e["series"]),
+                json_labels(&path, e),
+                value_bits(api_value(e["value"].as_str().unwrap_or("NaN"))),
+                e["timestamp_ms"].as_i64(),
+            )
+        })
+        .collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+}
+
+/// The series a selector of the capture queries names.
+fn selector_name(selector: &str) -> &str {
+    selector
+        .strip_prefix("{\"")
+        .and_then(|s| s.strip_suffix("\"}"))
+        .unwrap_or(selector)
+}
+
+/// The native histogram of series `name{labels}` in `body`.
+fn native<'a>(
+    body: &'a ProtoBody,
+    name: &str,
+    labels: &BTreeMap<String, String>,
+) -> &'a FloatHistogram {
+    body.samples()
+        .find(|s| s.name == name && proto_labels(s) == *labels && s.histogram().is_some())
+        .and_then(|s| s.histogram())
+        .unwrap_or_else(|| panic!("no native histogram {name} {labels:?}"))
+}
+
+/// A series: name and labels.
+type SeriesKey = (String, BTreeMap<String, String>);
+
+#[test]
+fn native_histogram_functions_give_what_prometheus_3_computed() {
+    let first = decode_fixture(PROTOBUF_FIRST, HistogramOptions::PODGATE);
+    let later = decode_fixture(PROTOBUF_LATER, HistogramOptions::PODGATE);
+    let path = Path::new(CLIENT_FIXTURES)
+        .join("expected")
+        .join("client_golang_native.functions.json");
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let expected: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let t = expected["time_ms"].as_i64().expect("time_ms");
+    let results = expected["results"].as_array().expect("results");
+    let range_ms = 60_000;
+
+    // The scrapes in the rate window, each one of the two bodies (told apart by count).
+    let mut windows: BTreeMap<SeriesKey, Vec<(i64, &FloatHistogram)>> = BTreeMap::new();
+    for r in results {
+        let query = r["query"].as_str().unwrap_or_default();
+        let Some(selector) = query.strip_suffix("[1m]") else {
+            continue;
+        };
+        let name = selector_name(selector);
+        for series in r["result"].as_array().expect("result") {
+            let labels = json_labels(&path, series);
+            let (a, b) = (native(&first, name, &labels), native(&later, name, &labels));
+            let points = series["samples"]
+                .as_array()
+                .expect("samples")
+                .iter()
+                .map(|s| {
+                    let count = api_value(s[1].as_str().unwrap_or("NaN"));
+                    let h = if count == b.count { b } else { a };
+                    assert_eq!(h.count, count, "{query}: a scrape matches neither body");
+                    (s[0].as_i64().expect("timestamp"), h)
+                })
+                .collect();
+            windows.insert((name.to_string(), labels), points);
+        }
+    }
+    assert!(windows.len() >= 5, "{windows:?}");
+
+    let mut checked = 0;
+    for r in results {
+        let query = r["query"].as_str().unwrap_or_default();
+        if query.ends_with("[1m]") {
+            continue;
+        }
+        // `f(args, X)` or `f(args, rate(X[1m]))`, X a selector.
+        let (function, inner) = query
+            .strip_suffix(')')
+            .and_then(|q| q.split_once('('))
+            .unwrap_or_else(|| panic!("{query}"));
+        let (args, operand) = inner.rsplit_once(", ").unwrap_or(("", inner));
+        let (selector, over_rate) = match operand.strip_prefix("rate(") {
+            Some(rest) => (rest.strip_suffix("[1m])").unwrap_or(rest), true),
+            None => (operand, false),
+        };
+        let (selector, over_rate) = if function == "rate" {
+            (inner.strip_suffix("[1m]").unwrap_or(inner), true)
+        } else {
+            (selector, over_rate)
+        };
+        let name = selector_name(selector);
+        for series in r["result"].as_array().expect("result") {
+            let labels = json_labels(&path, series);
+            let context = format!("{query} {labels:?}");
+            let points = windows
+                .get(&(name.to_string(), labels.clone()))
+                .unwrap_or_else(|| panic!("{context}: no window"));
+            let h = if over_rate {
+                let points: Vec<HistogramPoint<'_>> = points
+                    .iter()
+                    .map(|&(t, h)| HistogramPoint { t, h })
+                    .collect();
+                let window = RateWindow {
+                    end_ms: t,
+                    range_ms,
+                    per_second: true,
+                    counter: true,
+                };
+                histogram_rate(&points, window).unwrap_or_else(|| panic!("{context}: no rate"))
+            } else {
+                points.last().map(|&(_, h)| h.clone()).expect("a sample")
+            };
+            if function == "rate" {
+                assert_api_histogram(&context, &h, &series["histogram"]);
+                checked += 1;
+                continue;
+            }
+            let got = match function {
+                "histogram_quantile" => h.quantile(args.parse().expect("q")),
+                "histogram_count" => h.count(),
+                "histogram_sum" => h.sum(),
+                "histogram_fraction" => {
+                    let (lo, hi) = args.split_once(", ").expect("bounds");
+                    h.fraction(lo.parse().expect("lower"), hi.parse().expect("upper"))
+                }
+                other => panic!("{context}: unexpected function {other}"),
+            };
+            let want = api_value(series["value"].as_str().unwrap_or("missing"));
+            assert!(
+                close(got, want),
+                "{context}: podgate {got}, Prometheus 3 {want}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 40, "only {checked} results checked");
+}
+
+#[test]
+fn the_capture_script_asks_with_podgates_accept() {
+    let path = Path::new(CLIENT_FIXTURES)
+        .join("capture")
+        .join("capture.sh");
+    let script = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let accept = script
+        .lines()
+        .find_map(|l| l.strip_prefix("ACCEPT='"))
+        .and_then(|l| l.strip_suffix('\''))
+        .unwrap_or_else(|| panic!("{}: no ACCEPT='...' line", path.display()));
+    assert_eq!(accept, podgate::source::scrape::ACCEPT);
+}

@@ -50,6 +50,14 @@ async fn fetch(url: &str, limit: usize) -> Result<scrape::Scraped, ScrapeError> 
     scrape::fetch(&client(), url, Duration::from_millis(500), limit).await
 }
 
+/// The format and text of a scraped text body.
+fn text(s: scrape::Scraped) -> (Format, String) {
+    match s {
+        scrape::Scraped::Text { format, body } => (format, body),
+        scrape::Scraped::Protobuf { body } => panic!("a protobuf body of {} bytes", body.len()),
+    }
+}
+
 #[tokio::test]
 async fn text_and_openmetrics_by_content_type() {
     let body = b"up 1\n";
@@ -66,7 +74,7 @@ async fn text_and_openmetrics_by_content_type() {
     )
     .await;
     let s = fetch(&url, 1024).await.expect("scrape");
-    assert_eq!((s.format, s.body.as_str()), (Format::Text, "up 1\n"));
+    assert_eq!(text(s), (Format::Text, "up 1\n".to_string()));
 
     let body = b"up 1\n# EOF\n";
     let url = serve(
@@ -82,7 +90,28 @@ async fn text_and_openmetrics_by_content_type() {
     )
     .await;
     let s = fetch(&url, 1024).await.expect("scrape");
-    assert_eq!(s.format, Format::OpenMetrics);
+    assert_eq!(text(s).0, Format::OpenMetrics);
+
+    // Protobuf bodies are bytes, not UTF-8 text.
+    let body = [0x02, 0x0a, 0xff];
+    let url = serve(
+        response(
+            "200 OK",
+            &[(
+                "Content-Type",
+                "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; \
+                 encoding=delimited; escaping=allow-utf-8"
+                    .into(),
+            )],
+            &body,
+        ),
+        false,
+    )
+    .await;
+    match fetch(&url, 1024).await.expect("scrape") {
+        scrape::Scraped::Protobuf { body: got } => assert_eq!(got, body),
+        other => panic!("expected protobuf, got {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -102,7 +131,7 @@ async fn gzip_is_decoded_and_limited_after_decompression() {
     );
     let url = serve(resp, false).await;
     let s = fetch(&url, 1 << 20).await.expect("scrape");
-    assert_eq!(s.body, plain);
+    assert_eq!(text(s).1, plain);
     match fetch(&url, 4096).await {
         Err(ScrapeError::TooLarge { limit: 4096, .. }) => {}
         other => panic!("expected TooLarge, got {other:?}"),

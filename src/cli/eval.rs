@@ -8,12 +8,11 @@ use std::time::Duration;
 use crate::controller::target::{Target, resolve};
 use crate::decision::Outcome;
 use crate::evaluate::{RuleEvaluation, ScrapeInput, VarResult, evaluate_rule};
-use crate::exposition;
 use crate::kube::watch::{PodSnapshot, pod_snapshot};
 use crate::query::{Interest, SeriesStore, StoreLimits};
 use crate::rules::{self, Rule, VarSource};
 use crate::source::prometheus::{PodFacts, PrometheusClient, PrometheusConfig};
-use crate::source::scrape;
+use crate::source::{body, scrape};
 use k8s_openapi::api::core::v1::Pod;
 
 use super::samples::{InputFormat, read_file};
@@ -126,9 +125,9 @@ pub fn run(args: Args) -> i32 {
     let step = i64::try_from(rule.interval.as_millis()).unwrap_or(i64::MAX);
     let mut now = 0i64;
     let mut scrape_error = None;
-    for (i, (format, body)) in bodies.iter().enumerate() {
+    for (i, scraped) in bodies.iter().enumerate() {
         now = step * i64::try_from(i).unwrap_or(0);
-        if let Err(e) = store.ingest(now, exposition::parse(body, *format)) {
+        if let Err(e) = body::ingest(&mut store, now, scraped, usize::MAX) {
             scrape_error = Some(format!("scrape {}: {e}", i + 1));
             break;
         }
@@ -228,7 +227,7 @@ fn collect_bodies(
     args: &Args,
     url: Option<&str>,
     rule: &Rule,
-) -> Result<Vec<(exposition::Format, String)>, String> {
+) -> Result<Vec<scrape::Scraped>, String> {
     if !args.metrics_file.is_empty() {
         return args
             .metrics_file
@@ -251,7 +250,7 @@ fn collect_bodies(
         let first = scrape::fetch(&client, &url, timeout, scrape::DEFAULT_BODY_LIMIT)
             .await
             .map_err(|e| e.to_string())?;
-        out.push((first.format, first.body));
+        out.push(first);
         if needs_history {
             eprintln!(
                 "podgate: the rule uses rate()/increase(): scraping again in {}s",
@@ -261,7 +260,7 @@ fn collect_bodies(
             let second = scrape::fetch(&client, &url, timeout, scrape::DEFAULT_BODY_LIMIT)
                 .await
                 .map_err(|e| e.to_string())?;
-            out.push((second.format, second.body));
+            out.push(second);
         }
         Ok(out)
     })?

@@ -4,8 +4,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::exposition::protobuf::{self, HistogramOptions, ProtoSample, ProtoValue};
 use crate::exposition::{self, Format, Sample};
-use crate::source::scrape;
+use crate::source::scrape::{self, Scraped};
 
 use super::{EXIT_INVALID, EXIT_OK, fail};
 
@@ -21,7 +22,8 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     format: OutputFormat,
-    /// Input format for --file (auto: OpenMetrics when the body ends with `# EOF`).
+    /// Input format for --file (auto: protobuf when the file name ends in `.pb` or the body
+    /// is not UTF-8, else OpenMetrics when the body ends with `# EOF`, else text).
     #[arg(long, value_enum, default_value = "auto")]
     input_format: InputFormat,
     /// Scrape timeout for --url.
@@ -40,15 +42,32 @@ pub(crate) enum InputFormat {
     Auto,
     Text,
     Openmetrics,
+    /// The delimited protobuf format (`application/vnd.google.protobuf`).
+    Protobuf,
 }
 
 impl InputFormat {
-    pub(crate) fn resolve(self, body: &str) -> Format {
-        match self {
-            InputFormat::Auto => scrape::detect_format(None, body),
-            InputFormat::Text => Format::Text,
-            InputFormat::Openmetrics => Format::OpenMetrics,
+    /// The body read as this format says; `path` and the bytes decide for `auto`.
+    fn resolve(self, path: &std::path::Path, bytes: Vec<u8>) -> Result<Scraped, String> {
+        let protobuf = match self {
+            InputFormat::Protobuf => true,
+            InputFormat::Auto => {
+                path.extension().is_some_and(|e| e == "pb") || std::str::from_utf8(&bytes).is_err()
+            }
+            InputFormat::Text | InputFormat::Openmetrics => false,
+        };
+        if protobuf {
+            return Ok(Scraped::Protobuf { body: bytes });
         }
+        let body = exposition::decode_body(&bytes)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .to_string();
+        let format = match self {
+            InputFormat::Openmetrics => Format::OpenMetrics,
+            InputFormat::Text => Format::Text,
+            InputFormat::Auto | InputFormat::Protobuf => scrape::detect_format(None, &body),
+        };
+        Ok(Scraped::Text { format, body })
     }
 }
 
@@ -62,20 +81,20 @@ pub(crate) fn parse_secs(s: &str) -> Result<Duration, String> {
 }
 
 /// Reads a body from a file (`-` = stdin) and picks its format.
-pub(crate) fn read_file(path: &PathBuf, input: InputFormat) -> Result<(Format, String), String> {
-    let body = if path.as_os_str() == "-" {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+pub(crate) fn read_file(path: &PathBuf, input: InputFormat) -> Result<Scraped, String> {
+    let bytes = if path.as_os_str() == "-" {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)
             .map_err(|e| format!("stdin: {e}"))?;
-        s
+        b
     } else {
-        std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?
+        std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?
     };
-    Ok((input.resolve(&body), body))
+    input.resolve(path, bytes)
 }
 
 pub fn run(args: Args) -> i32 {
-    let (format, body, origin) = match (&args.url, &args.file) {
+    let (scraped, origin) = match (&args.url, &args.file) {
         (Some(url), _) => {
             let client = match reqwest::Client::builder().build() {
                 Ok(c) => c,
@@ -88,19 +107,39 @@ pub fn run(args: Args) -> i32 {
                 scrape::DEFAULT_BODY_LIMIT,
             ));
             match fetched {
-                Ok(Ok(s)) => (s.format, s.body, url.clone()),
+                Ok(Ok(s)) => (s, url.clone()),
                 Ok(Err(e)) => return fail(EXIT_INVALID, e),
                 Err(e) => return fail(EXIT_INVALID, e),
             }
         }
         (None, Some(path)) => match read_file(path, args.input_format) {
-            Ok((f, b)) => (f, b, path.display().to_string()),
+            Ok(s) => (s, path.display().to_string()),
             Err(e) => return fail(EXIT_INVALID, e),
         },
         (None, None) => return fail(super::EXIT_USAGE, "give --url or --file"),
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
+    let (format, body) = match scraped {
+        Scraped::Text { format, body } => (format, body),
+        Scraped::Protobuf { body } => {
+            let decoded = match protobuf::decode(body, HistogramOptions::PODGATE) {
+                Ok(d) => d,
+                Err(e) => return fail(EXIT_INVALID, format!("{origin}: {e}")),
+            };
+            for sample in decoded.samples() {
+                let line = match args.format {
+                    OutputFormat::Text => proto_text_line(&sample),
+                    OutputFormat::Json => proto_json_line(&sample),
+                };
+                if writeln!(out, "{line}").is_err() {
+                    return EXIT_OK;
+                }
+            }
+            let _ = out.flush();
+            return EXIT_OK;
+        }
+    };
     for item in exposition::parse(&body, format) {
         match item {
             Ok(sample) => {
@@ -152,6 +191,45 @@ fn json_line(s: &Sample<'_>) -> String {
         "timestamp_ms": s.timestamp_ms,
     })
     .to_string()
+}
+
+/// A protobuf sample as [`text_line`] writes a text one; a native histogram's value is its
+/// bucket list (`{count:6, sum:7.5, (0.5,1]:2, ...}`).
+fn proto_text_line(s: &ProtoSample<'_>) -> String {
+    let mut line = String::new();
+    let labels = s
+        .labels()
+        .map(|(k, v)| (std::borrow::Cow::Borrowed(k), std::borrow::Cow::Borrowed(v)));
+    let _ = exposition::write_series(&mut line, s.name, labels, true);
+    line.push(' ');
+    match s.value {
+        ProtoValue::Float(v) => line.push_str(&format_sample_value(v)),
+        ProtoValue::Histogram(h) => line.push_str(&h.to_string()),
+    }
+    if let Some(ts) = s.timestamp_ms {
+        line.push(' ');
+        line.push_str(&ts.to_string());
+    }
+    line
+}
+
+/// A protobuf sample as [`json_line`] writes a text one; a native histogram has
+/// `"histogram"` (the Prometheus API's form) instead of `"value"`.
+fn proto_json_line(s: &ProtoSample<'_>) -> String {
+    let labels: serde_json::Map<String, serde_json::Value> = s
+        .labels()
+        .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string())))
+        .collect();
+    let mut line = serde_json::json!({
+        "name": s.name,
+        "labels": labels,
+        "timestamp_ms": s.timestamp_ms,
+    });
+    match s.value {
+        ProtoValue::Float(v) => line["value"] = format_sample_value(v).into(),
+        ProtoValue::Histogram(h) => line["histogram"] = h.api_json(),
+    }
+    line.to_string()
 }
 
 /// Values as the Prometheus HTTP API prints them: `NaN`, `+Inf`, `-Inf`, shortest float.

@@ -14,9 +14,9 @@ use super::target::{Endpoint, Target, resolve};
 use crate::decision::cap_message;
 use crate::decision::engine::PodKey;
 use crate::evaluate::{RuleEvaluation, ScrapeInput, evaluate_rule};
-use crate::exposition::{self, ParseError, Sample};
 use crate::query::{Interest, SeriesStore};
 use crate::rules::Rule;
+use crate::source::body;
 use crate::source::scrape::{self, ScrapeError};
 use crate::telemetry::server::now_ms;
 
@@ -277,24 +277,6 @@ pub async fn run(
     }
 }
 
-/// Why a scraped body was not taken.
-#[derive(Debug)]
-enum BodyError {
-    Parse(ParseError),
-    TooManySamples(usize),
-}
-
-impl std::fmt::Display for BodyError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            BodyError::Parse(e) => write!(f, "invalid exposition: {e}"),
-            BodyError::TooManySamples(n) => {
-                write!(f, "more than the {n} sample limit (--sample-limit)")
-            }
-        }
-    }
-}
-
 /// Scrapes `ep` and ingests the body whole, or not at all.
 async fn scrape_into(
     shared: &Shared,
@@ -321,8 +303,8 @@ async fn scrape_into(
             return Err(cap_message(&e.to_string()));
         }
     };
-    match ingest_body(store, now, &scraped, shared.sample_limit) {
-        Ok(()) => {
+    match body::ingest(store, now, &scraped, shared.sample_limit) {
+        Ok(_) => {
             shared.metrics.source_request("scrape", "ok", took);
             Ok(())
         }
@@ -334,93 +316,9 @@ async fn scrape_into(
     }
 }
 
-/// Parses a scraped body into the store, whole or not at all: invalid exposition, more than
-/// `sample_limit` samples or a store limit reject the scrape with an error that says which.
-fn ingest_body(
-    store: &mut SeriesStore,
-    now: i64,
-    scraped: &scrape::Scraped,
-    sample_limit: usize,
-) -> Result<(), String> {
-    let mut count = 0usize;
-    let samples = exposition::parse(&scraped.body, scraped.format).map(
-        |s: Result<Sample<'_>, ParseError>| {
-            count += 1;
-            if count > sample_limit {
-                return Err(BodyError::TooManySamples(sample_limit));
-            }
-            s.map_err(BodyError::Parse)
-        },
-    );
-    store
-        .ingest(now, samples)
-        .map(drop)
-        .map_err(|e| e.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn store(query: &str, limits: crate::query::StoreLimits) -> SeriesStore {
-        let q = crate::query::parse(query).expect("query");
-        SeriesStore::new(Interest::new([&q]), limits)
-    }
-
-    fn text(body: &str) -> scrape::Scraped {
-        scrape::Scraped {
-            format: exposition::Format::Text,
-            body: body.to_string(),
-        }
-    }
-
-    #[test]
-    fn the_sample_limit_rejects_the_whole_scrape_and_names_the_limit() {
-        let mut s = store("sum(x)", crate::query::StoreLimits::default());
-        let body: String = (0..6).map(|i| format!("x{{i=\"{i}\"}} 1\n")).collect();
-        assert_eq!(ingest_body(&mut s, 1_000, &text(&body), 6), Ok(()));
-        assert_eq!(s.len(), 6);
-        let more = format!("{body}x{{i=\"6\"}} 1\n");
-        let e = ingest_body(&mut s, 2_000, &text(&more), 6).expect_err("over the limit");
-        assert!(
-            e.contains("more than the 6 sample limit (--sample-limit)"),
-            "{e}"
-        );
-        // Nothing of the rejected scrape was kept.
-        assert_eq!(s.len(), 6);
-        assert_eq!(s.last_scrape_ms(), Some(1_000));
-        // Samples of series no rule reads count too: the limit bounds the parsing work.
-        let other: String = (0..7).map(|i| format!("y{{i=\"{i}\"}} 1\n")).collect();
-        let e = ingest_body(&mut s, 3_000, &text(&other), 6).expect_err("over the limit");
-        assert!(e.contains("6 sample limit"), "{e}");
-    }
-
-    #[test]
-    fn invalid_exposition_and_store_limits_are_errors_that_say_which() {
-        let mut s = store("sum(x)", crate::query::StoreLimits::default());
-        let e = ingest_body(&mut s, 1_000, &text("x 1\nx{ 2\n"), 100).expect_err("invalid");
-        assert!(e.starts_with("invalid exposition: line 2:"), "{e}");
-        let limits = crate::query::StoreLimits {
-            max_series: 3,
-            max_label_bytes: 16,
-            ..Default::default()
-        };
-        let mut s = store("sum(x)", limits);
-        let body: String = (0..4).map(|i| format!("x{{i=\"{i}\"}} 1\n")).collect();
-        let e = ingest_body(&mut s, 1_000, &text(&body), 100).expect_err("series");
-        assert!(e.contains("more than 3 series"), "{e}");
-        assert!(e.contains("--series-limit"), "{e}");
-        let long = format!("x{{path=\"{}\"}} 1\n", "a".repeat(17));
-        let e = ingest_body(&mut s, 2_000, &text(&long), 100).expect_err("label");
-        assert!(
-            e.contains(
-                "the value of label `path` is 17 bytes, over the 16 byte label length limit"
-            ),
-            "{e}"
-        );
-        assert!(e.contains("--label-limit"), "{e}");
-        assert!(s.is_empty());
-    }
 
     #[test]
     fn spread_is_within_the_interval_and_stable() {

@@ -20,6 +20,7 @@ mod float;
 mod float_form;
 mod labels;
 mod parser;
+pub mod protobuf;
 mod sample;
 
 pub use float::PromValue;
@@ -42,9 +43,7 @@ impl Format {
     /// `application/openmetrics-text` (any case, with well-formed parameters) is OpenMetrics;
     /// anything else, including a missing or malformed header, is the text format.
     pub fn from_content_type(content_type: &str) -> Format {
-        let (media_type, parameters) = content_type
-            .find(';')
-            .map_or((content_type, ""), |i| content_type.split_at(i));
+        let (media_type, parameters) = split_media_type(content_type);
         if media_type
             .trim()
             .eq_ignore_ascii_case("application/openmetrics-text")
@@ -55,6 +54,37 @@ impl Format {
             Format::Text
         }
     }
+}
+
+/// How a scraped body is encoded: one of the text formats, or the protobuf format
+/// ([`protobuf`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Text(Format),
+    Protobuf,
+}
+
+impl Encoding {
+    /// Picks the parser from a response `Content-Type` header as Prometheus does:
+    /// `application/vnd.google.protobuf` (any case, any well-formed parameters) is protobuf;
+    /// anything else is read by [`Format::from_content_type`].
+    pub fn from_content_type(content_type: &str) -> Encoding {
+        let (media_type, parameters) = split_media_type(content_type);
+        if media_type.trim().eq_ignore_ascii_case(protobuf::MEDIA_TYPE)
+            && parameters_are_well_formed(parameters)
+        {
+            Encoding::Protobuf
+        } else {
+            Encoding::Text(Format::from_content_type(content_type))
+        }
+    }
+}
+
+/// A Content-Type's media type and the `; key=value ...` after it.
+fn split_media_type(content_type: &str) -> (&str, &str) {
+    content_type
+        .find(';')
+        .map_or((content_type, ""), |i| content_type.split_at(i))
 }
 
 /// Whether `rest` (`; key=value ...` after a media type) is well formed by the rules of Go's

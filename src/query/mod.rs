@@ -23,6 +23,8 @@ mod range;
 mod scan;
 mod selector;
 mod store;
+#[cfg(test)]
+mod store_histogram_tests;
 mod template;
 #[cfg(test)]
 mod tests;
@@ -30,8 +32,8 @@ mod tests;
 pub use eval::{EvalError, NoData, QueryValue};
 pub use parse::MAX_QUERY_BYTES;
 pub use store::{
-    DEFAULT_MAX_LABEL_BYTES, IngestError, IngestStats, Interest, ScrapedSample, SeriesStore,
-    StoreLimits,
+    DEFAULT_MAX_HISTOGRAM_BUCKETS, DEFAULT_MAX_LABEL_BYTES, IngestError, IngestStats, Interest,
+    ScrapedSample, SeriesStore, StoreLimits,
 };
 pub use template::{MAX_TEMPLATE_BYTES, Placeholder, RenderError, Template};
 

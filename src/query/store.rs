@@ -7,6 +7,9 @@
 //! name some query reads are kept (see [`Interest`]), and only points recent enough for the
 //! longest range any query uses. A scrape is ingested atomically: when the sample source
 //! fails half-way, or a limit is exceeded, the store is left as it was.
+//!
+//! A series holds float points, native histogram points (from the protobuf exposition), or
+//! both when its kind changed over time; each kind is bounded the same way.
 
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -17,6 +20,8 @@ use std::sync::Arc;
 use super::Query;
 use super::selector::Selector;
 use crate::exposition;
+use crate::exposition::protobuf::ProtoSample;
+use crate::histogram::{FloatHistogram, HistogramPoint};
 
 /// One sample of a scrape, as the store needs it. Implemented for the exposition parser's
 /// [`exposition::Sample`]; tests and tools can implement it for their own types.
@@ -25,6 +30,10 @@ pub trait ScrapedSample {
     fn value(&self) -> f64;
     /// Calls `visit` with every label (name, value) of the sample, `__name__` excluded.
     fn visit_labels(&self, visit: &mut dyn FnMut(&str, &str));
+    /// The native histogram this sample holds instead of a float value.
+    fn histogram(&self) -> Option<&FloatHistogram> {
+        None
+    }
 }
 
 impl ScrapedSample for exposition::Sample<'_> {
@@ -40,6 +49,49 @@ impl ScrapedSample for exposition::Sample<'_> {
         for (name, value) in self.labels.iter() {
             visit(&name, &value);
         }
+    }
+}
+
+/// A sample of the protobuf exposition: a float, or a native histogram (its float value is
+/// then NaN and unused).
+impl ScrapedSample for ProtoSample<'_> {
+    fn metric_name(&self) -> &str {
+        self.name
+    }
+
+    fn value(&self) -> f64 {
+        self.float().unwrap_or(f64::NAN)
+    }
+
+    fn visit_labels(&self, visit: &mut dyn FnMut(&str, &str)) {
+        for (name, value) in self.labels() {
+            visit(name, value);
+        }
+    }
+
+    fn histogram(&self) -> Option<&FloatHistogram> {
+        ProtoSample::histogram(self)
+    }
+}
+
+/// A borrowed native histogram sample: `(metric name, labels, histogram)`.
+impl ScrapedSample for (&str, &[(&str, &str)], &FloatHistogram) {
+    fn metric_name(&self) -> &str {
+        self.0
+    }
+
+    fn value(&self) -> f64 {
+        f64::NAN
+    }
+
+    fn visit_labels(&self, visit: &mut dyn FnMut(&str, &str)) {
+        for (name, value) in self.1 {
+            visit(name, value);
+        }
+    }
+
+    fn histogram(&self) -> Option<&FloatHistogram> {
+        Some(self.2)
     }
 }
 
@@ -132,6 +184,9 @@ fn selector_matches_sample<S: ScrapedSample + ?Sized>(selector: &Selector, sampl
 /// The default [`StoreLimits::max_label_bytes`] (4 KiB).
 pub const DEFAULT_MAX_LABEL_BYTES: usize = 4096;
 
+/// The default [`StoreLimits::max_histogram_buckets`].
+pub const DEFAULT_MAX_HISTOGRAM_BUCKETS: usize = 160;
+
 /// Bounds on what one pod's store holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreLimits {
@@ -151,6 +206,11 @@ pub struct StoreLimits {
     /// Longest metric name, label name or label value of a series kept, in bytes. The body
     /// limit bounds one scrape; this bounds what the history holds over many of them.
     pub max_label_bytes: usize,
+    /// Buckets kept per native histogram point. A histogram with more has its resolution
+    /// reduced (neighbouring buckets merged) until it fits, as Prometheus's
+    /// `native_histogram_bucket_limit` does; one that does not fit at the lowest schema
+    /// rejects the scrape.
+    pub max_histogram_buckets: usize,
 }
 
 impl Default for StoreLimits {
@@ -161,6 +221,7 @@ impl Default for StoreLimits {
             retention_margin_ms: 5_000,
             lookback_ms: 300_000,
             max_label_bytes: DEFAULT_MAX_LABEL_BYTES,
+            max_histogram_buckets: DEFAULT_MAX_HISTOGRAM_BUCKETS,
         }
     }
 }
@@ -171,6 +232,13 @@ pub(crate) struct Point {
     pub v: f64,
 }
 
+/// A native histogram point.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct HistPoint {
+    pub t: i64,
+    pub h: FloatHistogram,
+}
+
 /// One series' identity and recent points (oldest first, strictly increasing times).
 #[derive(Debug, Clone)]
 pub(crate) struct Series {
@@ -179,6 +247,8 @@ pub(crate) struct Series {
     /// Sorted by label name; labels with an empty value are dropped, as Prometheus does.
     labels: Box<[(Arc<str>, Arc<str>)]>,
     pub points: VecDeque<Point>,
+    /// Native histogram points (oldest first, strictly increasing times).
+    pub histograms: VecDeque<HistPoint>,
     /// Time of the newest point dropped because of `max_points_per_series`.
     pub evicted_until_ms: Option<i64>,
     hash: u64,
@@ -239,6 +309,43 @@ impl Series {
                 .is_some_and(|(_, v)| **v == *value);
         });
         same && count == self.labels.len()
+    }
+
+    // The query functions over native histograms read these; they are wired into the
+    // evaluator with the query language that names them.
+    /// The native histogram points in `(start_ms, end_ms]`, oldest first: the input of
+    /// [`crate::histogram::histogram_rate`] for `rate()`/`increase()` over a native histogram.
+    #[allow(
+        dead_code,
+        reason = "read once the query functions over native histograms land"
+    )]
+    pub fn histogram_points(
+        &self,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> impl Iterator<Item = HistogramPoint<'_>> {
+        let lo = self.histograms.partition_point(|p| p.t <= start_ms);
+        let hi = self.histograms.partition_point(|p| p.t <= end_ms);
+        self.histograms
+            .range(lo..hi.max(lo))
+            .map(|p| HistogramPoint { t: p.t, h: &p.h })
+    }
+
+    /// The native histogram scraped at exactly `t_ms` (an instant selector reads the
+    /// latest scrape, [`SeriesStore::scrape_at_or_before`]).
+    #[allow(
+        dead_code,
+        reason = "read once the query functions over native histograms land"
+    )]
+    pub fn histogram_at(&self, t_ms: i64) -> Option<&FloatHistogram> {
+        let i = self.histograms.partition_point(|p| p.t < t_ms);
+        self.histograms.get(i).filter(|p| p.t == t_ms).map(|p| &p.h)
+    }
+
+    /// Whether the series holds a point of either kind at `t_ms`.
+    fn has_point_at(&self, t_ms: i64) -> bool {
+        self.points.back().is_some_and(|p| p.t == t_ms)
+            || self.histograms.back().is_some_and(|p| p.t == t_ms)
     }
 
     /// The series as `name{a="1", b="2"}`, for messages; a name outside the legacy character
@@ -309,6 +416,15 @@ pub enum IngestError<E> {
     TooManySeries { limit: usize },
     #[error("scrape time {scrape_ms} is not after the previous scrape at {previous_ms}")]
     OutOfOrder { scrape_ms: i64, previous_ms: i64 },
+    #[error(
+        "native histogram {series} has {buckets} buckets, more than the {limit} bucket limit \
+         even at the lowest resolution"
+    )]
+    TooManyBuckets {
+        series: String,
+        buckets: usize,
+        limit: usize,
+    },
     #[error("sample {series} has the label `{label}` twice")]
     DuplicateLabel { series: String, label: String },
     #[error(
@@ -394,6 +510,8 @@ pub struct SeriesStore {
     touched: Vec<usize>,
     /// Points dropped early during the scrape being ingested, put back on rollback.
     dropped: Vec<(usize, Point)>,
+    /// The same for histogram points.
+    dropped_histograms: Vec<(usize, HistPoint)>,
 }
 
 impl SeriesStore {
@@ -410,6 +528,7 @@ impl SeriesStore {
             first_scrape: None,
             touched: Vec::new(),
             dropped: Vec::new(),
+            dropped_histograms: Vec::new(),
         }
     }
 
@@ -490,6 +609,7 @@ impl SeriesStore {
         let existing = self.series.len();
         self.touched.clear();
         self.dropped.clear();
+        self.dropped_histograms.clear();
         let keep_after = self.keep_after(scrape_ms);
         let mut stats = IngestStats::default();
         for item in samples {
@@ -540,6 +660,19 @@ impl SeriesStore {
         keep_after: i64,
     ) -> Result<bool, IngestError<E>> {
         let hash = self.identity_hash(sample);
+        let histogram = match sample.histogram() {
+            Some(h) => Some(HistPoint {
+                t: scrape_ms,
+                h: within_bucket_limit(h, self.limits.max_histogram_buckets).ok_or_else(|| {
+                    IngestError::TooManyBuckets {
+                        series: shorten(sample.metric_name(), 64),
+                        buckets: h.bucket_count(),
+                        limit: self.limits.max_histogram_buckets,
+                    }
+                })?,
+            }),
+            None => None,
+        };
         let point = Point {
             t: scrape_ms,
             v: sample.value(),
@@ -554,7 +687,7 @@ impl SeriesStore {
                 });
             if let (Some(id), Some(series)) = (found, found.and_then(|id| self.series.get_mut(id)))
             {
-                if series.points.back().is_some_and(|p| p.t == scrape_ms) {
+                if series.has_point_at(scrape_ms) {
                     return Ok(false);
                 }
                 // Drop what retention would drop at commit before pushing, so the
@@ -564,7 +697,15 @@ impl SeriesStore {
                         self.dropped.push((id, p));
                     }
                 }
-                series.points.push_back(point);
+                while series.histograms.front().is_some_and(|p| p.t <= keep_after) {
+                    if let Some(p) = series.histograms.pop_front() {
+                        self.dropped_histograms.push((id, p));
+                    }
+                }
+                match histogram {
+                    Some(h) => series.histograms.push_back(h),
+                    None => series.points.push_back(point),
+                }
                 self.touched.push(id);
                 return Ok(true);
             }
@@ -597,10 +738,15 @@ impl SeriesStore {
             });
         }
         let id = self.series.len();
+        let (points, histograms) = match histogram {
+            Some(h) => (VecDeque::new(), VecDeque::from([h])),
+            None => (VecDeque::from([point]), VecDeque::new()),
+        };
         self.series.push(Series {
             name: intern(&mut self.strings, sample.metric_name()),
             labels: labels.into_boxed_slice(),
-            points: VecDeque::from([point]),
+            points,
+            histograms,
             evicted_until_ms: None,
             hash,
         });
@@ -610,16 +756,24 @@ impl SeriesStore {
 
     fn rollback(&mut self, existing: usize, scrape_ms: i64) {
         for &id in &self.touched {
-            if let Some(series) = self.series.get_mut(id)
-                && series.points.back().is_some_and(|p| p.t == scrape_ms)
-            {
-                series.points.pop_back();
+            if let Some(series) = self.series.get_mut(id) {
+                if series.points.back().is_some_and(|p| p.t == scrape_ms) {
+                    series.points.pop_back();
+                }
+                if series.histograms.back().is_some_and(|p| p.t == scrape_ms) {
+                    series.histograms.pop_back();
+                }
             }
         }
         // Newest first, so each series gets its points back in order.
         for (id, p) in self.dropped.drain(..).rev() {
             if let Some(series) = self.series.get_mut(id) {
                 series.points.push_front(p);
+            }
+        }
+        for (id, p) in self.dropped_histograms.drain(..).rev() {
+            if let Some(series) = self.series.get_mut(id) {
+                series.histograms.push_front(p);
             }
         }
         self.touched.clear();
@@ -634,12 +788,18 @@ impl SeriesStore {
         for series in &mut self.series {
             while series.points.len() > cap {
                 if let Some(p) = series.points.pop_front() {
-                    series.evicted_until_ms = Some(p.t);
+                    series.evicted_until_ms = series.evicted_until_ms.max(Some(p.t));
+                }
+            }
+            while series.histograms.len() > cap {
+                if let Some(p) = series.histograms.pop_front() {
+                    series.evicted_until_ms = series.evicted_until_ms.max(Some(p.t));
                 }
             }
         }
         self.touched.clear();
         self.dropped.clear();
+        self.dropped_histograms.clear();
         self.apply_retention();
         // A store grows its series once, on the first scrapes; give back the doubling's
         // slack then (held per pod, it adds up over a fleet).
@@ -649,6 +809,9 @@ impl SeriesStore {
         for series in &mut self.series {
             if series.points.capacity() > 2 * series.points.len() + 4 {
                 series.points.shrink_to_fit();
+            }
+            if series.histograms.capacity() > 2 * series.histograms.len() + 4 {
+                series.histograms.shrink_to_fit();
             }
         }
     }
@@ -679,8 +842,12 @@ impl SeriesStore {
             while series.points.front().is_some_and(|p| p.t <= keep_after) {
                 series.points.pop_front();
             }
+            while series.histograms.front().is_some_and(|p| p.t <= keep_after) {
+                series.histograms.pop_front();
+            }
         }
-        self.series.retain(|s| !s.points.is_empty());
+        self.series
+            .retain(|s| !s.points.is_empty() || !s.histograms.is_empty());
         if self.series.len() != before {
             self.rebuild_index();
         }
@@ -705,6 +872,19 @@ impl SeriesStore {
         // Strings no series holds any more.
         self.strings.retain(|s| Arc::strong_count(s) > 1);
     }
+}
+
+/// `h`, with its resolution reduced until it has at most `limit` buckets; `None` when even
+/// the lowest schema has more.
+fn within_bucket_limit(h: &FloatHistogram, limit: usize) -> Option<FloatHistogram> {
+    let mut h = h.clone();
+    while h.bucket_count() > limit {
+        if h.schema <= crate::histogram::MIN_SCHEMA {
+            return None;
+        }
+        h = h.copy_to_schema(h.schema - 1);
+    }
+    Some(h)
 }
 
 /// The store's shared copy of `s`.

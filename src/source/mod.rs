@@ -1,6 +1,7 @@
-//! Where variable values come from: the pod's own endpoint (`scrape`) and a Prometheus
-//! server (`prometheus`).
+//! Where variable values come from: the pod's own endpoint (`scrape`, its body stored by
+//! `body`) and a Prometheus server (`prometheus`).
 
+pub mod body;
 pub mod prometheus;
 pub mod scrape;
 

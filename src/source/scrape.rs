@@ -1,29 +1,34 @@
 //! Scraping a pod's own metrics endpoint: one HTTP GET with a timeout, gzip, and a body
 //! size limit counted after decompression (so a small gzip bomb cannot grow past it).
+//! [`super::body`] turns what it fetched into stored samples.
 
 use std::time::Duration;
 
 use futures::StreamExt;
 
-use crate::exposition::Format;
+use crate::exposition::{Encoding, Format};
 
-/// The formats podgate parses, in Prometheus 3's order of preference (OpenMetrics 1.0.0,
-/// then the text format), each with `escaping=allow-utf-8` so that a client keeps UTF-8
-/// metric and label names (`{"http.server.duration"}`) instead of rewriting them to
-/// underscores, whichever format it picks. The protobuf format is not listed: podgate does
-/// not parse it. The response's Content-Type picks the parser ([`detect_format`]).
-pub const ACCEPT: &str = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,\
+/// The formats podgate parses, in the order of preference of Prometheus 3 when it scrapes
+/// native histograms (`scrape_native_histograms: true`): the protobuf format first (the only
+/// one that carries native histograms), then OpenMetrics 1.0.0, then the text format. Each
+/// asks for `escaping=allow-utf-8`, so that a client keeps UTF-8 metric and label names
+/// (`{"http.server.duration"}`) instead of rewriting them to underscores, whichever format
+/// it picks (Prometheus leaves it off the protobuf entry). The response's Content-Type picks
+/// the parser ([`detect_encoding`]).
+pub const ACCEPT: &str = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;\
+encoding=delimited;escaping=allow-utf-8;q=0.7,\
+application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,\
 text/plain;version=1.0.0;escaping=allow-utf-8;q=0.5,\
 text/plain;version=0.0.4;escaping=allow-utf-8;q=0.4,*/*;q=0.3";
 
 /// The default body size limit (10 MiB).
 pub const DEFAULT_BODY_LIMIT: usize = 10 << 20;
 
-/// A scraped body, checked to be UTF-8.
+/// A scraped body: text checked to be UTF-8, or protobuf bytes.
 #[derive(Debug, Clone)]
-pub struct Scraped {
-    pub format: Format,
-    pub body: String,
+pub enum Scraped {
+    Text { format: Format, body: String },
+    Protobuf { body: Vec<u8> },
 }
 
 /// Why a scrape failed. Each message names the URL and what to look at.
@@ -43,8 +48,14 @@ pub enum ScrapeError {
     Other { url: String, detail: String },
 }
 
-/// Picks the format of a body: from the Content-Type when there is one, else OpenMetrics
-/// when the body ends with `# EOF`, else text.
+/// Whether a response is protobuf or text, from its Content-Type; a text body's format is
+/// then picked by [`detect_format`].
+pub fn detect_encoding(content_type: Option<&str>) -> Encoding {
+    content_type.map_or(Encoding::Text(Format::Text), Encoding::from_content_type)
+}
+
+/// Picks the format of a text body: from the Content-Type when there is one, else
+/// OpenMetrics when the body ends with `# EOF`, else text.
 pub fn detect_format(content_type: Option<&str>, body: &str) -> Format {
     match content_type {
         Some(ct) if !ct.trim().is_empty() => Format::from_content_type(ct),
@@ -128,12 +139,15 @@ async fn fetch_inner(
         }
         body.extend_from_slice(&chunk);
     }
+    if detect_encoding(content_type.as_deref()) == Encoding::Protobuf {
+        return Ok(Scraped::Protobuf { body });
+    }
     let body = String::from_utf8(body).map_err(|e| ScrapeError::NotUtf8 {
         url: url.to_string(),
         offset: e.utf8_error().valid_up_to(),
     })?;
     let format = detect_format(content_type.as_deref(), &body);
-    Ok(Scraped { format, body })
+    Ok(Scraped::Text { format, body })
 }
 
 /// An error with its causes, on one line (reqwest's Display alone hides the useful part).
@@ -191,6 +205,39 @@ mod tests {
     }
 
     #[test]
+    fn protobuf_is_recognised_by_its_media_type() {
+        // What client_golang answers to ACCEPT.
+        for content_type in [
+            "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited; escaping=allow-utf-8",
+            "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited",
+            "Application/Vnd.Google.Protobuf",
+        ] {
+            assert_eq!(
+                detect_encoding(Some(content_type)),
+                Encoding::Protobuf,
+                "{content_type}"
+            );
+        }
+        for (content_type, format) in [
+            (
+                "application/openmetrics-text; version=1.0.0",
+                Format::OpenMetrics,
+            ),
+            ("text/plain; version=0.0.4", Format::Text),
+            // Malformed parameters: Prometheus falls back to text.
+            ("application/vnd.google.protobuf; proto", Format::Text),
+            ("application/x-protobuf", Format::Text),
+        ] {
+            assert_eq!(
+                detect_encoding(Some(content_type)),
+                Encoding::Text(format),
+                "{content_type}"
+            );
+        }
+        assert_eq!(detect_encoding(None), Encoding::Text(Format::Text));
+    }
+
+    #[test]
     fn accept_asks_for_utf8_names_in_every_format_it_lists() {
         let entries: Vec<&str> = ACCEPT.split(',').collect();
         let formats: Vec<&str> = entries
@@ -198,19 +245,33 @@ mod tests {
             .filter(|e| !e.starts_with("*/*"))
             .copied()
             .collect();
-        assert_eq!(formats.len(), 3, "{ACCEPT}");
+        assert_eq!(formats.len(), 4, "{ACCEPT}");
         for entry in &formats {
             assert!(entry.contains(";escaping=allow-utf-8;"), "{entry}");
         }
-        assert!(formats[0].starts_with("application/openmetrics-text;version=1.0.0;"));
+        // Prometheus 3's order with native histograms on: protobuf, OpenMetrics, text.
+        assert!(formats[0].starts_with(
+            "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;"
+        ));
+        assert!(formats[1].starts_with("application/openmetrics-text;version=1.0.0;"));
         assert!(
             formats
                 .iter()
                 .any(|e| e.starts_with("text/plain;version=0.0.4;"))
         );
-        assert!(
-            !ACCEPT.contains("protobuf"),
-            "podgate does not parse protobuf"
+        // Every listed media type is one the Content-Type detection reads as what it is.
+        let media: Vec<Encoding> = formats
+            .iter()
+            .map(|e| detect_encoding(Some(e.rsplit_once(";q=").map_or(*e, |(m, _)| m))))
+            .collect();
+        assert_eq!(
+            media,
+            [
+                Encoding::Protobuf,
+                Encoding::Text(Format::OpenMetrics),
+                Encoding::Text(Format::Text),
+                Encoding::Text(Format::Text),
+            ]
         );
         // Preferences strictly decrease, the catch-all last.
         let q: Vec<f64> = entries

@@ -6,8 +6,10 @@
 //
 //	textparse [-time 1s] [-json] FILE...
 //
-// A file named *.om or *.openmetrics is read with the OpenMetrics 1.0 parser, any other file
-// with the text format (0.0.4) parser. Each file is parsed repeatedly for at least -time in
+// A file named *.om or *.openmetrics is read with the OpenMetrics 1.0 parser, *.pb with the
+// protobuf parser (delimited MetricFamily messages; native histograms read and classic
+// series kept, as podgate reads them), any other file with the text format (0.0.4) parser.
+// Each file is parsed repeatedly for at least -time in
 // each of two modes:
 //
 //   - series: Next and Series() for every sample, which is what Prometheus's scrape loop does
@@ -61,20 +63,38 @@ var modes = []mode{{"series", false}, {"labels", true}}
 // optimised away, so neither is the work behind it.
 var sink float64
 
-// isOpenMetrics picks the format from the file name, as benches/parser.rs does.
-func isOpenMetrics(path string) bool {
-	ext := strings.ToLower(filepath.Ext(path))
-	return ext == ".om" || ext == ".openmetrics"
+// format names the exposition format of a file, by its name as benches/parser.rs picks it.
+type format string
+
+const (
+	formatText        format = "text"
+	formatOpenMetrics format = "OpenMetrics"
+	formatProtobuf    format = "protobuf"
+)
+
+func formatOf(path string) format {
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".om", ".openmetrics":
+		return formatOpenMetrics
+	case ".pb":
+		return formatProtobuf
+	}
+	return formatText
 }
 
 // pass parses body once; it returns the number of samples and a checksum of what it read.
 // st and lset are reused across passes, as a scrape loop reuses them across scrapes.
-func pass(body []byte, om bool, withLabels bool, st *labels.SymbolTable, lset *labels.Labels) (int, float64, error) {
+func pass(body []byte, f format, withLabels bool, st *labels.SymbolTable, lset *labels.Labels) (int, float64, error) {
 	var p textparse.Parser
-	if om {
+	switch f {
+	case formatOpenMetrics:
 		// No options: `_created` series are samples, as Prometheus ingests them by default.
 		p = textparse.NewOpenMetricsParser(body, st)
-	} else {
+	case formatProtobuf:
+		// Native histograms read, classic series of histograms exposed both ways kept, no
+		// conversion, no type and unit labels: what podgate's HistogramOptions::PODGATE does.
+		p = textparse.NewProtobufParser(body, false, true, false, false, st)
+	default:
 		p = textparse.NewPromParser(body, st, false)
 	}
 	samples := 0
@@ -102,21 +122,33 @@ func pass(body []byte, om bool, withLabels bool, st *labels.SymbolTable, lset *l
 				})
 			}
 		case textparse.EntryHistogram:
-			// Native histograms exist only in protobuf and OpenMetrics 2.0 bodies; counted
-			// so that such a body is not reported as empty.
-			series, _, _, _ := p.Histogram()
+			// Native histograms (protobuf and OpenMetrics 2.0 bodies): the histogram is
+			// built, as the scrape loop builds it.
+			series, _, h, fh := p.Histogram()
 			samples++
 			sum += float64(len(series))
+			if h != nil {
+				sum += float64(h.Count)
+			}
+			if fh != nil {
+				sum += fh.Count
+			}
+			if withLabels {
+				p.Labels(lset)
+				lset.Range(func(l labels.Label) {
+					sum += float64(len(l.Name) + len(l.Value))
+				})
+			}
 		}
 	}
 }
 
 // measure parses body for at least minTime and returns the measurement, or the parser's
 // error on the first pass.
-func measure(name string, body []byte, om bool, m mode, minTime time.Duration) (result, error) {
+func measure(name string, body []byte, f format, m mode, minTime time.Duration) (result, error) {
 	st := labels.NewSymbolTable()
 	var lset labels.Labels
-	samples, sum, err := pass(body, om, m.labels, st, &lset)
+	samples, sum, err := pass(body, f, m.labels, st, &lset)
 	if err != nil {
 		return result{}, err
 	}
@@ -124,7 +156,7 @@ func measure(name string, body []byte, om bool, m mode, minTime time.Duration) (
 	// Warm caches and the allocator; start from a collected heap so that one file's garbage
 	// is not charged to the next.
 	for range 3 {
-		_, sum, _ = pass(body, om, m.labels, st, &lset)
+		_, sum, _ = pass(body, f, m.labels, st, &lset)
 		sink += sum
 	}
 	runtime.GC()
@@ -132,7 +164,7 @@ func measure(name string, body []byte, om bool, m mode, minTime time.Duration) (
 	start := time.Now()
 	var elapsed time.Duration
 	for elapsed < minTime {
-		_, sum, _ = pass(body, om, m.labels, st, &lset)
+		_, sum, _ = pass(body, f, m.labels, st, &lset)
 		sink += sum
 		runs++
 		elapsed = time.Since(start)
@@ -175,15 +207,11 @@ func main() {
 			continue
 		}
 		name := filepath.Base(path)
-		om := isOpenMetrics(path)
+		f := formatOf(path)
 		for _, m := range modes {
-			r, err := measure(name, body, om, m, *minTime)
+			r, err := measure(name, body, f, m, *minTime)
 			if err != nil {
-				format := "text"
-				if om {
-					format = "OpenMetrics"
-				}
-				fmt.Fprintf(os.Stderr, "textparse: %s: skipped, the %s parser refuses it: %v\n", path, format, err)
+				fmt.Fprintf(os.Stderr, "textparse: %s: skipped, the %s parser refuses it: %v\n", path, f, err)
 				break
 			}
 			if *asJSON {
