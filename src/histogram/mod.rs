@@ -17,14 +17,18 @@ mod arith;
 mod bounds;
 mod display;
 mod iter;
+mod kahan;
+pub mod notation;
 mod quantile;
 mod rate;
 mod reset;
+mod stats;
 #[cfg(test)]
 mod tests;
 
 pub use bounds::{MAX_SCHEMA, MIN_SCHEMA, bucket_bound};
 pub use display::ApiBucket;
+pub(crate) use kahan::kahan_inc;
 pub use rate::{HistogramPoint, RateWindow, histogram_rate};
 
 /// What the producer said about a counter reset before this histogram (Prometheus's

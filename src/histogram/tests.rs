@@ -13,104 +13,14 @@ use super::*;
 const MIN: i64 = 60_000;
 const SEC: i64 = 1_000;
 
-/// A histogram literal of the test language. Positive buckets start at index `offset`
-/// (default 0, the bucket ending at 1), negative ones at `n_offset`.
+/// A histogram literal of the test language.
 fn h(literal: &str) -> FloatHistogram {
-    let inner = literal
-        .trim()
-        .strip_prefix("{{")
-        .and_then(|s| s.strip_suffix("}}"))
-        .unwrap_or_else(|| panic!("not a histogram literal: {literal}"));
-    let mut out = FloatHistogram::default();
-    let (mut positive, mut negative) = (Vec::new(), Vec::new());
-    let (mut offset, mut n_offset) = (0i32, 0i32);
-    let mut rest = inner.trim();
-    while !rest.is_empty() {
-        let (key, after) = rest
-            .split_once(':')
-            .unwrap_or_else(|| panic!("no `key:` in {rest:?}"));
-        let (value, next) = if let Some(list) = after.strip_prefix('[') {
-            let (list, next) = list
-                .split_once(']')
-                .unwrap_or_else(|| panic!("no ] in {after}"));
-            (list, next)
-        } else {
-            after.split_at(after.find(' ').unwrap_or(after.len()))
-        };
-        match key.trim() {
-            "schema" => out.schema = value.parse().expect("schema"),
-            "count" => out.count = num(value),
-            "sum" => out.sum = num(value),
-            "z_bucket" => out.zero_count = num(value),
-            "z_bucket_w" => out.zero_threshold = num(value),
-            "offset" => offset = value.parse().expect("offset"),
-            "n_offset" => n_offset = value.parse().expect("n_offset"),
-            "buckets" => positive = value.split_whitespace().map(num).collect(),
-            "n_buckets" => negative = value.split_whitespace().map(num).collect(),
-            "counter_reset_hint" => {
-                out.hint = match value {
-                    "gauge" => CounterResetHint::Gauge,
-                    "reset" => CounterResetHint::Reset,
-                    "not_reset" => CounterResetHint::NotReset,
-                    _ => CounterResetHint::Unknown,
-                }
-            }
-            other => panic!("unknown key {other}"),
-        }
-        rest = next.trim();
-    }
-    out.positive = (offset..).zip(positive).collect();
-    out.negative = (n_offset..).zip(negative).collect();
-    out
+    notation::parse_literal(literal).unwrap_or_else(|e| panic!("{literal}: {e}"))
 }
 
-fn num(s: &str) -> f64 {
-    match s {
-        "Inf" | "+Inf" | "inf" => f64::INFINITY,
-        "-Inf" => f64::NEG_INFINITY,
-        "NaN" => f64::NAN,
-        _ => s.parse().unwrap_or_else(|e| panic!("{s:?}: {e}")),
-    }
-}
-
-/// A series in the test language: literals, `A+BxN` (N additions of B), `AxN` (N+1 copies)
-/// and `_` (no sample), separated by spaces.
+/// A series in the test language: literals, `A+BxN`, `AxN` and `_` (no sample).
 fn series(spec: &str) -> Vec<Option<FloatHistogram>> {
-    let mut out = Vec::new();
-    let mut rest = spec.trim();
-    while !rest.is_empty() {
-        if let Some(r) = rest.strip_prefix('_') {
-            out.push(None);
-            rest = r.trim_start();
-            continue;
-        }
-        let end = rest.find("}}").expect("a literal") + 2;
-        let first = h(rest.get(..end).unwrap_or_default());
-        rest = rest.get(end..).unwrap_or_default();
-        let mut step = None;
-        if let Some(r) = rest.strip_prefix('+') {
-            let end = r.find("}}").expect("a literal") + 2;
-            step = Some(h(r.get(..end).unwrap_or_default()));
-            rest = r.get(end..).unwrap_or_default();
-        }
-        let mut times = 0;
-        if let Some(r) = rest.strip_prefix('x') {
-            let digits = r.find(|c: char| !c.is_ascii_digit()).unwrap_or(r.len());
-            times = r.get(..digits).unwrap_or_default().parse().expect("count");
-            rest = r.get(digits..).unwrap_or_default();
-        }
-        let mut current = first;
-        out.push(Some(current.clone()));
-        for _ in 0..times {
-            if let Some(s) = &step {
-                current.add(s);
-                current.compact();
-            }
-            out.push(Some(current.clone()));
-        }
-        rest = rest.trim_start();
-    }
-    out
+    notation::expand(spec).unwrap_or_else(|e| panic!("{spec}: {e}"))
 }
 
 /// The sample an instant selector reads at `t`: the latest at or before it, within 5m.
@@ -638,4 +548,53 @@ fn subtracting_reconciles_zero_buckets_of_different_widths() {
         &wide,
         "{{schema:0 count:1 sum:1 z_bucket:1 z_bucket_w:0.5 buckets:[0]}}",
     );
+}
+
+#[test]
+fn stddev_and_stdvar_take_each_bucket_at_its_geometric_mean() {
+    // {1, 2, 3, 4} at schema 2.
+    let low_res = h("{{schema:2 count:4 sum:10 buckets:[1 0 0 0 1 0 0 1 1]}}");
+    assert_close(low_res.stddev(), 1.0787993180043811);
+    assert_close(low_res.stdvar(), 1.163807968526718);
+    // {-10 x 10}: one negative bucket.
+    let negative = h("{{schema:0 count:10 sum:-100 z_bucket:0 n_buckets:[0 0 0 0 10]}}");
+    assert_close(negative.stddev(), 1.3137084989848);
+    assert_close(negative.stdvar(), 1.725830020304794);
+    // {-50, -8, 0, 3, 8, 9}: both sides and the zero bucket; a NaN or infinite sum.
+    let both = "count:7 z_bucket:1 buckets:[0 0 0 0 0 0 0 0 0 0 0 0 0 1 0 0 0 0 0 0 0 0 0 0 1 \
+                0 1 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 1] n_buckets:[0 0 0 \
+                0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 1 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 \
+                0 0 0 1]";
+    let finite = h(&format!("{{{{schema:3 sum:62 {both}}}}}"));
+    assert_close(finite.stddev(), 42.94723640026);
+    assert_close(finite.stdvar(), 1844.4651144196398);
+    assert!(
+        h(&format!("{{{{schema:3 sum:NaN {both}}}}}"))
+            .stdvar()
+            .is_nan()
+    );
+    assert_eq!(
+        h(&format!("{{{{schema:3 sum:Inf {both}}}}}")).stddev(),
+        f64::INFINITY
+    );
+    assert!(h("{{}}").stdvar().is_nan());
+}
+
+#[test]
+fn equality_compares_layout_counts_and_sum_bit_for_bit() {
+    let a = h("{{schema:0 count:3 sum:NaN z_bucket:1 z_bucket_w:0.001 buckets:[1 0 1]}}");
+    assert!(a.same_as(&a.clone()));
+    // An empty bucket is no difference; a moved, rescaled or recounted one is.
+    assert!(a.same_as(&h(
+        "{{schema:0 count:3 sum:NaN z_bucket:1 z_bucket_w:0.001 buckets:[1 0 1 0]}}"
+    )));
+    for other in [
+        "{{schema:1 count:3 sum:NaN z_bucket:1 z_bucket_w:0.001 buckets:[1 0 1]}}",
+        "{{schema:0 count:3 sum:0 z_bucket:1 z_bucket_w:0.001 buckets:[1 0 1]}}",
+        "{{schema:0 count:3 sum:NaN z_bucket:1 z_bucket_w:0.01 buckets:[1 0 1]}}",
+        "{{schema:0 count:3 sum:NaN z_bucket:1 z_bucket_w:0.001 buckets:[1 1]}}",
+        "{{schema:0 count:3 sum:NaN z_bucket:1 z_bucket_w:0.001 n_buckets:[1 0 1]}}",
+    ] {
+        assert!(!a.same_as(&h(other)), "{other}");
+    }
 }

@@ -6,19 +6,7 @@ use super::catalog::Func;
 use super::eval::{Cx, EvalError, NoData, Produced, Sink, before_history, matching, scalar};
 use super::labels::{Element, Labels, Value};
 use super::store::Point;
-
-/// Prometheus's compensated (Kahan–Neumaier) addition: `sum + inc` and the new compensation.
-pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
-    let t = sum + inc;
-    let c = if t.is_infinite() {
-        0.0
-    } else if sum.abs() >= inc.abs() {
-        c + ((sum - t) + inc)
-    } else {
-        c + ((inc - t) + sum)
-    };
-    (t, c)
-}
+pub(crate) use crate::histogram::kahan_inc;
 
 /// A range function over every series its selector matches.
 pub(crate) fn eval<'a>(
