@@ -1,11 +1,12 @@
 //! Aggregations (`sum`, `avg`, `topk`, ... with `by`/`without`), as Prometheus computes them.
 
 use super::ast::{AggOp, Aggregate};
-use super::eval::{Cx, EvalError, Produced, Sink, scalar, vector};
+use super::eval::{Cx, EvalError, NoData, Produced, Sink, scalar, vector};
 use super::labels::{Element, Filter, Groups, Labels, Value};
 use super::range::kahan_inc;
+use crate::histogram::FloatHistogram;
 
-/// One group's running aggregate (Prometheus's `groupedAggregation` for floats).
+/// One group's running aggregate (Prometheus's `groupedAggregation`).
 #[derive(Debug, Clone)]
 struct Acc {
     op: AggOp,
@@ -15,6 +16,23 @@ struct Acc {
     compensation: f64,
     mean: f64,
     incremental: bool,
+    /// `sum`/`avg` of native histograms: their sum so far and how many.
+    histogram: Option<FloatHistogram>,
+    histograms: f64,
+    /// `sum`/`avg` saw floats (with histograms too, the group has no result).
+    floats: bool,
+    /// Native histograms this aggregation skips (every one but for `sum`, `avg`, `count`
+    /// and `group`), for the reason when nothing is left.
+    ignored: usize,
+}
+
+/// What a group gives.
+enum Outcome<'a> {
+    Value(Value<'a>),
+    /// Nothing: floats and histograms mixed in `sum`/`avg`.
+    Mixed,
+    /// Nothing: every input was a histogram this aggregation skips.
+    Ignored,
 }
 
 impl Acc {
@@ -27,7 +45,52 @@ impl Acc {
             compensation: 0.0,
             mean: 0.0,
             incremental: false,
+            histogram: None,
+            histograms: 0.0,
+            floats: false,
+            ignored: 0,
         }
+    }
+
+    /// Adds an element's value: floats as Prometheus does; native histograms summed for
+    /// `sum` and `avg`, counted for `count` and `group`, skipped by the others.
+    fn add_value(&mut self, v: Value<'_>) {
+        match v {
+            Value::Float(f) => {
+                self.floats = true;
+                self.add(f);
+            }
+            Value::Histogram(h) => match self.op {
+                AggOp::Sum | AggOp::Avg => {
+                    self.seen = true;
+                    self.histograms += 1.0;
+                    match &mut self.histogram {
+                        Some(acc) => acc.add(&h),
+                        None => self.histogram = Some(h.into_owned()),
+                    }
+                }
+                AggOp::Count | AggOp::Group => self.add(0.0),
+                _ => self.ignored += 1,
+            },
+        }
+    }
+
+    /// The group's result once every element was added.
+    fn outcome<'a>(&mut self) -> Outcome<'a> {
+        if !self.seen {
+            return Outcome::Ignored;
+        }
+        let Some(mut h) = self.histogram.take() else {
+            return Outcome::Value(Value::Float(self.result()));
+        };
+        if self.floats {
+            return Outcome::Mixed;
+        }
+        if self.op == AggOp::Avg {
+            h.div(self.histograms);
+        }
+        h.compact();
+        Outcome::Value(Value::owned(h))
     }
 
     fn add(&mut self, f: f64) {
@@ -148,18 +211,23 @@ pub(crate) fn eval<'a>(
     if a.grouping.is_single() {
         // One group: streamed, nothing collected.
         let mut acc = Acc::new(a.op);
+        let mut any = false;
         let inner = vector(cx, &a.expr, &mut |el| {
-            if let Some(f) = el.value.float() {
-                acc.add(f);
-            }
+            any = true;
+            acc.add_value(el.value);
             Ok(())
         })?;
-        if !acc.seen {
+        if !any {
             return Ok(Produced::none(inner.reason()));
         }
+        let value = match acc.outcome() {
+            Outcome::Value(v) => v,
+            Outcome::Mixed => return Ok(Produced::none(mixed(a))),
+            Outcome::Ignored => return Ok(Produced::none(ignored(a))),
+        };
         sink(Element {
             labels: Labels::Empty,
-            value: Value::Float(acc.result()),
+            value,
         })?;
         return Ok(Produced::some(1));
     }
@@ -171,25 +239,43 @@ pub(crate) fn eval<'a>(
         if created {
             accs.push(Acc::new(a.op));
         }
-        if let (Some(acc), Some(f)) = (accs.get_mut(g), el.value.float()) {
-            acc.add(f);
+        if let Some(acc) = accs.get_mut(g) {
+            acc.add_value(el.value);
         }
         Ok(())
     })?;
     if groups.len() == 0 {
         return Ok(Produced::none(inner.reason()));
     }
-    let mut count = 0;
-    for (key, acc) in groups.keys.iter().zip(&accs) {
-        if acc.seen {
-            count += 1;
-            sink(Element {
-                labels: key.keep(filter),
-                value: Value::Float(acc.result()),
-            })?;
+    let (mut count, mut any_mixed) = (0, false);
+    for (key, acc) in groups.keys.iter().zip(&mut accs) {
+        match acc.outcome() {
+            Outcome::Value(value) => {
+                count += 1;
+                sink(Element {
+                    labels: key.keep(filter),
+                    value,
+                })?;
+            }
+            Outcome::Mixed => any_mixed = true,
+            Outcome::Ignored => {}
         }
     }
-    Ok(Produced::counted(count, || inner.reason()))
+    Ok(Produced::counted(count, || {
+        if any_mixed { mixed(a) } else { ignored(a) }
+    }))
+}
+
+fn mixed(a: &Aggregate) -> NoData {
+    NoData::MixedFloatsAndHistograms {
+        expr: a.text.to_string(),
+    }
+}
+
+fn ignored(a: &Aggregate) -> NoData {
+    NoData::HistogramIgnored {
+        expr: a.text.to_string(),
+    }
 }
 
 fn filter(a: &Aggregate) -> Filter<'_> {
@@ -233,9 +319,13 @@ fn top<'a>(
             "the k of topk/bottomk must be a finite number, found {k}"
         )));
     }
-    let (_, members, inner) = collect(cx, a)?;
+    let (_, mut members, inner) = collect(cx, a)?;
     if members.is_empty() {
         return Ok(Produced::none(inner.reason()));
+    }
+    // Native histograms are skipped, as Prometheus does.
+    for group in &mut members {
+        group.retain(|e| e.value.float().is_some());
     }
     let k = k as i64;
     let mut count = 0;
@@ -257,7 +347,7 @@ fn top<'a>(
             sink(el)?;
         }
     }
-    Ok(Produced::counted(count, || inner.reason()))
+    Ok(Produced::counted(count, || ignored(a)))
 }
 
 /// `quantile(q, v)` per group.
@@ -273,13 +363,19 @@ fn quantiles<'a>(
     }
     let filter = filter(a);
     let mut values = Vec::new();
+    let mut count = 0;
     for (key, group) in groups.keys.iter().zip(members) {
         values.clear();
+        // Native histograms are skipped, as Prometheus does; a group of them has no result.
         values.extend(group.iter().filter_map(|e| e.value.float()));
+        if values.is_empty() {
+            continue;
+        }
+        count += 1;
         sink(Element {
             labels: key.keep(filter),
             value: Value::Float(quantile(q, &mut values)),
         })?;
     }
-    Ok(Produced::some(groups.len()))
+    Ok(Produced::counted(count, || ignored(a)))
 }

@@ -208,6 +208,8 @@ pub(crate) struct Aggregate {
     pub grouping: Grouping,
     pub param: Option<Expr>,
     pub expr: Expr,
+    /// The aggregation as written, for messages.
+    pub text: Box<str>,
 }
 
 #[derive(Debug, Clone)]

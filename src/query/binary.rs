@@ -4,6 +4,7 @@
 use super::ast::{BinOp, Binary, Card, Type};
 use super::eval::{Cx, EvalError, NoData, Produced, Sink, drops_name, scalar, vector};
 use super::labels::{Element, Filter, Groups, Labels, Value, same};
+use crate::histogram::{CounterResetHint, FloatHistogram};
 
 /// `l op r` on floats: the value and, for comparisons, whether it holds.
 pub(crate) fn apply(op: BinOp, l: f64, r: f64) -> Option<(f64, bool)> {
@@ -23,6 +24,53 @@ pub(crate) fn apply(op: BinOp, l: f64, r: f64) -> Option<(f64, bool)> {
         BinOp::Le => (l, l <= r),
         BinOp::And | BinOp::Or | BinOp::Unless => return None,
     })
+}
+
+/// `l op r` on two sample values, as Prometheus's `vectorElemBinop`: floats as [`apply`]; a
+/// native histogram takes `*` by a number (on either side) and `/` by one, and `+`, `-`,
+/// `==`, `!=` with another histogram. `None` for a pairing outside these (Prometheus drops
+/// the element) and for `and`/`or`/`unless`. A comparison's value is the left operand.
+pub(crate) fn combine<'a>(op: BinOp, l: &Value<'a>, r: &Value<'a>) -> Option<(Value<'a>, bool)> {
+    let scaled = |h: &FloatHistogram, by: f64, divide: bool| {
+        let mut h = h.clone();
+        if divide {
+            h.div(by);
+        } else {
+            h.mul(by);
+        }
+        h.compact();
+        Some((Value::owned(h), true))
+    };
+    match (l, r) {
+        (Value::Float(l), Value::Float(r)) => {
+            apply(op, *l, *r).map(|(v, keep)| (Value::Float(v), keep))
+        }
+        (Value::Histogram(h), Value::Float(n)) => match op {
+            BinOp::Mul => scaled(h, *n, false),
+            BinOp::Div => scaled(h, *n, true),
+            _ => None,
+        },
+        (Value::Float(n), Value::Histogram(h)) => match op {
+            BinOp::Mul => scaled(h, *n, false),
+            _ => None,
+        },
+        (Value::Histogram(a), Value::Histogram(b)) => match op {
+            BinOp::Add | BinOp::Sub => {
+                let mut h = a.clone().into_owned();
+                if op == BinOp::Add {
+                    h.add(b);
+                } else {
+                    h.sub(b);
+                    h.hint = CounterResetHint::Gauge;
+                }
+                h.compact();
+                Some((Value::owned(h), true))
+            }
+            BinOp::Eq => Some((l.share(), a.same_as(b))),
+            BinOp::Ne => Some((l.share(), !a.same_as(b))),
+            _ => None,
+        },
+    }
 }
 
 pub(crate) fn eval<'a>(
@@ -53,19 +101,24 @@ fn with_scalar<'a>(
 ) -> Result<Produced, EvalError> {
     let side = if swapped { &b.rhs } else { &b.lhs };
     let drop_name = drops_name(b.op, b.return_bool);
-    let mut count = 0usize;
+    let (mut count, mut unfit) = (0usize, 0usize);
+    let number = Value::Float(number);
     let inner = vector(cx, side, &mut |el| {
-        let Value::Float(v) = el.value;
-        let (l, r) = if swapped { (number, v) } else { (v, number) };
-        let Some((value, keep)) = apply(b.op, l, r) else {
+        let (l, r) = if swapped {
+            (&number, &el.value)
+        } else {
+            (&el.value, &number)
+        };
+        let Some((value, keep)) = combine(b.op, l, r) else {
+            unfit += usize::from(!b.op.is_set());
             return Ok(());
         };
         let value = if b.op.is_comparison() {
             if b.return_bool {
-                f64::from(u8::from(keep))
+                Value::Float(f64::from(u8::from(keep)))
             } else if keep {
                 // A filter keeps the vector's own value, whichever side it is on.
-                v
+                el.value
             } else {
                 return Ok(());
             }
@@ -78,15 +131,16 @@ fn with_scalar<'a>(
         } else {
             el.labels
         };
-        sink(Element {
-            labels,
-            value: Value::Float(value),
-        })
+        sink(Element { labels, value })
     })?;
     Ok(if count > 0 {
         Produced::some(count)
     } else if inner.count == 0 {
         Produced::none(inner.reason())
+    } else if unfit > 0 {
+        Produced::none(NoData::HistogramOperand {
+            expr: b.text.to_string(),
+        })
     } else {
         Produced::none(NoData::Filtered {
             expr: b.text.to_string(),
@@ -115,9 +169,19 @@ fn collect<'a>(
     Ok((out, produced))
 }
 
+/// Why two matched elements gave nothing: a comparison that did not hold, or an operator
+/// that does not apply to a native histogram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unmatched {
+    /// No element matched one on the other side.
+    NoMatch,
+    Filtered,
+    Unfit,
+}
+
 /// The reason for an empty result when both sides had series; or the empty side's reason.
 /// "Not enough history" wins: the result may exist once the history does.
-fn empty_reason(b: &Binary, lhs: Produced, rhs: Produced, filtered: bool) -> Produced {
+fn empty_reason(b: &Binary, lhs: Produced, rhs: Produced, why: Unmatched) -> Produced {
     let (l, r) = (lhs.count, rhs.count);
     let mut reasons = [lhs.why, rhs.why];
     if let Some(warming) = reasons
@@ -130,12 +194,14 @@ fn empty_reason(b: &Binary, lhs: Produced, rhs: Produced, filtered: bool) -> Pro
     let [lw, rw] = reasons;
     match (l, r, lw, rw) {
         (0, _, Some(w), _) | (_, 0, _, Some(w)) => Produced::none(w),
-        _ if filtered => Produced::none(NoData::Filtered {
-            expr: b.text.to_string(),
-        }),
-        _ => Produced::none(NoData::NoMatch {
-            expr: b.text.to_string(),
-        }),
+        _ => {
+            let expr = b.text.to_string();
+            Produced::none(match why {
+                Unmatched::Filtered => NoData::Filtered { expr },
+                Unmatched::Unfit => NoData::HistogramOperand { expr },
+                Unmatched::NoMatch => NoData::NoMatch { expr },
+            })
+        }
     }
 }
 
@@ -203,7 +269,7 @@ fn vector_vector<'a>(
     let mut matched = vec![false; rest.len()];
     let drop_name = drops_name(b.op, b.return_bool);
     let mut count = 0usize;
-    let mut any_match = false;
+    let mut unmatched = Unmatched::NoMatch;
     let many_produced = vector(cx, many_expr, &mut |el| {
         let Some(i) = find(&el.labels) else {
             return Ok(());
@@ -211,7 +277,9 @@ fn vector_vector<'a>(
         let Some(other) = get(i) else {
             return Ok(());
         };
-        any_match = true;
+        if unmatched == Unmatched::NoMatch {
+            unmatched = Unmatched::Filtered;
+        }
         if b.matching.card == Card::OneToOne {
             let seen = match i {
                 0 => &mut matched_first,
@@ -231,21 +299,26 @@ fn vector_vector<'a>(
             }
             *seen = true;
         }
-        let (Value::Float(mv), Value::Float(ov)) = (&el.value, &other.value);
-        let (l, r) = if one_is_left { (*ov, *mv) } else { (*mv, *ov) };
-        let Some((value, keep)) = apply(b.op, l, r) else {
+        let (l, r) = if one_is_left {
+            (&other.value, &el.value)
+        } else {
+            (&el.value, &other.value)
+        };
+        let Some((value, keep)) = combine(b.op, l, r) else {
+            unmatched = Unmatched::Unfit;
             return Ok(());
         };
         let value = match (b.op.is_comparison(), b.return_bool) {
             (false, _) => value,
-            (true, true) => f64::from(u8::from(keep)),
-            (true, false) if keep => l,
+            (true, true) => Value::Float(f64::from(u8::from(keep))),
+            // The left operand's value (`combine` gives it for comparisons).
+            (true, false) if keep => value,
             (true, false) => return Ok(()),
         };
         count += 1;
         sink(Element {
             labels: result_labels(b, el.labels, &other.labels, filter, drop_name),
-            value: Value::Float(value),
+            value,
         })
     })?;
     if count > 0 {
@@ -256,7 +329,7 @@ fn vector_vector<'a>(
     } else {
         (many_produced, one_produced)
     };
-    Ok(empty_reason(b, lhs, rhs, any_match))
+    Ok(empty_reason(b, lhs, rhs, unmatched))
 }
 
 /// The result's labels, as Prometheus's `resultMetric`: the "many" side's labels, the name
@@ -352,7 +425,7 @@ fn set_op<'a>(
             if count > 0 {
                 return Ok(Produced::some(count));
             }
-            Ok(empty_reason(b, lp, rp, false))
+            Ok(empty_reason(b, lp, rp, Unmatched::NoMatch))
         }
         _ => {
             let (rhs, rp) = collect(cx, &b.rhs)?;
@@ -380,7 +453,7 @@ fn set_op<'a>(
                     })
                 });
             }
-            Ok(empty_reason(b, lp, rp, false))
+            Ok(empty_reason(b, lp, rp, Unmatched::NoMatch))
         }
     }
 }

@@ -31,6 +31,12 @@ pub(crate) enum Func {
     Scalar,
     Time,
     HistogramQuantile,
+    HistogramFraction,
+    HistogramCount,
+    HistogramSum,
+    HistogramAvg,
+    HistogramStddev,
+    HistogramStdvar,
 }
 
 const FUNCS: &[(&str, Func)] = &[
@@ -60,6 +66,12 @@ const FUNCS: &[(&str, Func)] = &[
     ("scalar", Func::Scalar),
     ("time", Func::Time),
     ("histogram_quantile", Func::HistogramQuantile),
+    ("histogram_fraction", Func::HistogramFraction),
+    ("histogram_count", Func::HistogramCount),
+    ("histogram_sum", Func::HistogramSum),
+    ("histogram_avg", Func::HistogramAvg),
+    ("histogram_stddev", Func::HistogramStddev),
+    ("histogram_stdvar", Func::HistogramStdvar),
 ];
 
 impl Func {
@@ -97,6 +109,12 @@ impl Func {
             Func::Scalar => &[Vector],
             Func::Time => &[],
             Func::HistogramQuantile => &[Scalar, Vector],
+            Func::HistogramFraction => &[Scalar, Scalar, Vector],
+            Func::HistogramCount
+            | Func::HistogramSum
+            | Func::HistogramAvg
+            | Func::HistogramStddev
+            | Func::HistogramStdvar => &[Vector],
         }
     }
 
@@ -144,18 +162,8 @@ pub(crate) fn supported_list() -> String {
 /// has.
 const REFUSED: &[(&[&str], &str)] = &[
     (
-        &[
-            "histogram_count",
-            "histogram_sum",
-            "histogram_avg",
-            "histogram_fraction",
-            "histogram_stddev",
-            "histogram_stdvar",
-            "histogram_quantiles",
-        ],
-        "native histograms are not read by scrape queries yet; for a classic histogram use its \
-         _count and _sum series, e.g. sum(rate(x_count[1m])), or \
-         histogram_quantile(0.9, sum by (le) (rate(x_bucket[1m])))",
+        &["histogram_quantiles"],
+        "a scrape variable is one number: one histogram_quantile(0.9, x) per quantile",
     ),
     (
         &["label_replace", "label_join"],

@@ -8,6 +8,7 @@
 //! code, so a number computed here matches what Prometheus computes from the same samples at
 //! the same times.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
 
@@ -77,6 +78,20 @@ pub enum NoData {
     Filtered { expr: String },
     /// `scalar(...)` needs exactly one series.
     NotOneSeries { expr: String, count: usize },
+    /// A function or aggregation that reads floats found only native histograms (which
+    /// Prometheus skips).
+    HistogramIgnored { expr: String },
+    /// An operator that does not apply to a native histogram (`h + 1`, `h > 0.5`) found
+    /// only such pairs.
+    HistogramOperand { expr: String },
+    /// A histogram function found only float samples.
+    NotNativeHistogram { expr: String },
+    /// Floats and native histograms where they cannot be combined: one aggregation group,
+    /// one range window.
+    MixedFloatsAndHistograms { expr: String },
+    /// A native histogram and classic buckets with the same labels, which
+    /// `histogram_quantile` and `histogram_fraction` leave out, as Prometheus does.
+    NativeAndClassic { expr: String, labels: String },
 }
 
 impl fmt::Display for NoData {
@@ -120,6 +135,34 @@ impl fmt::Display for NoData {
             NoData::NotOneSeries { expr, count } => {
                 write!(f, "{expr} needs exactly one series, found {count}")
             }
+            NoData::HistogramIgnored { expr } => write!(
+                f,
+                "{expr} reads float samples, but found only native histograms; read them with \
+                 histogram_quantile, histogram_count, histogram_sum, histogram_fraction or \
+                 histogram_avg"
+            ),
+            NoData::HistogramOperand { expr } => write!(
+                f,
+                "{expr} does not apply to native histograms (they take * and / by a number, \
+                 and +, -, == and != with another histogram); compare a number taken from \
+                 them, e.g. histogram_quantile(0.9, x) > 0.5"
+            ),
+            NoData::NotNativeHistogram { expr } => write!(
+                f,
+                "{expr} reads native histograms, but found only float samples; for a classic \
+                 histogram use its _count and _sum series, or histogram_quantile over its \
+                 _bucket series"
+            ),
+            NoData::MixedFloatsAndHistograms { expr } => write!(
+                f,
+                "{expr} mixes float samples and native histograms, which cannot be combined; \
+                 select one kind with matchers"
+            ),
+            NoData::NativeAndClassic { expr, labels } => write!(
+                f,
+                "{expr}: {labels} is both a native histogram and classic buckets, so neither \
+                 is used; select one of them"
+            ),
         }
     }
 }
@@ -242,6 +285,7 @@ pub(crate) fn eval(
         })?;
         match (count, first) {
             (1, Some(Value::Float(v))) => v,
+            (1, Some(Value::Histogram(_))) => return Err(histogram_result(source.trim())),
             (0, _) | (_, None) => return Ok(QueryValue::NoData(produced.reason())),
             (n, _) => return Err(ambiguous(expr, source.trim(), n)),
         }
@@ -252,6 +296,16 @@ pub(crate) fn eval(
         return Ok(QueryValue::NoData(why));
     }
     Ok(QueryValue::Number(value))
+}
+
+/// A native histogram where one number is needed: say how to take one from it.
+fn histogram_result(source: &str) -> EvalError {
+    EvalError::new(format!(
+        "{source} yields a native histogram, but a scrape variable must be one number; take \
+         one from it, e.g. histogram_quantile(0.99, {source}), histogram_count({source}), \
+         histogram_sum({source}), histogram_fraction(0, 0.25, {source}) or \
+         histogram_avg({source})"
+    ))
 }
 
 /// Several series where one number is needed: say how to make it one.
@@ -306,15 +360,27 @@ fn scalar_of(cx: &Cx<'_>, call: &Call) -> Result<f64, EvalError> {
     let Some(arg) = call.args.first() else {
         return Err(EvalError::new("scalar() needs an argument"));
     };
-    let mut count = 0usize;
+    // Native histograms are skipped, as Prometheus does.
+    let (mut count, mut histograms) = (0usize, 0usize);
     let mut value = f64::NAN;
     let produced = vector(cx, arg, &mut |el| {
-        count += 1;
-        value = el.value.float().unwrap_or(f64::NAN);
+        match el.value.float() {
+            Some(v) => {
+                count += 1;
+                value = v;
+            }
+            None => histograms += 1,
+        }
         Ok(())
     })?;
     match count {
         1 => Ok(value),
+        0 if histograms > 0 => {
+            cx.nan_because(NoData::HistogramIgnored {
+                expr: call.text.to_string(),
+            });
+            Ok(f64::NAN)
+        }
         0 => {
             cx.nan_because(produced.reason());
             Ok(f64::NAN)
@@ -348,10 +414,17 @@ pub(crate) fn vector<'a>(
     match expr {
         Expr::Vector(v) => instant(cx, v, sink),
         Expr::Neg(inner) => vector(cx, inner, &mut |el| {
-            let Value::Float(v) = el.value;
+            let value = match el.value {
+                Value::Float(v) => Value::Float(-v),
+                Value::Histogram(h) => {
+                    let mut h = h.into_owned();
+                    h.mul(-1.0);
+                    Value::owned(h)
+                }
+            };
             sink(Element {
                 labels: el.labels.without_name(),
-                value: Value::Float(-v),
+                value,
             })
         }),
         Expr::Binary(b) => binary::eval(cx, b, sink),
@@ -368,7 +441,12 @@ pub(crate) fn vector<'a>(
                 })?;
                 Ok(Produced::some(1))
             }
-            Func::HistogramQuantile => histogram::eval(cx, call, sink),
+            Func::HistogramQuantile | Func::HistogramFraction => histogram::buckets(cx, call, sink),
+            Func::HistogramCount
+            | Func::HistogramSum
+            | Func::HistogramAvg
+            | Func::HistogramStddev
+            | Func::HistogramStdvar => histogram::statistic(cx, call, sink),
             _ => match call.args.first() {
                 Some(Expr::Matrix(m)) => range::eval(cx, call.func, m, sink),
                 _ => range::elementwise(cx, call, sink),
@@ -426,16 +504,21 @@ fn instant<'a>(cx: &Cx<'a>, v: &'a VectorSel, sink: Sink<'_, 'a>) -> Result<Prod
             )));
         }
         // Prometheus staleness: a series absent from the latest scrape is gone.
-        match point_at(series, scrape) {
-            Some(p) => {
-                count += 1;
-                sink(Element {
-                    labels: Labels::Series { series, name: true },
-                    value: Value::Float(p.v),
-                })?;
-            }
-            None => stale += 1,
-        }
+        let value = match point_at(series, scrape) {
+            Some(p) => Value::Float(p.v),
+            None => match series.histogram_at(scrape) {
+                Some(h) => Value::Histogram(Cow::Borrowed(h)),
+                None => {
+                    stale += 1;
+                    continue;
+                }
+            },
+        };
+        count += 1;
+        sink(Element {
+            labels: Labels::Series { series, name: true },
+            value,
+        })?;
     }
     Ok(Produced::counted(count, || NoData::NoSeries {
         selector: v.selector.text.to_string(),
@@ -458,18 +541,18 @@ pub(crate) fn before_history(cx: &Cx<'_>, v: &VectorSel) -> NoData {
 /// Every element `expr` yields, as (labels as PromQL writes them, value): for tests that
 /// compare whole vectors with Prometheus's.
 #[cfg(test)]
-pub(crate) fn eval_vector(
+pub(crate) fn eval_elements(
     expr: &Expr,
     store: &SeriesStore,
     now_ms: i64,
-) -> Result<Vec<(String, f64)>, EvalError> {
+) -> Result<Vec<(String, Value<'static>)>, EvalError> {
     let cx = Cx {
         store,
         now_ms,
         nan_reason: RefCell::new(None),
     };
     if expr.ty() == Type::Scalar {
-        return Ok(vec![("{}".to_string(), scalar(&cx, expr)?)]);
+        return Ok(vec![("{}".to_string(), Value::Float(scalar(&cx, expr)?))]);
     }
     let mut out = Vec::new();
     vector(&cx, expr, &mut |el| {
@@ -483,10 +566,26 @@ pub(crate) fn eval_vector(
             }
         });
         pairs.sort();
-        let Value::Float(v) = el.value;
-        out.push((format!("{name}{{{}}}", pairs.join(", ")), v));
+        let value = match el.value {
+            Value::Float(v) => Value::Float(v),
+            Value::Histogram(h) => Value::owned(h.into_owned()),
+        };
+        out.push((format!("{name}{{{}}}", pairs.join(", ")), value));
         Ok(())
     })?;
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
+}
+
+/// [`eval_elements`] with float values (a native histogram reads as NaN).
+#[cfg(test)]
+pub(crate) fn eval_vector(
+    expr: &Expr,
+    store: &SeriesStore,
+    now_ms: i64,
+) -> Result<Vec<(String, f64)>, EvalError> {
+    Ok(eval_elements(expr, store, now_ms)?
+        .into_iter()
+        .map(|(k, v)| (k, v.float().unwrap_or(f64::NAN)))
+        .collect())
 }

@@ -80,7 +80,11 @@ fn refusals_name_the_construct_and_the_nearest_form() {
         "labels cannot be rewritten",
     );
     refused("sum(predict_linear(x[5m], 60))", 5, "deriv(x[5m])");
-    refused("histogram_count(x)", 1, "native histograms");
+    refused(
+        "histogram_quantiles(x, \"q\", 0.5)",
+        1,
+        "one histogram_quantile(0.9, x)",
+    );
     refused("absent(x)", 1, "isnan(var)");
     refused("quantile_over_time(0.9, x[5m])", 1, "avg_over_time");
     refused("log2(x)", 1, "math::log2");

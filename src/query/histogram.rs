@@ -1,35 +1,60 @@
-//! `histogram_quantile` over classic histograms (`_bucket` series with an `le` label), as
-//! Prometheus 3's `bucketQuantile` computes it: buckets grouped by their other labels, bounds
-//! matched by number (`0.2` and `2e-1` are one bucket), counts made monotonic.
+//! The histogram functions of the scrape language. `histogram_quantile` and
+//! `histogram_fraction` read native histograms (one result each) and classic `_bucket`
+//! series (one result per group of buckets with the same labels besides `le`), as
+//! Prometheus 3 does; `histogram_count`, `histogram_sum`, `histogram_avg`,
+//! `histogram_stddev` and `histogram_stdvar` read native histograms only.
 
 use super::ast::Call;
+use super::catalog::Func;
+use super::classic::{Bucket, bucket_fraction, bucket_quantile, parse_bound};
 use super::eval::{Cx, EvalError, NoData, Produced, QueryValue, Sink, scalar, vector};
 use super::labels::{Element, Filter, Groups, Labels, Value};
 
-/// The labels a bucket's group is made of: all but `le` (and the metric name).
+/// The labels a bucket's group is made of in podgate's earlier form: none.
 const LE: &[Box<str>] = &[];
 
-pub(crate) fn eval<'a>(
+/// What to compute from each histogram.
+#[derive(Debug, Clone, Copy)]
+enum Wanted {
+    Quantile(f64),
+    Fraction(f64, f64),
+}
+
+/// `histogram_quantile(q, v)` and `histogram_fraction(lower, upper, v)`.
+pub(crate) fn buckets<'a>(
     cx: &Cx<'a>,
     call: &'a Call,
     sink: Sink<'_, 'a>,
 ) -> Result<Produced, EvalError> {
-    let (Some(q), Some(input)) = (call.args.first(), call.args.get(1)) else {
-        return Err(EvalError::new("histogram_quantile() takes two arguments"));
+    let arg = |i: usize| {
+        call.args
+            .get(i)
+            .ok_or_else(|| EvalError::new(format!("{}() is missing an argument", call.func.name())))
     };
-    let q = scalar(cx, q)?;
+    let (wanted, input) = match call.func {
+        Func::HistogramFraction => (
+            Wanted::Fraction(scalar(cx, arg(0)?)?, scalar(cx, arg(1)?)?),
+            arg(2)?,
+        ),
+        _ => (Wanted::Quantile(scalar(cx, arg(0)?)?), arg(1)?),
+    };
     let le: [Box<str>; 1] = ["le".into()];
-    // Every label but `le` (and the name) tells the histograms apart; in podgate's earlier
-    // form all buckets make one histogram.
+    // Every label but `le` (and the name) tells the classic histograms apart; in podgate's
+    // earlier form all buckets make one histogram.
     let filter = if call.sum_by_le {
         Filter::Only(LE)
     } else {
         Filter::AllBut(&le)
     };
+    let mut natives: Vec<Element<'a>> = Vec::new();
     let mut groups = Groups::default();
     let mut buckets: Vec<Vec<Bucket>> = Vec::new();
     let inner = vector(cx, input, &mut |el| {
-        let upper = bucket_bound(&el.labels)?;
+        if el.value.histogram().is_some() {
+            natives.push(el);
+            return Ok(());
+        }
+        let upper = bucket_bound(call, &el.labels)?;
         let (g, created) = groups.find_or_insert(&el.labels, filter);
         if created {
             buckets.push(Vec::new());
@@ -39,38 +64,106 @@ pub(crate) fn eval<'a>(
         }
         Ok(())
     })?;
-    if groups.len() == 0 {
+    if groups.len() == 0 && natives.is_empty() {
         return Ok(Produced::none(inner.reason()));
     }
-    for (key, mut group) in groups.keys.iter().zip(buckets) {
-        let value = match bucket_quantile(q, &mut group) {
-            QueryValue::Number(v) => v,
-            // Prometheus yields NaN; the reason is kept for the result.
-            QueryValue::NoData(why) => {
-                cx.nan_because(why);
-                f64::NAN
+    // A native histogram and classic buckets with the same labels: Prometheus uses neither.
+    let mut unused = vec![false; groups.len()];
+    let mut conflict = None;
+    if !call.sum_by_le && groups.len() > 0 {
+        natives.retain(|native| {
+            let Some(g) = groups
+                .keys
+                .iter()
+                .position(|key| same_but_le(&native.labels, key))
+            else {
+                return true;
+            };
+            if let Some(u) = unused.get_mut(g) {
+                *u = true;
+            }
+            conflict.get_or_insert_with(|| native.labels.describe());
+            false
+        });
+    }
+    let mut count = 0;
+    for native in natives {
+        let Some(h) = native.value.histogram() else {
+            continue;
+        };
+        let value = match wanted {
+            Wanted::Quantile(q) => h.quantile(q),
+            Wanted::Fraction(lower, upper) => h.fraction(lower, upper),
+        };
+        if value.is_nan() && h.count == 0.0 {
+            cx.nan_because(NoData::NoObservations);
+        }
+        count += 1;
+        sink(Element {
+            labels: native.labels.without_name(),
+            value: Value::Float(value),
+        })?;
+    }
+    for ((key, mut group), unused) in groups.keys.iter().zip(buckets).zip(unused) {
+        if unused {
+            continue;
+        }
+        let value = match wanted {
+            Wanted::Quantile(q) => match bucket_quantile(q, &mut group) {
+                QueryValue::Number(v) => v,
+                // Prometheus yields NaN; the reason is kept for the result.
+                QueryValue::NoData(why) => {
+                    cx.nan_because(why);
+                    f64::NAN
+                }
+            },
+            Wanted::Fraction(lower, upper) => {
+                let v = bucket_fraction(lower, upper, &mut group);
+                if v.is_nan() {
+                    match group.last() {
+                        Some(b) if b.upper != f64::INFINITY => cx.nan_because(NoData::NoInfBucket),
+                        Some(b) if b.count == 0.0 => cx.nan_because(NoData::NoObservations),
+                        _ => {}
+                    }
+                }
+                v
             }
         };
+        count += 1;
         sink(Element {
             labels: key.keep(filter),
             value: Value::Float(value),
         })?;
     }
-    Ok(Produced::some(groups.len()))
+    Ok(Produced::counted(count, || NoData::NativeAndClassic {
+        expr: call.text.to_string(),
+        labels: conflict.unwrap_or_default(),
+    }))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Bucket {
-    pub upper: f64,
-    pub count: f64,
+/// Whether two label sets agree on every label but `le`, the metric name included (how
+/// Prometheus pairs a native histogram with classic buckets).
+fn same_but_le(a: &Labels<'_>, b: &Labels<'_>) -> bool {
+    let pairs = |l: &Labels<'_>| {
+        let mut out: Vec<(String, String)> = Vec::new();
+        l.each(&mut |k, v| {
+            if k != "le" && !v.is_empty() {
+                out.push((k.to_string(), v.to_string()));
+            }
+        });
+        out.sort_unstable();
+        out
+    };
+    pairs(a) == pairs(b)
 }
 
-fn bucket_bound(labels: &Labels<'_>) -> Result<f64, EvalError> {
+fn bucket_bound(call: &Call, labels: &Labels<'_>) -> Result<f64, EvalError> {
     let le = labels.get("le");
     if le.is_empty() {
         return Err(EvalError::new(format!(
-            "histogram_quantile needs bucket series with an `le` label, but {} has none; \
-             select the `_bucket` series",
+            "{}() reads native histograms and classic bucket series with an `le` label, but \
+             {} is neither; select a native histogram or the `_bucket` series",
+            call.func.name(),
             labels.describe()
         )));
     }
@@ -82,99 +175,49 @@ fn bucket_bound(labels: &Labels<'_>) -> Result<f64, EvalError> {
     })
 }
 
-/// Parses a bucket bound as Prometheus does (`+Inf`, `Inf`, `1e-3`, `0.25`).
-fn parse_bound(le: &str) -> Option<f64> {
-    let lower = le.to_ascii_lowercase();
-    match lower.trim_start_matches('+') {
-        "inf" => Some(f64::INFINITY),
-        _ if lower == "-inf" => Some(f64::NEG_INFINITY),
-        _ => le.parse::<f64>().ok(),
-    }
-}
-
-/// Prometheus's `bucketQuantile`: buckets are sorted by upper bound and buckets with the same
-/// bound summed (the implicit `sum by (le)`); the +Inf bucket is required; counts are made
-/// monotonic; the quantile is interpolated linearly inside its bucket, with 0 as the lower
-/// bound of the first bucket when its upper bound is positive; a quantile in the +Inf bucket
-/// yields the highest finite bound.
-pub(crate) fn bucket_quantile(q: f64, buckets: &mut Vec<Bucket>) -> QueryValue {
-    if q.is_nan() {
-        return QueryValue::Number(f64::NAN);
-    }
-    if q < 0.0 {
-        return QueryValue::Number(f64::NEG_INFINITY);
-    }
-    if q > 1.0 {
-        return QueryValue::Number(f64::INFINITY);
-    }
-    buckets.sort_by(|a, b| a.upper.total_cmp(&b.upper));
-    if !buckets.last().is_some_and(|b| b.upper == f64::INFINITY) {
-        return QueryValue::NoData(NoData::NoInfBucket);
-    }
-    // Sum buckets with the same bound.
-    buckets.dedup_by(|later, kept| {
-        if later.upper == kept.upper {
-            kept.count += later.count;
-            true
-        } else {
-            false
-        }
-    });
-    // Tiny floating-point dips between neighbours are treated as equal counts.
-    let mut prev = buckets.first().map_or(0.0, |b| b.count);
-    for b in buckets.iter_mut().skip(1) {
-        let delta = (b.count - prev).abs();
-        if delta == 0.0 {
-            continue;
-        }
-        if delta / b.count <= 1e-12 {
-            b.count = prev;
-        } else {
-            prev = b.count;
-        }
-    }
-    // Force monotonic counts (the envelope), as inconsistent inputs otherwise break the search.
-    let mut max = buckets.first().map_or(0.0, |b| b.count);
-    for b in buckets.iter_mut().skip(1) {
-        if b.count > max {
-            max = b.count;
-        } else if b.count < max {
-            b.count = max;
-        }
-    }
-    if buckets.len() < 2 {
-        return QueryValue::NoData(NoData::TooFewBuckets);
-    }
-    let observations = buckets.last().map_or(0.0, |b| b.count);
-    if observations == 0.0 {
-        return QueryValue::NoData(NoData::NoObservations);
-    }
-    let rank = q * observations;
-    // First bucket (among all but +Inf) whose cumulative count reaches the rank.
-    let searchable = buckets.len() - 1;
-    let b = buckets
-        .get(..searchable)
-        .map_or(0, |s| s.partition_point(|bucket| bucket.count < rank));
-    if b == searchable {
-        return QueryValue::Number(buckets.get(searchable - 1).map_or(f64::NAN, |x| x.upper));
-    }
-    let (Some(bucket), previous) = (
-        buckets.get(b),
-        b.checked_sub(1).and_then(|i| buckets.get(i)),
-    ) else {
-        return QueryValue::Number(f64::NAN);
+/// `histogram_count`, `histogram_sum`, `histogram_avg`, `histogram_stddev`,
+/// `histogram_stdvar`: one number per native histogram; floats are skipped, as Prometheus
+/// does.
+pub(crate) fn statistic<'a>(
+    cx: &Cx<'a>,
+    call: &'a Call,
+    sink: Sink<'_, 'a>,
+) -> Result<Produced, EvalError> {
+    let Some(input) = call.args.first() else {
+        return Err(EvalError::new(format!(
+            "{}() needs an argument",
+            call.func.name()
+        )));
     };
-    if b == 0 && bucket.upper <= 0.0 {
-        return QueryValue::Number(bucket.upper);
-    }
-    let (start, mut count, mut rank) = (0.0, bucket.count, rank);
-    let start = match previous {
-        Some(prev) => {
-            count -= prev.count;
-            rank -= prev.count;
-            prev.upper
+    let (mut count, mut floats) = (0usize, 0usize);
+    let inner = vector(cx, input, &mut |el| {
+        let Some(h) = el.value.histogram() else {
+            floats += 1;
+            return Ok(());
+        };
+        let value = match call.func {
+            Func::HistogramCount => h.count(),
+            Func::HistogramSum => h.sum(),
+            Func::HistogramAvg => h.avg(),
+            Func::HistogramStddev => h.stddev(),
+            _ => h.stdvar(),
+        };
+        if value.is_nan() && h.count == 0.0 {
+            cx.nan_because(NoData::NoObservations);
         }
-        None => start,
-    };
-    QueryValue::Number(start + (bucket.upper - start) * (rank / count))
+        count += 1;
+        sink(Element {
+            labels: el.labels.without_name(),
+            value: Value::Float(value),
+        })
+    })?;
+    Ok(if count > 0 {
+        Produced::some(count)
+    } else if floats > 0 {
+        Produced::none(NoData::NotNativeHistogram {
+            expr: call.text.to_string(),
+        })
+    } else {
+        Produced::none(inner.reason())
+    })
 }

@@ -1,22 +1,48 @@
 //! Vector elements during evaluation: a label set borrowed from the store or the query, and a
 //! value; plus the label signatures that aggregations and vector matching group by.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use super::store::Series;
+use crate::histogram::FloatHistogram;
 
-/// A sample value. Floats only for now; a native histogram becomes another variant, and the
-/// functions that take floats skip it as Prometheus does.
+/// A sample value: a float, or a native histogram (borrowed from the store, or computed by
+/// a function, an operator or an aggregation). Functions that take floats skip histograms,
+/// and those that take histograms skip floats, as Prometheus does.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Value {
+pub(crate) enum Value<'a> {
     Float(f64),
+    Histogram(Cow<'a, FloatHistogram>),
 }
 
-impl Value {
+impl<'a> Value<'a> {
     pub fn float(&self) -> Option<f64> {
         match self {
             Value::Float(v) => Some(*v),
+            Value::Histogram(_) => None,
+        }
+    }
+
+    pub fn histogram(&self) -> Option<&FloatHistogram> {
+        match self {
+            Value::Float(_) => None,
+            Value::Histogram(h) => Some(h),
+        }
+    }
+
+    /// A computed histogram.
+    pub fn owned(h: FloatHistogram) -> Value<'a> {
+        Value::Histogram(Cow::Owned(h))
+    }
+
+    /// A copy that borrows what this one borrows (a computed histogram is cloned).
+    pub fn share(&self) -> Value<'a> {
+        match self {
+            Value::Float(v) => Value::Float(*v),
+            Value::Histogram(Cow::Borrowed(h)) => Value::Histogram(Cow::Borrowed(h)),
+            Value::Histogram(Cow::Owned(h)) => Value::owned(h.clone()),
         }
     }
 }
@@ -187,7 +213,7 @@ pub(crate) fn same(a: &Labels<'_>, b: &Labels<'_>, filter: Filter<'_>) -> bool {
 #[derive(Debug, Clone)]
 pub(crate) struct Element<'a> {
     pub labels: Labels<'a>,
-    pub value: Value,
+    pub value: Value<'a>,
 }
 
 /// Groups of label sets by signature, with an exact comparison behind the hash.

@@ -11,12 +11,14 @@ mod alloc_tests;
 mod ast;
 mod binary;
 mod catalog;
+mod classic;
 #[cfg(test)]
 mod conformance_tests;
 mod eval;
 #[cfg(test)]
 mod expr_tests;
 mod histogram;
+mod histogram_range;
 mod labels;
 mod parse;
 mod range;
@@ -75,6 +77,16 @@ impl Query {
         now_ms: i64,
     ) -> Result<Vec<(String, f64)>, EvalError> {
         eval::eval_vector(&self.expr, store, now_ms)
+    }
+
+    /// Every element the query yields, native histograms included (for tests).
+    #[cfg(test)]
+    pub(crate) fn eval_elements(
+        &self,
+        store: &SeriesStore,
+        now_ms: i64,
+    ) -> Result<Vec<(String, labels::Value<'static>)>, EvalError> {
+        eval::eval_elements(&self.expr, store, now_ms)
     }
 
     /// The metric name the query reads, when all its selectors that name one name the same.

@@ -612,6 +612,7 @@ impl<'a> Parser<'a> {
             grouping: grouping.unwrap_or_default(),
             param,
             expr,
+            text: self.text_from(start),
         };
         Ok((Expr::Aggregate(Box::new(node)), start))
     }

@@ -4,6 +4,7 @@
 use super::ast::{Call, MatrixSel};
 use super::catalog::Func;
 use super::eval::{Cx, EvalError, NoData, Produced, Sink, before_history, matching, scalar};
+use super::histogram_range::{self, Skip, Window};
 use super::labels::{Element, Labels, Value};
 use super::store::Point;
 pub(crate) use crate::histogram::kahan_inc;
@@ -19,16 +20,24 @@ pub(crate) fn eval<'a>(
     let t = cx.now_ms.saturating_sub(m.vector.offset_ms);
     let start = t.saturating_sub(m.range_ms);
     let (mut matched, mut produced, mut max_points) = (0usize, 0usize, 0usize);
+    let (mut short, mut mixed, mut ignored) = (0usize, 0usize, 0usize);
     for series in matching(store, &m.vector.selector) {
         // The window is left-open, right-closed: (t - range, t].
         let lo = series.points.partition_point(|p| p.t <= start);
         let hi = series.points.partition_point(|p| p.t <= t);
         let n = hi.saturating_sub(lo);
-        if n == 0 {
+        let histograms = if series.histograms.is_empty() {
+            0..0
+        } else {
+            let hlo = series.histograms.partition_point(|p| p.t <= start);
+            hlo..series.histograms.partition_point(|p| p.t <= t).max(hlo)
+        };
+        let total = n + histograms.len();
+        if total == 0 {
             continue;
         }
         matched += 1;
-        max_points = max_points.max(n);
+        max_points = max_points.max(total);
         if series.evicted_until_ms.is_some_and(|e| e > start) {
             return Err(EvalError::new(format!(
                 "{}({}[{}]) needs more than the {} points kept per series at this scrape \
@@ -39,12 +48,39 @@ pub(crate) fn eval<'a>(
                 store.limits().max_points_per_series
             )));
         }
-        if n < func.min_points() {
-            continue;
-        }
-        let points = series.points.range(lo..hi);
-        let Some(value) = apply(func, points, n, start, t, m.range_ms) else {
-            continue;
+        let value = if histograms.is_empty() {
+            let points = series.points.range(lo..hi);
+            match (n >= func.min_points())
+                .then(|| apply(func, points, n, start, t, m.range_ms))
+                .flatten()
+            {
+                Some(v) => Value::Float(v),
+                None => {
+                    short += 1;
+                    continue;
+                }
+            }
+        } else {
+            let window = Window {
+                start,
+                end: t,
+                range_ms: m.range_ms,
+            };
+            match histogram_range::apply(func, series, lo..hi, histograms, window) {
+                Ok(v) => v,
+                Err(Skip::Short) => {
+                    short += 1;
+                    continue;
+                }
+                Err(Skip::Mixed) => {
+                    mixed += 1;
+                    continue;
+                }
+                Err(Skip::Ignored) => {
+                    ignored += 1;
+                    continue;
+                }
+            }
         };
         produced += 1;
         sink(Element {
@@ -52,15 +88,30 @@ pub(crate) fn eval<'a>(
                 series,
                 name: func.keeps_name(),
             },
-            value: Value::Float(value),
+            value,
         })?;
     }
     Ok(Produced::counted(produced, || {
+        let expr = || {
+            format!(
+                "{}({}[{}])",
+                func.name(),
+                m.vector.selector.text,
+                m.range_text
+            )
+        };
         if matched > 0 {
-            return NoData::NotEnoughHistory {
-                function: func.name(),
-                range: m.range_text.to_string(),
-                points: max_points,
+            // A window short of points may fill up; the other reasons are for good.
+            return if short == 0 && mixed > 0 {
+                NoData::MixedFloatsAndHistograms { expr: expr() }
+            } else if short == 0 && ignored > 0 {
+                NoData::HistogramIgnored { expr: expr() }
+            } else {
+                NoData::NotEnoughHistory {
+                    function: func.name(),
+                    range: m.range_text.to_string(),
+                    points: max_points,
+                }
             };
         }
         match store.scrape_at_or_before(t) {
@@ -130,7 +181,7 @@ fn extrapolated_rate<'p>(
     result
 }
 
-fn apply<'p>(
+pub(crate) fn apply<'p>(
     func: Func,
     points: impl Iterator<Item = &'p Point> + Clone,
     n: usize,
@@ -200,7 +251,10 @@ pub(crate) fn avg(mut values: impl Iterator<Item = f64>) -> f64 {
 }
 
 /// `irate` (`is_rate`) and `idelta`: from the last two points.
-fn instant_value<'p>(points: impl Iterator<Item = &'p Point>, is_rate: bool) -> Option<f64> {
+pub(crate) fn instant_value<'p>(
+    points: impl Iterator<Item = &'p Point>,
+    is_rate: bool,
+) -> Option<f64> {
     let (mut previous, mut last) = (None::<Point>, None::<Point>);
     for p in points {
         previous = last;
@@ -315,8 +369,14 @@ pub(crate) fn elementwise<'a>(
     }
     let inverse = 1.0 / to_nearest;
     let func = call.func;
-    super::eval::vector(cx, input, &mut |el| {
-        let Value::Float(v) = el.value;
+    let (mut count, mut histograms) = (0usize, 0usize);
+    let inner = super::eval::vector(cx, input, &mut |el| {
+        // Native histograms are skipped, as Prometheus does.
+        let Value::Float(v) = el.value else {
+            histograms += 1;
+            return Ok(());
+        };
+        count += 1;
         let v = match func {
             Func::Abs => v.abs(),
             Func::Ceil => v.ceil(),
@@ -331,6 +391,16 @@ pub(crate) fn elementwise<'a>(
         sink(Element {
             labels: el.labels.without_name(),
             value: Value::Float(v),
+        })
+    })?;
+    Ok(if count > 0 || histograms == 0 {
+        Produced {
+            count,
+            why: inner.why,
+        }
+    } else {
+        Produced::none(NoData::HistogramIgnored {
+            expr: call.text.to_string(),
         })
     })
 }

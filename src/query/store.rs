@@ -311,14 +311,8 @@ impl Series {
         same && count == self.labels.len()
     }
 
-    // The query functions over native histograms read these; they are wired into the
-    // evaluator with the query language that names them.
     /// The native histogram points in `(start_ms, end_ms]`, oldest first: the input of
     /// [`crate::histogram::histogram_rate`] for `rate()`/`increase()` over a native histogram.
-    #[allow(
-        dead_code,
-        reason = "read once the query functions over native histograms land"
-    )]
     pub fn histogram_points(
         &self,
         start_ms: i64,
@@ -333,10 +327,6 @@ impl Series {
 
     /// The native histogram scraped at exactly `t_ms` (an instant selector reads the
     /// latest scrape, [`SeriesStore::scrape_at_or_before`]).
-    #[allow(
-        dead_code,
-        reason = "read once the query functions over native histograms land"
-    )]
     pub fn histogram_at(&self, t_ms: i64) -> Option<&FloatHistogram> {
         let i = self.histograms.partition_point(|p| p.t < t_ms);
         self.histograms.get(i).filter(|p| p.t == t_ms).map(|p| &p.h)

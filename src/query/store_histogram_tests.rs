@@ -187,9 +187,16 @@ fn a_protobuf_body_stores_native_and_classic_series() {
         (native.count, native.sum, native.positive.clone()),
         (2.0, 3.0, vec![(1, 2.0)])
     );
-    // A float query does not read a histogram as a number.
-    let got = q.eval(&store, 1_000);
-    assert!(matches!(got, Ok(QueryValue::NoData(_))), "{got:?}");
+    // The histogram is not read as a number: the query must take one from it.
+    let got = q
+        .eval(&store, 1_000)
+        .expect_err("a histogram is not one number");
+    assert!(got.message.contains("histogram_count(lat)"), "{got}");
+    let count = parse("histogram_count(lat)").expect("query");
+    assert_eq!(
+        count.eval(&store, 1_000).ok(),
+        Some(QueryValue::Number(2.0))
+    );
     assert_eq!(
         q2.eval(&store, 1_000).ok(),
         Some(QueryValue::Number(2.0)),

@@ -1,4 +1,4 @@
-use super::histogram::{Bucket, bucket_quantile};
+use super::classic::{Bucket, bucket_quantile};
 use super::*;
 use crate::exposition;
 
