@@ -94,7 +94,7 @@ impl FloatHistogram {
 
     /// Prometheus's `adjustCounterReset`: a gauge stays a gauge, conflicting hints become
     /// unknown.
-    fn adjust_hint(&mut self, other: CounterResetHint) {
+    pub(super) fn adjust_hint(&mut self, other: CounterResetHint) {
         use CounterResetHint::*;
         self.hint = match (self.hint, other) {
             (a, b) if a == b => a,
@@ -161,7 +161,7 @@ impl FloatHistogram {
     /// Widens the zero bucket of this histogram, or of `other` (in the returned count only),
     /// until both have the same threshold, never inside a populated bucket. Returns the zero
     /// count `other` would have.
-    fn reconcile_zero_buckets(&mut self, other: &FloatHistogram) -> f64 {
+    pub(super) fn reconcile_zero_buckets(&mut self, other: &FloatHistogram) -> f64 {
         let mut other_zero_count = other.zero_count;
         let mut other_threshold = other.zero_threshold;
         for _ in 0..MAX_RECONCILE_PASSES {

@@ -24,10 +24,13 @@ mod rate;
 mod reset;
 mod stats;
 #[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
 mod tests;
 
 pub use bounds::{MAX_SCHEMA, MIN_SCHEMA, bucket_bound};
 pub use display::ApiBucket;
+pub use kahan::HistogramSum;
 pub(crate) use kahan::kahan_inc;
 pub use rate::{HistogramPoint, RateWindow, histogram_rate};
 

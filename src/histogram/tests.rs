@@ -8,6 +8,7 @@
     reason = "the expected values are Prometheus's, as its test data writes them"
 )]
 
+use super::testing::{assert_close, assert_histogram};
 use super::*;
 
 const MIN: i64 = 60_000;
@@ -64,41 +65,6 @@ fn rate(s: &[Option<FloatHistogram>], step: i64, t: i64, range: i64) -> FloatHis
 
 fn increase(s: &[Option<FloatHistogram>], step: i64, t: i64, range: i64) -> FloatHistogram {
     range_fn(s, step, t, range, false, true).expect("an increase")
-}
-
-fn close(got: f64, want: f64) -> bool {
-    (got.is_nan() && want.is_nan())
-        || got == want
-        || (got - want).abs() <= 1e-12 * want.abs().max(got.abs())
-}
-
-#[track_caller]
-fn assert_close(got: f64, want: f64) {
-    assert!(close(got, want), "got {got}, want {want}");
-}
-
-/// Equal as promqltest compares histograms: same schema and zero bucket, counts and sum
-/// equal up to rounding, the same populated buckets.
-#[track_caller]
-fn assert_histogram(got: &FloatHistogram, want: &str) {
-    let mut want = h(want);
-    want.compact();
-    let mut got = got.clone();
-    got.compact();
-    let same = got.schema == want.schema
-        && close(got.zero_threshold, want.zero_threshold)
-        && close(got.zero_count, want.zero_count)
-        && close(got.count, want.count)
-        && close(got.sum, want.sum)
-        && got.positive.len() == want.positive.len()
-        && got.negative.len() == want.negative.len()
-        && got
-            .positive
-            .iter()
-            .zip(&want.positive)
-            .chain(got.negative.iter().zip(&want.negative))
-            .all(|(a, b)| a.0 == b.0 && close(a.1, b.1));
-    assert!(same, "got {got:?}\nwant {want:?}");
 }
 
 #[test]

@@ -4,7 +4,7 @@ use super::ast::{AggOp, Aggregate};
 use super::eval::{Cx, EvalError, NoData, Produced, Sink, scalar, vector};
 use super::labels::{Element, Filter, Groups, Labels, Value};
 use super::range::kahan_inc;
-use crate::histogram::FloatHistogram;
+use crate::histogram::HistogramSum;
 
 /// One group's running aggregate (Prometheus's `groupedAggregation`).
 #[derive(Debug, Clone)]
@@ -16,9 +16,8 @@ struct Acc {
     compensation: f64,
     mean: f64,
     incremental: bool,
-    /// `sum`/`avg` of native histograms: their sum so far and how many.
-    histogram: Option<FloatHistogram>,
-    histograms: f64,
+    /// `sum`/`avg` of native histograms so far.
+    histogram: Option<HistogramSum>,
     /// `sum`/`avg` saw floats (with histograms too, the group has no result).
     floats: bool,
     /// Native histograms this aggregation skips (every one but for `sum`, `avg`, `count`
@@ -46,7 +45,6 @@ impl Acc {
             mean: 0.0,
             incremental: false,
             histogram: None,
-            histograms: 0.0,
             floats: false,
             ignored: 0,
         }
@@ -63,10 +61,10 @@ impl Acc {
             Value::Histogram(h) => match self.op {
                 AggOp::Sum | AggOp::Avg => {
                     self.seen = true;
-                    self.histograms += 1.0;
                     match &mut self.histogram {
-                        Some(acc) => acc.add(&h),
-                        None => self.histogram = Some(h.into_owned()),
+                        Some(acc) if self.op == AggOp::Sum => acc.add(&h),
+                        Some(acc) => acc.add_to_mean(&h),
+                        None => self.histogram = Some(HistogramSum::new(h.into_owned())),
                     }
                 }
                 AggOp::Count | AggOp::Group => self.add(0.0),
@@ -80,17 +78,17 @@ impl Acc {
         if !self.seen {
             return Outcome::Ignored;
         }
-        let Some(mut h) = self.histogram.take() else {
+        let Some(h) = self.histogram.take() else {
             return Outcome::Value(Value::Float(self.result()));
         };
         if self.floats {
             return Outcome::Mixed;
         }
-        if self.op == AggOp::Avg {
-            h.div(self.histograms);
-        }
-        h.compact();
-        Outcome::Value(Value::owned(h))
+        Outcome::Value(Value::owned(if self.op == AggOp::Avg {
+            h.mean()
+        } else {
+            h.sum()
+        }))
     }
 
     fn add(&mut self, f: f64) {

@@ -10,9 +10,6 @@ use super::classic::{Bucket, bucket_fraction, bucket_quantile, parse_bound};
 use super::eval::{Cx, EvalError, NoData, Produced, QueryValue, Sink, scalar, vector};
 use super::labels::{Element, Filter, Groups, Labels, Value};
 
-/// The labels a bucket's group is made of in podgate's earlier form: none.
-const LE: &[Box<str>] = &[];
-
 /// What to compute from each histogram.
 #[derive(Debug, Clone, Copy)]
 enum Wanted {
@@ -39,13 +36,8 @@ pub(crate) fn buckets<'a>(
         _ => (Wanted::Quantile(scalar(cx, arg(0)?)?), arg(1)?),
     };
     let le: [Box<str>; 1] = ["le".into()];
-    // Every label but `le` (and the name) tells the classic histograms apart; in podgate's
-    // earlier form all buckets make one histogram.
-    let filter = if call.sum_by_le {
-        Filter::Only(LE)
-    } else {
-        Filter::AllBut(&le)
-    };
+    // Every label but `le` (and the name) tells the classic histograms apart.
+    let filter = Filter::AllBut(&le);
     let mut natives: Vec<Element<'a>> = Vec::new();
     let mut groups = Groups::default();
     let mut buckets: Vec<Vec<Bucket>> = Vec::new();
@@ -67,10 +59,20 @@ pub(crate) fn buckets<'a>(
     if groups.len() == 0 && natives.is_empty() {
         return Ok(Produced::none(inner.reason()));
     }
+    // podgate's earlier form (classic buckets only): all buckets make one histogram.
+    if call.sum_by_le && natives.is_empty() {
+        let all: Vec<Bucket> = buckets.into_iter().flatten().collect();
+        let value = classic_value(cx, wanted, all);
+        sink(Element {
+            labels: Labels::Empty,
+            value: Value::Float(value),
+        })?;
+        return Ok(Produced::some(1));
+    }
     // A native histogram and classic buckets with the same labels: Prometheus uses neither.
     let mut unused = vec![false; groups.len()];
     let mut conflict = None;
-    if !call.sum_by_le && groups.len() > 0 {
+    if groups.len() > 0 {
         natives.retain(|native| {
             let Some(g) = groups
                 .keys
@@ -104,31 +106,11 @@ pub(crate) fn buckets<'a>(
             value: Value::Float(value),
         })?;
     }
-    for ((key, mut group), unused) in groups.keys.iter().zip(buckets).zip(unused) {
+    for ((key, group), unused) in groups.keys.iter().zip(buckets).zip(unused) {
         if unused {
             continue;
         }
-        let value = match wanted {
-            Wanted::Quantile(q) => match bucket_quantile(q, &mut group) {
-                QueryValue::Number(v) => v,
-                // Prometheus yields NaN; the reason is kept for the result.
-                QueryValue::NoData(why) => {
-                    cx.nan_because(why);
-                    f64::NAN
-                }
-            },
-            Wanted::Fraction(lower, upper) => {
-                let v = bucket_fraction(lower, upper, &mut group);
-                if v.is_nan() {
-                    match group.last() {
-                        Some(b) if b.upper != f64::INFINITY => cx.nan_because(NoData::NoInfBucket),
-                        Some(b) if b.count == 0.0 => cx.nan_because(NoData::NoObservations),
-                        _ => {}
-                    }
-                }
-                v
-            }
-        };
+        let value = classic_value(cx, wanted, group);
         count += 1;
         sink(Element {
             labels: key.keep(filter),
@@ -139,6 +121,31 @@ pub(crate) fn buckets<'a>(
         expr: call.text.to_string(),
         labels: conflict.unwrap_or_default(),
     }))
+}
+
+/// The quantile or fraction of one classic histogram's buckets; where Prometheus yields NaN
+/// for missing data, the reason is kept for the result.
+fn classic_value(cx: &Cx<'_>, wanted: Wanted, mut group: Vec<Bucket>) -> f64 {
+    match wanted {
+        Wanted::Quantile(q) => match bucket_quantile(q, &mut group) {
+            QueryValue::Number(v) => v,
+            QueryValue::NoData(why) => {
+                cx.nan_because(why);
+                f64::NAN
+            }
+        },
+        Wanted::Fraction(lower, upper) => {
+            let v = bucket_fraction(lower, upper, &mut group);
+            if v.is_nan() {
+                match group.last() {
+                    Some(b) if b.upper != f64::INFINITY => cx.nan_because(NoData::NoInfBucket),
+                    Some(b) if b.count == 0.0 => cx.nan_because(NoData::NoObservations),
+                    _ => {}
+                }
+            }
+            v
+        }
+    }
 }
 
 /// Whether two label sets agree on every label but `le`, the metric name included (how

@@ -13,7 +13,7 @@ use super::labels::Value;
 use super::range;
 use super::store::Series;
 use crate::histogram::{
-    CounterResetHint, FloatHistogram, HistogramPoint, RateWindow, histogram_rate,
+    CounterResetHint, FloatHistogram, HistogramPoint, HistogramSum, RateWindow, histogram_rate,
 };
 
 /// The window `(start, end]` a range function reads.
@@ -110,15 +110,19 @@ pub(crate) fn apply<'a>(
             }
             let mut points = hist_points;
             let first = points.next().ok_or(Skip::Short)?;
-            let mut sum = first.h.clone();
+            let mut sum = HistogramSum::new(first.h.clone());
             for p in points {
-                sum.add(&p.h);
+                if func == Func::AvgOverTime {
+                    sum.add_to_mean(&p.h);
+                } else {
+                    sum.add(&p.h);
+                }
             }
-            if func == Func::AvgOverTime {
-                sum.div(nh as f64);
-            }
-            sum.compact();
-            Ok(Value::owned(sum))
+            Ok(Value::owned(if func == Func::AvgOverTime {
+                sum.mean()
+            } else {
+                sum.sum()
+            }))
         }
         Func::CountOverTime => Ok(Value::Float((nf + nh) as f64)),
         Func::LastOverTime => {

@@ -13,6 +13,8 @@ mod binary;
 mod catalog;
 mod classic;
 #[cfg(test)]
+mod conformance_native_tests;
+#[cfg(test)]
 mod conformance_tests;
 mod eval;
 #[cfg(test)]
@@ -29,13 +31,15 @@ mod store;
 mod store_histogram_tests;
 mod template;
 #[cfg(test)]
+mod test_load;
+#[cfg(test)]
 mod tests;
 
 pub use eval::{EvalError, NoData, QueryValue};
 pub use parse::MAX_QUERY_BYTES;
 pub use store::{
     DEFAULT_MAX_HISTOGRAM_BUCKETS, DEFAULT_MAX_LABEL_BYTES, IngestError, IngestStats, Interest,
-    ScrapedSample, SeriesStore, StoreLimits,
+    SampleValue, ScrapedSample, SeriesStore, StoreLimits,
 };
 pub use template::{MAX_TEMPLATE_BYTES, Placeholder, RenderError, Template};
 

@@ -95,6 +95,40 @@ impl ScrapedSample for (&str, &[(&str, &str)], &FloatHistogram) {
     }
 }
 
+/// A sample's value, float or native histogram, for samples of both kinds in one scrape.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SampleValue<'a> {
+    Float(f64),
+    Histogram(&'a FloatHistogram),
+}
+
+/// A borrowed sample of either kind: `(metric name, labels, value)`.
+impl ScrapedSample for (&str, &[(&str, &str)], SampleValue<'_>) {
+    fn metric_name(&self) -> &str {
+        self.0
+    }
+
+    fn value(&self) -> f64 {
+        match self.2 {
+            SampleValue::Float(v) => v,
+            SampleValue::Histogram(_) => f64::NAN,
+        }
+    }
+
+    fn visit_labels(&self, visit: &mut dyn FnMut(&str, &str)) {
+        for (name, value) in self.1 {
+            visit(name, value);
+        }
+    }
+
+    fn histogram(&self) -> Option<&FloatHistogram> {
+        match self.2 {
+            SampleValue::Float(_) => None,
+            SampleValue::Histogram(h) => Some(h),
+        }
+    }
+}
+
 /// A borrowed sample: `(metric name, labels, value)`.
 impl ScrapedSample for (&str, &[(&str, &str)], f64) {
     fn metric_name(&self) -> &str {

@@ -17,7 +17,7 @@ use crate::decision::engine::{Engine, PodInfo, PodKey};
 use crate::decision::{Condition, Reason};
 use crate::evaluate::{ScrapeInput, VarResult, evaluate_rule};
 use crate::exposition::{self, Format};
-use crate::query::{Interest, SeriesStore, StoreLimits};
+use crate::query::{Interest, SampleValue, SeriesStore, StoreLimits};
 use crate::rules::{self, VarSource, duration::parse_duration};
 
 #[derive(Debug, Deserialize)]
@@ -121,30 +121,37 @@ pub fn run_file(path: &Path) -> Result<FileReport, String> {
 }
 
 /// One input series' sample at a step: name, labels, value.
-type StepSample<'a> = (&'a str, Vec<(&'a str, &'a str)>, f64);
+type StepSample<'a> = (&'a str, Vec<(&'a str, &'a str)>, SampleValue<'a>);
 
 struct Series {
     name: String,
     labels: Vec<(String, String)>,
-    values: Vec<Option<f64>>,
+    values: Vec<Option<series::StepValue>>,
+}
+
+/// A series' identity written as in PromQL (`name{a="1"}`): its name and labels.
+pub(crate) fn parse_identity(series: &str) -> Result<(String, Vec<(String, String)>), String> {
+    // Reuse the exposition parser for `name{labels}` by giving it a value.
+    let line = format!("{} 0\n", series.trim());
+    let sample = exposition::parse(&line, Format::Text)
+        .next()
+        .ok_or_else(|| format!("series {series:?} is empty"))?
+        .map_err(|e| format!("series {series:?}: {}", e.message))?;
+    let labels = sample
+        .labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.into_owned()))
+        .collect();
+    Ok((sample.name.to_string(), labels))
 }
 
 fn parse_series(input: &InputSeries) -> Result<Series, String> {
-    // Reuse the exposition parser for `name{labels}` by giving it a value.
-    let line = format!("{} 0\n", input.series.trim());
-    let sample = exposition::parse(&line, Format::Text)
-        .next()
-        .ok_or_else(|| format!("series {:?} is empty", input.series))?
-        .map_err(|e| format!("series {:?}: {}", input.series, e.message))?;
+    let (name, labels) = parse_identity(&input.series)?;
     let values =
         series::expand(&input.values).map_err(|e| format!("series {:?}: {e}", input.series))?;
     Ok(Series {
-        name: sample.name.to_string(),
-        labels: sample
-            .labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.into_owned()))
-            .collect(),
+        name,
+        labels,
         values,
     })
 }
@@ -216,7 +223,7 @@ fn run_case(set: &rules::RuleSet, case: &TestCase) -> Result<Vec<String>, String
         .promql
         .iter()
         .map(|(k, v)| {
-            series::expand(v)
+            series::expand_floats(v)
                 .map(|vals| (k.as_str(), vals))
                 .map_err(|e| format!("promql {k}: {e}"))
         })
@@ -247,7 +254,10 @@ fn run_case(set: &rules::RuleSet, case: &TestCase) -> Result<Vec<String>, String
         let samples: Vec<StepSample<'_>> = series
             .iter()
             .filter_map(|s| {
-                let v = s.values.get(step).copied().flatten()?;
+                let v = match s.values.get(step)?.as_ref()? {
+                    series::StepValue::Float(v) => SampleValue::Float(*v),
+                    series::StepValue::Histogram(h) => SampleValue::Histogram(h),
+                };
                 let labels = s
                     .labels
                     .iter()

@@ -1,38 +1,86 @@
 //! promtool's expanding notation for series values: `1 2 3`, `a+bxn`, `a-bxn`, `axn`,
-//! `_` (no sample), `_xn`, `stale` (no sample: the series is absent from that scrape).
+//! `_` (no sample), `_xn`, `stale` (no sample: the series is absent from that scrape), and
+//! native histograms as the test language writes them: `{{schema:0 count:4 sum:5
+//! buckets:[1 2 1]}}`, `{{...}}xn`, `{{a}}+{{b}}xn`, `{{a}}-{{b}}xn`.
+
+use crate::histogram::{FloatHistogram, notation};
+
+/// One step's sample.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepValue {
+    Float(f64),
+    Histogram(FloatHistogram),
+}
 
 /// Expands a values string into one entry per step; `None` is a step without a sample.
-pub fn expand(values: &str) -> Result<Vec<Option<f64>>, String> {
+pub fn expand(values: &str) -> Result<Vec<Option<StepValue>>, String> {
     let mut out = Vec::new();
-    for (i, token) in values.split_whitespace().enumerate() {
-        let at = |msg: String| format!("value {} ({token:?}): {msg}", i + 1);
-        if token == "_" || token == "stale" {
-            out.push(None);
+    let mut rest = values.trim_start();
+    let mut i = 0;
+    while !rest.is_empty() {
+        i += 1;
+        if rest.starts_with("{{") {
+            let (histograms, after) =
+                notation::expand_item(rest).map_err(|e| format!("value {i}: {e}"))?;
+            out.extend(
+                histograms
+                    .into_iter()
+                    .map(|h| Some(StepValue::Histogram(h))),
+            );
+            rest = after.trim_start();
             continue;
         }
-        let Some((head, count)) = token.rsplit_once('x') else {
-            out.push(Some(number(token).map_err(at)?));
-            continue;
-        };
-        let n: usize = count
-            .parse()
-            .map_err(|_| at(format!("{count:?} after 'x' is not a whole number")))?;
-        if n > 100_000 {
-            return Err(at("more than 100000 repetitions".into()));
-        }
-        if head == "_" {
-            // promtool: `_xn` is n missing samples (not n+1).
-            out.extend(std::iter::repeat_n(None, n));
-            continue;
-        }
-        // Split `a+b` / `a-b` at the sign that follows the first number (a may be negative,
-        // and either may use an exponent like 1e-3).
-        let (start, step) = split_start_step(head).map_err(at)?;
-        for k in 0..=n {
-            out.push(Some(start + step * k as f64));
-        }
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let (token, after) = rest.split_at(end);
+        rest = after.trim_start();
+        expand_float(i, token, &mut out)?;
     }
     Ok(out)
+}
+
+/// [`expand`] for values that must be numbers (`promql:` variables).
+pub fn expand_floats(values: &str) -> Result<Vec<Option<f64>>, String> {
+    expand(values)?
+        .into_iter()
+        .map(|v| match v {
+            None => Ok(None),
+            Some(StepValue::Float(f)) => Ok(Some(f)),
+            Some(StepValue::Histogram(_)) => {
+                Err("a histogram where a number is expected".to_string())
+            }
+        })
+        .collect()
+}
+
+/// Expands float token `i` into `out`.
+fn expand_float(i: usize, token: &str, out: &mut Vec<Option<StepValue>>) -> Result<(), String> {
+    let at = |msg: String| format!("value {i} ({token:?}): {msg}");
+    if token == "_" || token == "stale" {
+        out.push(None);
+        return Ok(());
+    }
+    let Some((head, count)) = token.rsplit_once('x') else {
+        out.push(Some(StepValue::Float(number(token).map_err(at)?)));
+        return Ok(());
+    };
+    let n: usize = count
+        .parse()
+        .map_err(|_| at(format!("{count:?} after 'x' is not a whole number")))?;
+    if n > 100_000 {
+        return Err(at("more than 100000 repetitions".into()));
+    }
+    if head == "_" {
+        // promtool: `_xn` is n missing samples (not n+1).
+        out.extend(std::iter::repeat_n(None, n));
+        return Ok(());
+    }
+    // Split `a+b` / `a-b` at the sign that follows the first number (a may be negative,
+    // and either may use an exponent like 1e-3).
+    let (start, step) = split_start_step(head).map_err(at)?;
+    for k in 0..=n {
+        out.push(Some(StepValue::Float(start + step * k as f64)));
+    }
+    Ok(())
 }
 
 fn split_start_step(head: &str) -> Result<(f64, f64), String> {
@@ -68,6 +116,10 @@ mod tests {
         v.iter().copied().map(Some).collect()
     }
 
+    fn expand(values: &str) -> Result<Vec<Option<f64>>, String> {
+        expand_floats(values)
+    }
+
     #[test]
     fn promtool_examples() {
         assert_eq!(expand("-2+4x3").unwrap(), some(&[-2.0, 2.0, 6.0, 10.0]));
@@ -91,6 +143,23 @@ mod tests {
         let v = expand("NaN +Inf -Inf").unwrap();
         assert!(v[0].is_some_and(f64::is_nan));
         assert_eq!(v[1..], [Some(f64::INFINITY), Some(f64::NEG_INFINITY)]);
+    }
+
+    #[test]
+    fn histograms_between_numbers() {
+        let v = super::expand("1 {{count:2 buckets:[2]}}+{{count:1 buckets:[1]}}x1 _ 3").unwrap();
+        let count = |i: usize| match &v[i] {
+            Some(StepValue::Histogram(h)) => h.count,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(v.len(), 5);
+        assert_eq!(v[0], Some(StepValue::Float(1.0)));
+        assert_eq!((count(1), count(2)), (2.0, 3.0));
+        assert_eq!(v[3..], [None, Some(StepValue::Float(3.0))]);
+        let e = expand_floats("1 {{count:2}}").unwrap_err();
+        assert!(e.contains("a histogram where a number"), "{e}");
+        let e = super::expand("1 {{count:x}}").unwrap_err();
+        assert!(e.starts_with("value 2: count"), "{e}");
     }
 
     #[test]
