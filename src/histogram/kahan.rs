@@ -165,13 +165,16 @@ impl FloatHistogram {
     }
 }
 
+/// Buckets as `(index, count)`.
+type Buckets = Vec<(i32, f64)>;
+
 /// Buckets `a` with their compensation `c` (same indexes) merged into schema `target`.
 fn kahan_reduce(
     a: &[(i32, f64)],
     c: &[(i32, f64)],
     origin: i32,
     target: i32,
-) -> (Vec<(i32, f64)>, Vec<(i32, f64)>) {
+) -> (Buckets, Buckets) {
     let mut out: Vec<(i32, f64)> = Vec::with_capacity(a.len());
     let mut out_c: Vec<(i32, f64)> = Vec::with_capacity(a.len());
     let compensation = c.iter().map(|&(_, v)| v).chain(std::iter::repeat(0.0));

@@ -12,40 +12,11 @@
     reason = "the expected values are Prometheus's, as its test data writes them"
 )]
 
-use super::labels::Value;
-use super::test_load::{elements, load};
-use crate::histogram::testing::{assert_histogram, close};
+use super::test_load::Want::{F, H};
+use super::test_load::{check, load};
 
 const SEC: i64 = 1_000;
 const MIN: i64 = 60 * SEC;
-
-/// An expected element value: a number or a histogram in the test language.
-enum Want {
-    F(f64),
-    H(&'static str),
-}
-use Want::{F, H};
-
-/// Evaluates `query` at `now` and compares every element with `want` (labels as PromQL
-/// writes them, `{}` for none).
-#[track_caller]
-fn check(store: &super::SeriesStore, query: &str, now: i64, want: &[(&str, Want)]) {
-    let got = elements(store, query, now);
-    let mut want: Vec<&(&str, Want)> = want.iter().collect();
-    want.sort_by_key(|w| w.0);
-    let labels: Vec<&str> = got.iter().map(|(l, _)| l.as_str()).collect();
-    let wanted: Vec<&str> = want.iter().map(|w| w.0).collect();
-    assert_eq!(labels, wanted, "{query} at {now}: the result's series");
-    for ((labels, value), (_, want)) in got.iter().zip(want) {
-        match (value, want) {
-            (Value::Float(v), F(w)) => {
-                assert!(close(*v, *w), "{query} at {now}: {labels} is {v}, want {w}");
-            }
-            (Value::Histogram(h), H(w)) => assert_histogram(h, w),
-            (v, _) => panic!("{query} at {now}: {labels} is {v:?}, want the other kind"),
-        }
-    }
-}
 
 #[test]
 fn an_incrementing_histogram_its_functions_and_its_rate() {

@@ -1821,3 +1821,122 @@ fn histograms_sum_by_le_and_without() {
         &[("{}", 0.12777777777777778)],
     );
 }
+
+/// `histogram_fraction` over classic buckets, from Prometheus's `histograms.test` (3.16):
+/// the `_bucket` forms of its cases (the native forms there are converted custom-bucket
+/// histograms, which podgate does not build).
+#[test]
+fn histogram_fraction_over_classic_buckets() {
+    use super::test_load::Want::F;
+    use super::test_load::{check, load};
+    let series = [
+        ("testhistogram2_bucket{le=\"0\"}", "0+0x10"),
+        ("testhistogram2_bucket{le=\"2\"}", "0+1x10"),
+        ("testhistogram2_bucket{le=\"4\"}", "0+2x10"),
+        ("testhistogram2_bucket{le=\"6\"}", "0+3x10"),
+        ("testhistogram2_bucket{le=\"+Inf\"}", "0+3x10"),
+        (
+            "testhistogram3_bucket{le=\"0\", start=\"positive\"}",
+            "0+0x10",
+        ),
+        (
+            "testhistogram3_bucket{le=\"0.1\", start=\"positive\"}",
+            "0+5x10",
+        ),
+        (
+            "testhistogram3_bucket{le=\".2\", start=\"positive\"}",
+            "0+7x10",
+        ),
+        (
+            "testhistogram3_bucket{le=\"1e0\", start=\"positive\"}",
+            "0+11x10",
+        ),
+        (
+            "testhistogram3_bucket{le=\"+Inf\", start=\"positive\"}",
+            "0+11x10",
+        ),
+        (
+            "testhistogram3_bucket{le=\"-.25\", start=\"negative\"}",
+            "0+0x10",
+        ),
+        (
+            "testhistogram3_bucket{le=\"-.2\", start=\"negative\"}",
+            "0+1x10",
+        ),
+        (
+            "testhistogram3_bucket{le=\"-0.1\", start=\"negative\"}",
+            "0+2x10",
+        ),
+        (
+            "testhistogram3_bucket{le=\"0.3\", start=\"negative\"}",
+            "0+2x10",
+        ),
+        (
+            "testhistogram3_bucket{le=\"+Inf\", start=\"negative\"}",
+            "0+2x10",
+        ),
+        ("testhistogram4_bucket{le=\"0\"}", "0+4x10"),
+        ("testhistogram4_bucket{le=\"1\"}", "0+7x10"),
+        ("testhistogram4_bucket{le=\"2\"}", "0+9x10"),
+        ("testhistogram4_bucket{le=\"+Inf\"}", "0+10x10"),
+        ("testhistogram5_bucket{le=\"-5\"}", "0+1x10"),
+        ("testhistogram5_bucket{le=\"1\"}", "0+3x10"),
+        ("testhistogram5_bucket{le=\"+Inf\"}", "0+4x10"),
+        ("positive_bucket{le=\"1\"}", "1+0x10"),
+        ("positive_bucket{le=\"2\"}", "3+0x10"),
+        ("positive_bucket{le=\"3\"}", "6+0x10"),
+        ("positive_bucket{le=\"+Inf\"}", "100+0x10"),
+        ("negative_bucket{le=\"-3\"}", "10+0x10"),
+        ("negative_bucket{le=\"-2\"}", "12+0x10"),
+        ("negative_bucket{le=\"-1\"}", "15+0x10"),
+        ("negative_bucket{le=\"+Inf\"}", "100+0x10"),
+    ];
+    let queries = ["rate(testhistogram3_bucket[10m])"];
+    let store = load(&queries, 5 * MIN, &series, 50 * MIN);
+    let at = 50 * MIN;
+    for (query, want) in [
+        (
+            "histogram_fraction(0, 4, testhistogram2_bucket)",
+            0.6666666666666666,
+        ),
+        ("histogram_fraction(0, 6, testhistogram2_bucket)", 1.0),
+        (
+            "histogram_fraction(0, 3.5, testhistogram2_bucket)",
+            0.5833333333333334,
+        ),
+        // A populated le="0" bucket belongs to the (-Inf, 0] side.
+        ("histogram_fraction(-Inf, 0, testhistogram4_bucket)", 0.4),
+        ("histogram_fraction(0, Inf, testhistogram4_bucket)", 0.6),
+        // A bucket spanning zero is an ordinary bucket: its bounds are not moved to 0.
+        (
+            "histogram_fraction(-Inf, 0, testhistogram5_bucket)",
+            0.6666666666666666,
+        ),
+        // The first bucket starts at 0 (positive) or is not interpolated (-Inf).
+        ("histogram_fraction(0, 1.5, positive_bucket)", 0.02),
+        ("histogram_fraction(-4, -2, negative_bucket)", 0.02),
+        ("histogram_fraction(-Inf, -1.5, negative_bucket)", 0.135),
+        ("histogram_fraction(-Inf, +Inf, positive_bucket)", 1.0),
+        ("histogram_fraction(-Inf, +Inf, negative_bucket)", 1.0),
+        // Nothing is interpolated inside the +Inf bucket.
+        ("histogram_fraction(4, 5, positive_bucket)", 0.0),
+        ("histogram_fraction(0, 1, negative_bucket)", 0.0),
+        ("histogram_fraction(2, 5, positive_bucket)", 0.03),
+    ] {
+        check(&store, query, at, &[("{}", F(want))]);
+    }
+    for query in [
+        "histogram_fraction(0, 0.2, testhistogram3_bucket)",
+        "histogram_fraction(0, 0.2, rate(testhistogram3_bucket[10m]))",
+    ] {
+        check(
+            &store,
+            query,
+            at,
+            &[
+                ("{start=\"negative\"}", F(0.0)),
+                ("{start=\"positive\"}", F(0.6363636363636364)),
+            ],
+        );
+    }
+}

@@ -311,12 +311,14 @@ fn histogram_result(source: &str) -> EvalError {
 /// Several series where one number is needed: say how to make it one.
 fn ambiguous(expr: &Expr, source: &str, n: usize) -> EvalError {
     if let Expr::Call(call) = expr
-        && call.func == Func::HistogramQuantile
+        && matches!(call.func, Func::HistogramQuantile | Func::HistogramFraction)
     {
         return EvalError::new(format!(
-            "{source} yields {n} series (one per label set besides le), but a scrape variable \
-             must be one number; sum the buckets by le first, e.g. \
-             histogram_quantile(0.9, sum by (le) (rate(x_bucket[1m])))"
+            "{source} yields {n} series (one per native histogram, and one per label set \
+             besides le of classic buckets), but a scrape variable must be one number; \
+             aggregate the histograms first, e.g. {f}(..., sum(rate(x[1m]))) for a native \
+             histogram or {f}(..., sum by (le) (rate(x_bucket[1m]))) for classic buckets",
+            f = call.func.name()
         ));
     }
     let verb = match expr {

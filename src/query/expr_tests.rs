@@ -244,7 +244,7 @@ fn errors_of_the_new_constructs() {
         ("histogram_quantile(0.5, h_bucket) * 1", "yields 2 series"),
         (
             "histogram_quantile(0.5, sum by (le, p) (h_bucket))",
-            "sum the buckets by le first",
+            "sum by (le) (rate(x_bucket[1m]))",
         ),
         ("topk(Inf, x)", "finite number"),
     ] {

@@ -22,6 +22,8 @@ mod expr_tests;
 mod histogram;
 mod histogram_range;
 mod labels;
+#[cfg(test)]
+mod native_tests;
 mod parse;
 mod range;
 mod scan;

@@ -4,8 +4,15 @@
 
 use super::labels::Value;
 use super::{Interest, Query, SampleValue, SeriesStore, StoreLimits, parse};
+use crate::histogram::testing::{assert_histogram, close};
 use crate::ruletest::parse_identity;
 use crate::ruletest::series::{StepValue, expand};
+
+/// A loaded series: name, labels, one value per step.
+type Loaded = (String, Vec<(String, String)>, Vec<Option<StepValue>>);
+
+/// One sample of a scrape.
+type Sample<'a> = (&'a str, &'a [(&'a str, &'a str)], SampleValue<'a>);
 
 /// A store holding `series` (`(name{labels}, values)`) sampled every `step_ms` up to
 /// `until_ms`, with the history `queries` need (every series is kept).
@@ -26,7 +33,7 @@ pub(crate) fn load(
         .map(|q| parse(&q).unwrap_or_else(|e| panic!("{q}: {e}")))
         .collect();
     let mut store = SeriesStore::new(Interest::new(&compiled), StoreLimits::default());
-    let loaded: Vec<(String, Vec<(String, String)>, Vec<Option<StepValue>>)> = series
+    let loaded: Vec<Loaded> = series
         .iter()
         .map(|(id, values)| {
             let (name, labels) = parse_identity(id).unwrap_or_else(|e| panic!("{e}"));
@@ -44,7 +51,7 @@ pub(crate) fn load(
             .iter()
             .map(|(_, l, _)| l.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect())
             .collect();
-        let samples: Vec<(&str, &[(&str, &str)], SampleValue<'_>)> = loaded
+        let samples: Vec<Sample<'_>> = loaded
             .iter()
             .zip(&labels)
             .filter_map(|((name, _, values), labels)| {
@@ -72,4 +79,31 @@ pub(crate) fn elements(
         .unwrap_or_else(|e| panic!("{query}: {e}"))
         .eval_elements(store, now_ms)
         .unwrap_or_else(|e| panic!("{query}: {e}"))
+}
+
+/// An expected element value: a number or a histogram in the test language.
+pub(crate) enum Want {
+    F(f64),
+    H(&'static str),
+}
+
+/// Evaluates `query` at `now` and compares every element with `want` (labels as PromQL
+/// writes them, `{}` for none).
+#[track_caller]
+pub(crate) fn check(store: &SeriesStore, query: &str, now: i64, want: &[(&str, Want)]) {
+    let got = elements(store, query, now);
+    let mut want: Vec<&(&str, Want)> = want.iter().collect();
+    want.sort_by_key(|w| w.0);
+    let labels: Vec<&str> = got.iter().map(|(l, _)| l.as_str()).collect();
+    let wanted: Vec<&str> = want.iter().map(|w| w.0).collect();
+    assert_eq!(labels, wanted, "{query} at {now}: the result's series");
+    for ((labels, value), (_, want)) in got.iter().zip(want) {
+        match (value, want) {
+            (Value::Float(v), Want::F(w)) => {
+                assert!(close(*v, *w), "{query} at {now}: {labels} is {v}, want {w}");
+            }
+            (Value::Histogram(h), Want::H(w)) => assert_histogram(h, w),
+            (v, _) => panic!("{query} at {now}: {labels} is {v:?}, want the other kind"),
+        }
+    }
 }
