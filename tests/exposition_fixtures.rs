@@ -628,6 +628,169 @@ fn native_histogram_functions_give_what_prometheus_3_computed() {
     assert!(checked >= 40, "only {checked} results checked");
 }
 
+/// `selector` (as the capture queries write it) narrowed to the series `labels`:
+/// `x` becomes `x{"a"="1"}`, `{"a.b"}` becomes `{"a.b", "a"="1"}`.
+fn narrowed(selector: &str, labels: &BTreeMap<String, String>) -> String {
+    let matchers: Vec<String> = labels.iter().map(|(k, v)| format!("{k:?}={v:?}")).collect();
+    match selector.strip_suffix('}') {
+        Some(open) if !matchers.is_empty() => format!("{open}, {}}}", matchers.join(", ")),
+        Some(_) => selector.to_string(),
+        None => format!("{selector}{{{}}}", matchers.join(", ")),
+    }
+}
+
+/// What a scrape query over the fixtures must give: Prometheus 3's number, or an error
+/// naming this text.
+enum Expect {
+    Value(f64),
+    Error(&'static str),
+}
+
+#[test]
+fn scrape_queries_over_the_protobuf_fixtures_give_what_prometheus_3_computed() {
+    use podgate::query::{self, Interest, QueryValue, SeriesStore, StoreLimits};
+
+    let bodies = [
+        decode_fixture(PROTOBUF_FIRST, HistogramOptions::PODGATE),
+        decode_fixture(PROTOBUF_LATER, HistogramOptions::PODGATE),
+    ];
+    let path = Path::new(CLIENT_FIXTURES)
+        .join("expected")
+        .join("client_golang_native.functions.json");
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let expected: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let t = expected["time_ms"].as_i64().expect("time_ms");
+    let results = expected["results"].as_array().expect("results");
+
+    // The scrapes Prometheus took in the window, and which body each served (the counts of
+    // a histogram that grew tell them apart; every series must agree).
+    let mut scrapes: BTreeMap<i64, usize> = BTreeMap::new();
+    for r in results {
+        let query = r["query"].as_str().unwrap_or_default();
+        let Some(selector) = query.strip_suffix("[1m]") else {
+            continue;
+        };
+        let name = selector_name(selector);
+        for series in r["result"].as_array().expect("result") {
+            let labels = json_labels(&path, series);
+            let counts = bodies.each_ref().map(|b| native(b, name, &labels).count);
+            for sample in series["samples"].as_array().expect("samples") {
+                let ts = sample[0].as_i64().expect("timestamp");
+                let count = api_value(sample[1].as_str().unwrap_or("NaN"));
+                if counts[0] == counts[1] {
+                    continue;
+                }
+                let body = usize::from(count == counts[1]);
+                assert_eq!(
+                    *scrapes.entry(ts).or_insert(body),
+                    body,
+                    "{query}: scrape {ts}"
+                );
+            }
+        }
+    }
+    assert!(scrapes.len() >= 8, "{scrapes:?}");
+
+    // Every query of the capture, narrowed to each series Prometheus returned (a scrape
+    // variable is one number), with what Prometheus computed.
+    let mut cases: Vec<(String, Expect)> = Vec::new();
+    for r in results {
+        let query = r["query"].as_str().unwrap_or_default();
+        if query.ends_with("[1m]") {
+            continue;
+        }
+        // `f(args, X)` or `f(args, rate(X[1m]))`, or `rate(X[1m])`, X a selector.
+        let (function, inner) = query
+            .strip_suffix(')')
+            .and_then(|q| q.split_once('('))
+            .unwrap_or_else(|| panic!("{query}"));
+        let (args, operand) = match function {
+            "rate" => ("", query),
+            _ => inner.rsplit_once(", ").unwrap_or(("", inner)),
+        };
+        let selector = operand
+            .strip_prefix("rate(")
+            .and_then(|o| o.strip_suffix("[1m])"))
+            .unwrap_or(operand);
+        for series in r["result"].as_array().expect("result") {
+            let labels = json_labels(&path, series);
+            let one = narrowed(selector, &labels);
+            let operand = if operand.starts_with("rate(") {
+                format!("rate({one}[1m])")
+            } else {
+                one
+            };
+            if function != "rate" {
+                let want = api_value(series["value"].as_str().unwrap_or("missing"));
+                let args = if args.is_empty() {
+                    String::new()
+                } else {
+                    format!("{args}, ")
+                };
+                cases.push((format!("{function}({args}{operand})"), Expect::Value(want)));
+                continue;
+            }
+            // A histogram is not one number: refused, with the forms that take one. Its
+            // count, sum and each bucket (its fraction times the count) are compared.
+            cases.push((operand.clone(), Expect::Error("yields a native histogram")));
+            let h = &series["histogram"];
+            let num = |v: &serde_json::Value| api_value(v.as_str().unwrap_or("NaN"));
+            cases.push((
+                format!("histogram_count({operand})"),
+                Expect::Value(num(&h["count"])),
+            ));
+            cases.push((
+                format!("histogram_sum({operand})"),
+                Expect::Value(num(&h["sum"])),
+            ));
+            for b in h["buckets"].as_array().into_iter().flatten() {
+                let (lower, upper) = (num(&b[1]), num(&b[2]));
+                cases.push((
+                    format!(
+                        "histogram_fraction({lower:?}, {upper:?}, {operand}) * \
+                         histogram_count({operand})"
+                    ),
+                    Expect::Value(num(&b[3])),
+                ));
+            }
+        }
+    }
+
+    let compiled: Vec<query::Query> = cases
+        .iter()
+        .map(|(q, _)| query::parse(q).unwrap_or_else(|e| panic!("{q}: {e}")))
+        .collect();
+    let mut store = SeriesStore::new(Interest::new(&compiled), StoreLimits::default());
+    for (&ts, &body) in &scrapes {
+        let samples = bodies.get(body).expect("a body").samples();
+        store
+            .ingest_samples(ts, samples)
+            .unwrap_or_else(|e| panic!("scrape {ts}: {e}"));
+    }
+    for ((text, expect), q) in cases.iter().zip(&compiled) {
+        let got = q.eval(&store, t);
+        match (expect, got) {
+            (Expect::Value(want), Ok(QueryValue::Number(v))) => {
+                assert!(close(v, *want), "{text}: podgate {v}, Prometheus 3 {want}");
+            }
+            // Where Prometheus computes NaN for missing data (no observations), podgate
+            // says "no data" and why.
+            (Expect::Value(want), Ok(QueryValue::NoData(why))) => {
+                assert!(
+                    want.is_nan(),
+                    "{text}: podgate no data ({why}), Prometheus 3 {want}"
+                );
+            }
+            (Expect::Error(message), Err(e)) => {
+                assert!(e.message.contains(message), "{text}: {e}");
+            }
+            (_, got) => panic!("{text}: {got:?}"),
+        }
+    }
+    assert!(cases.len() >= 80, "only {} queries", cases.len());
+}
+
 #[test]
 fn the_capture_script_asks_with_podgates_accept() {
     let path = Path::new(CLIENT_FIXTURES)
