@@ -213,6 +213,73 @@ fn eval_exit_codes_follow_the_verdict() {
 }
 
 #[test]
+fn eval_and_samples_read_native_histograms_from_the_protobuf_fixtures() {
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/exposition");
+    let first = format!("{fixtures}/client_golang_native.pb");
+    let later = format!("{fixtures}/client_golang_native.later.pb");
+    let o = podgate(&["samples", "--file", &first]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("request_duration_seconds{method=\"GET\"} {count:10, sum:"),
+        "{}",
+        stdout(&o)
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rule = |name: &str, vars: &str, expr: &str| {
+        format!(
+            "  - name: {name}\n    conditionType: example.com/{name}\n    interval: 10s\n    \
+             vars:\n{vars}    expr: '{expr}'\n"
+        )
+    };
+    let latency = "      p90: {scrape: 'histogram_quantile(0.9, sum(rate(request_duration_seconds[1m])))'}\n      \
+                   requests: {scrape: 'histogram_count(sum(request_duration_seconds))'}\n";
+    let raw = "      raw: {scrape: 'rate(request_duration_seconds{method=\"GET\"}[1m])'}\n";
+    write(
+        dir.path(),
+        "native.yaml",
+        &format!(
+            "rules:\n{}{}{}",
+            rule("fast", latency, "p90 < 2 && requests > 0"),
+            rule("faster", latency, "p90 < 0.1"),
+            rule("raw", raw, "raw < 1"),
+        ),
+    );
+    let rules_dir = dir.path().display().to_string();
+    let o = podgate(&["check", &rules_dir]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let eval = |rule: &str| {
+        podgate(&[
+            "eval",
+            "--rule",
+            rule,
+            "--rules-dir",
+            &rules_dir,
+            "--metrics-file",
+            &first,
+            "--metrics-file",
+            &later,
+        ])
+    };
+    // Two scrapes 10 s apart: GET went from 10 to 22 observations, POST stayed at 1.
+    let o = eval("fast");
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("verdict: pass"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("requests=23 > 0"), "{}", stdout(&o));
+    let o = eval("faster");
+    assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("p90="), "{}", stdout(&o));
+    // A histogram is not one number: the error says how to take one.
+    let o = eval("raw");
+    assert_eq!(code(&o), 2, "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("yields a native histogram"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
 fn usage_errors_exit_64() {
     assert_eq!(code(&podgate(&["frobnicate"])), 64);
     assert_eq!(code(&podgate(&["samples"])), 64);
