@@ -25,6 +25,7 @@ mod faults_reload;
 mod faults_sources;
 mod harness_smoke;
 mod kube_layer;
+mod native_prometheus;
 mod openmetrics_suite;
 mod prometheus_source;
 mod rollout;

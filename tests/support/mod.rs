@@ -1,8 +1,8 @@
 //! Shared support for podgate's integration tests: a real control plane (kube-apiserver,
 //! etcd, kube-controller-manager and, inside scripts/test's network namespace, a hollow-node
 //! kubelet; see `scripts/control-plane`), per-test namespaces, pods and a stand-in kubelet (also
-//! for controller-made pods: `fleet`), loopback metrics endpoints, a real Prometheus, and
-//! `wait_for`.
+//! for controller-made pods: `fleet`), loopback metrics endpoints, a client_golang endpoint
+//! with native histograms, a real Prometheus, and `wait_for`.
 //!
 //! `tests/integration.rs` declares it once; each test module takes it with
 //! `use crate::support;`. Test code fails loudly: a helper that cannot do its job panics with
@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod exposition;
 pub mod fleet;
 pub mod metrics_endpoint;
+pub mod native_endpoint;
 pub mod pods;
 pub mod prometheus;
 pub mod proxy;
@@ -26,6 +27,7 @@ use std::time::{Duration, Instant};
 
 pub use control_plane::{Component, ControlPlane, PrivateControlPlane, TestNamespace};
 pub use metrics_endpoint::MetricsEndpoint;
+pub use native_endpoint::NativeEndpoint;
 pub use pods::{Kubelet, TestPod, condition, condition_status};
 pub use prometheus::{Prometheus, Release};
 
