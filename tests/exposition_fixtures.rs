@@ -518,10 +518,9 @@ fn native<'a>(
 /// A series: name and labels.
 type SeriesKey = (String, BTreeMap<String, String>);
 
-#[test]
-fn native_histogram_functions_give_what_prometheus_3_computed() {
-    let first = decode_fixture(PROTOBUF_FIRST, HistogramOptions::PODGATE);
-    let later = decode_fixture(PROTOBUF_LATER, HistogramOptions::PODGATE);
+/// `expected/client_golang_native.functions.json`: its path, the evaluation time and the
+/// results.
+fn capture_functions() -> (PathBuf, i64, Vec<serde_json::Value>) {
     let path = Path::new(CLIENT_FIXTURES)
         .join("expected")
         .join("client_golang_native.functions.json");
@@ -529,12 +528,60 @@ fn native_histogram_functions_give_what_prometheus_3_computed() {
     let expected: serde_json::Value =
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let t = expected["time_ms"].as_i64().expect("time_ms");
-    let results = expected["results"].as_array().expect("results");
+    let results = expected["results"].as_array().expect("results").clone();
+    (path, t, results)
+}
+
+/// A function query of the capture: `f(args, X)`, `f(args, rate(X[1m]))` or `rate(X[1m])`,
+/// X a selector.
+struct CaptureQuery<'q> {
+    function: &'q str,
+    /// The arguments before the histogram (`0.9`, `0, 0.1`), or empty.
+    args: &'q str,
+    selector: &'q str,
+    over_rate: bool,
+}
+
+/// `query` split; `None` for the range selectors (`X[1m]`) the capture also recorded.
+fn capture_query(query: &str) -> Option<CaptureQuery<'_>> {
+    if query.ends_with("[1m]") {
+        return None;
+    }
+    let (function, inner) = query
+        .strip_suffix(')')
+        .and_then(|q| q.split_once('('))
+        .unwrap_or_else(|| panic!("{query}"));
+    if function == "rate" {
+        return Some(CaptureQuery {
+            function,
+            args: "",
+            selector: inner.strip_suffix("[1m]").unwrap_or(inner),
+            over_rate: true,
+        });
+    }
+    let (args, operand) = inner.rsplit_once(", ").unwrap_or(("", inner));
+    let (selector, over_rate) = match operand.strip_prefix("rate(") {
+        Some(rest) => (rest.strip_suffix("[1m])").unwrap_or(rest), true),
+        None => (operand, false),
+    };
+    Some(CaptureQuery {
+        function,
+        args,
+        selector,
+        over_rate,
+    })
+}
+
+#[test]
+fn native_histogram_functions_give_what_prometheus_3_computed() {
+    let first = decode_fixture(PROTOBUF_FIRST, HistogramOptions::PODGATE);
+    let later = decode_fixture(PROTOBUF_LATER, HistogramOptions::PODGATE);
+    let (path, t, results) = capture_functions();
     let range_ms = 60_000;
 
     // The scrapes in the rate window, each one of the two bodies (told apart by count).
     let mut windows: BTreeMap<SeriesKey, Vec<(i64, &FloatHistogram)>> = BTreeMap::new();
-    for r in results {
+    for r in &results {
         let query = r["query"].as_str().unwrap_or_default();
         let Some(selector) = query.strip_suffix("[1m]") else {
             continue;
@@ -560,25 +607,16 @@ fn native_histogram_functions_give_what_prometheus_3_computed() {
     assert!(windows.len() >= 5, "{windows:?}");
 
     let mut checked = 0;
-    for r in results {
+    for r in &results {
         let query = r["query"].as_str().unwrap_or_default();
-        if query.ends_with("[1m]") {
+        let Some(CaptureQuery {
+            function,
+            args,
+            selector,
+            over_rate,
+        }) = capture_query(query)
+        else {
             continue;
-        }
-        // `f(args, X)` or `f(args, rate(X[1m]))`, X a selector.
-        let (function, inner) = query
-            .strip_suffix(')')
-            .and_then(|q| q.split_once('('))
-            .unwrap_or_else(|| panic!("{query}"));
-        let (args, operand) = inner.rsplit_once(", ").unwrap_or(("", inner));
-        let (selector, over_rate) = match operand.strip_prefix("rate(") {
-            Some(rest) => (rest.strip_suffix("[1m])").unwrap_or(rest), true),
-            None => (operand, false),
-        };
-        let (selector, over_rate) = if function == "rate" {
-            (inner.strip_suffix("[1m]").unwrap_or(inner), true)
-        } else {
-            (selector, over_rate)
         };
         let name = selector_name(selector);
         for series in r["result"].as_array().expect("result") {
@@ -654,19 +692,12 @@ fn scrape_queries_over_the_protobuf_fixtures_give_what_prometheus_3_computed() {
         decode_fixture(PROTOBUF_FIRST, HistogramOptions::PODGATE),
         decode_fixture(PROTOBUF_LATER, HistogramOptions::PODGATE),
     ];
-    let path = Path::new(CLIENT_FIXTURES)
-        .join("expected")
-        .join("client_golang_native.functions.json");
-    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let expected: serde_json::Value =
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let t = expected["time_ms"].as_i64().expect("time_ms");
-    let results = expected["results"].as_array().expect("results");
+    let (path, t, results) = capture_functions();
 
     // The scrapes Prometheus took in the window, and which body each served (the counts of
     // a histogram that grew tell them apart; every series must agree).
     let mut scrapes: BTreeMap<i64, usize> = BTreeMap::new();
-    for r in results {
+    for r in &results {
         let query = r["query"].as_str().unwrap_or_default();
         let Some(selector) = query.strip_suffix("[1m]") else {
             continue;
@@ -695,28 +726,21 @@ fn scrape_queries_over_the_protobuf_fixtures_give_what_prometheus_3_computed() {
     // Every query of the capture, narrowed to each series Prometheus returned (a scrape
     // variable is one number), with what Prometheus computed.
     let mut cases: Vec<(String, Expect)> = Vec::new();
-    for r in results {
+    for r in &results {
         let query = r["query"].as_str().unwrap_or_default();
-        if query.ends_with("[1m]") {
+        let Some(CaptureQuery {
+            function,
+            args,
+            selector,
+            over_rate,
+        }) = capture_query(query)
+        else {
             continue;
-        }
-        // `f(args, X)` or `f(args, rate(X[1m]))`, or `rate(X[1m])`, X a selector.
-        let (function, inner) = query
-            .strip_suffix(')')
-            .and_then(|q| q.split_once('('))
-            .unwrap_or_else(|| panic!("{query}"));
-        let (args, operand) = match function {
-            "rate" => ("", query),
-            _ => inner.rsplit_once(", ").unwrap_or(("", inner)),
         };
-        let selector = operand
-            .strip_prefix("rate(")
-            .and_then(|o| o.strip_suffix("[1m])"))
-            .unwrap_or(operand);
         for series in r["result"].as_array().expect("result") {
             let labels = json_labels(&path, series);
             let one = narrowed(selector, &labels);
-            let operand = if operand.starts_with("rate(") {
+            let operand = if over_rate {
                 format!("rate({one}[1m])")
             } else {
                 one

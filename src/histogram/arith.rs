@@ -198,14 +198,20 @@ pub(super) fn reduce(buckets: &[(i32, f64)], origin: i32, target: i32) -> Vec<(i
     out
 }
 
-/// Adds `sign ×` the buckets of `b` into `a` (both sorted, same schema). The leading buckets
-/// of `b` that end at or below `threshold` are inside the zero bucket and skipped.
-fn add_buckets(a: &mut Vec<(i32, f64)>, b: &[(i32, f64)], schema: i32, threshold: f64, sign: f64) {
+/// The buckets of `b` after its leading ones that end at or below `threshold`: those are
+/// inside the zero bucket, whose count already holds them.
+pub(super) fn beyond_zero_bucket(b: &[(i32, f64)], schema: i32, threshold: f64) -> &[(i32, f64)] {
     let skip = b
         .iter()
         .take_while(|&&(i, _)| bound(i64::from(i), schema) <= threshold)
         .count();
-    let b = b.get(skip..).unwrap_or_default();
+    b.get(skip..).unwrap_or_default()
+}
+
+/// Adds `sign ×` the buckets of `b` into `a` (both sorted, same schema); the buckets of `b`
+/// inside the zero bucket are skipped.
+fn add_buckets(a: &mut Vec<(i32, f64)>, b: &[(i32, f64)], schema: i32, threshold: f64, sign: f64) {
+    let b = beyond_zero_bucket(b, schema, threshold);
     if b.is_empty() {
         return;
     }

@@ -4,7 +4,7 @@
 //! of magnitude (1e100 and 3.1) keeps the small ones.
 
 use super::FloatHistogram;
-use super::arith::reduce;
+use super::arith::{beyond_zero_bucket, reduce};
 use super::bounds::{bound, target_index};
 
 /// `sum + inc` and the new compensation `c`.
@@ -203,11 +203,7 @@ fn kahan_add_buckets(
     schema: i32,
     threshold: f64,
 ) {
-    let skip = b
-        .iter()
-        .take_while(|&&(i, _)| bound(i64::from(i), schema) <= threshold)
-        .count();
-    let b = b.get(skip..).unwrap_or_default();
+    let b = beyond_zero_bucket(b, schema, threshold);
     if b.is_empty() {
         return;
     }

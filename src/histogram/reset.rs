@@ -1,8 +1,7 @@
 //! Counter reset detection between two samples of a counter histogram
 //! (Prometheus's `FloatHistogram.DetectReset`).
 
-use super::arith::reduce;
-use super::bounds::bound;
+use super::arith::{beyond_zero_bucket, reduce};
 use super::{CounterResetHint, FloatHistogram};
 
 impl FloatHistogram {
@@ -33,20 +32,11 @@ impl FloatHistogram {
         let side = |current: &[(i32, f64)], before: &[(i32, f64)]| {
             let before = reduce(before, previous.schema, self.schema);
             bucket_went_down(
-                self.outside_zero_bucket(current),
-                self.outside_zero_bucket(&before),
+                beyond_zero_bucket(current, self.schema, self.zero_threshold),
+                beyond_zero_bucket(&before, self.schema, self.zero_threshold),
             )
         };
         side(&self.positive, &previous.positive) || side(&self.negative, &previous.negative)
-    }
-
-    /// The buckets from the first one that ends beyond the zero threshold on.
-    fn outside_zero_bucket<'a>(&self, buckets: &'a [(i32, f64)]) -> &'a [(i32, f64)] {
-        let skip = buckets
-            .iter()
-            .take_while(|&&(i, _)| bound(i64::from(i), self.schema) <= self.zero_threshold)
-            .count();
-        buckets.get(skip..).unwrap_or_default()
     }
 }
 
