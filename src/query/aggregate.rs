@@ -322,8 +322,11 @@ fn top<'a>(
         return Ok(Produced::none(inner.reason()));
     }
     // Native histograms are skipped, as Prometheus does.
+    let mut skipped = 0;
     for group in &mut members {
+        let before = group.len();
         group.retain(|e| e.value.float().is_some());
+        skipped += before - group.len();
     }
     let k = k as i64;
     let mut count = 0;
@@ -345,7 +348,13 @@ fn top<'a>(
             sink(el)?;
         }
     }
-    Ok(Produced::counted(count, || ignored(a)))
+    Ok(Produced::counted(count, || {
+        if skipped > 0 {
+            ignored(a)
+        } else {
+            inner.reason()
+        }
+    }))
 }
 
 /// `quantile(q, v)` per group.

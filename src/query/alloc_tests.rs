@@ -121,3 +121,22 @@ fn a_ratio_of_sums_evaluates_without_allocating() {
         "{value:?}"
     );
 }
+
+#[test]
+fn a_stored_native_histogram_is_read_without_copying() {
+    use crate::histogram::notation::parse_literal;
+    let query = parse("histogram_sum(latency) / histogram_count(latency)").unwrap();
+    let mut store = SeriesStore::new(Interest::new([&query]), StoreLimits::default());
+    let h = parse_literal("{{schema:3 count:4 sum:2 z_bucket:1 buckets:[1 2]}}").unwrap();
+    for i in 0..3 {
+        let samples = [("latency", &[("path", "/")][..], SampleValue::Histogram(&h))];
+        store.ingest_samples(i * 10_000, samples).unwrap();
+    }
+    query.eval(&store, 20_000).unwrap();
+    let mut value = QueryValue::Number(f64::NAN);
+    let eval = allocations_during(|| {
+        value = query.eval(&store, 20_000).unwrap();
+    });
+    assert_eq!(eval, 0, "allocations while reading a stored histogram");
+    assert_eq!(value, QueryValue::Number(0.5));
+}
