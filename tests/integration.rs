@@ -8,6 +8,7 @@
 
 mod support;
 
+mod alerts;
 mod cli;
 mod daemon;
 mod daemon_ha;

@@ -11,6 +11,7 @@
 pub mod control_plane;
 pub mod daemon;
 pub mod fleet;
+pub mod manifests;
 pub mod metrics_endpoint;
 pub mod pods;
 pub mod prometheus;
