@@ -25,6 +25,7 @@ mod faults_kube;
 mod faults_reload;
 mod faults_sources;
 mod harness_smoke;
+mod helm_chart;
 mod kube_layer;
 mod prometheus_source;
 mod rollout;
