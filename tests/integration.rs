@@ -26,6 +26,7 @@ mod faults_reload;
 mod faults_sources;
 mod harness_smoke;
 mod helm_chart;
+mod image;
 mod kube_layer;
 mod prometheus_source;
 mod rollout;
