@@ -9,13 +9,13 @@ use crate::support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 
 use serde_json::Value;
 use support::manifests::{
     apply_dry_run_yaml, find, install_prometheusrule_crd, install_servicemonitor_crd, kind_name,
-    parse_yaml, render, repo, strings,
+    parse_yaml, render, repo, script_path, strings,
 };
 
 const CHART: &str = "deploy/helm/podgate";
@@ -52,21 +52,7 @@ const CERT_MANAGER_GROUP: &str = "cert-manager.io/";
 /// The helm built and cached by `scripts/helm`.
 fn helm_path() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let script = repo().join("scripts/helm");
-        let out = Command::new(&script)
-            .arg("path")
-            .stderr(Stdio::inherit())
-            .output()
-            .unwrap_or_else(|e| panic!("running {} path: {e}", script.display()));
-        assert!(
-            out.status.success(),
-            "{} path failed ({}); its messages are above",
-            script.display(),
-            out.status
-        );
-        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-    })
+    PATH.get_or_init(|| script_path("helm", "path"))
 }
 
 /// Runs helm in the repository with its own config and cache dirs (nothing of the user's).

@@ -10,12 +10,12 @@ use crate::support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 
 use serde_json::Value;
 use support::daemon::Daemon;
-use support::manifests::repo;
+use support::manifests::{repo, script_path};
 use support::scene::Scene;
 use support::{ControlPlane, TestPod};
 
@@ -43,21 +43,7 @@ rules:
 /// The directory of the image `scripts/image build` built (or found cached).
 fn image_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let script = repo().join("scripts/image");
-        let out = Command::new(&script)
-            .arg("build")
-            .stderr(Stdio::inherit())
-            .output()
-            .unwrap_or_else(|e| panic!("running {} build: {e}", script.display()));
-        assert!(
-            out.status.success(),
-            "{} build failed ({}); its messages are above",
-            script.display(),
-            out.status
-        );
-        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-    })
+    DIR.get_or_init(|| script_path("image", "build"))
 }
 
 /// Every file and symlink under `root`, as absolute paths inside it.

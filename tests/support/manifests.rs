@@ -20,29 +20,35 @@ pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Runs `scripts/SCRIPT ARG` (which builds or finds something in the cache, its messages on
+/// stderr) and returns the path it prints.
+pub fn script_path(script: &str, arg: &str) -> PathBuf {
+    let script = repo().join("scripts").join(script);
+    let out = Command::new(&script)
+        .arg(arg)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("running {} {arg}: {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "{} {arg} failed ({}); its messages are above",
+        script.display(),
+        out.status
+    );
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    assert!(
+        path.exists(),
+        "{} {arg} printed {}, which does not exist",
+        script.display(),
+        path.display()
+    );
+    path
+}
+
 /// The kubectl of the pinned Kubernetes release, built and cached by `scripts/control-plane`.
 pub fn kubectl_path() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let script = repo().join("scripts/control-plane");
-        let out = Command::new(&script)
-            .arg("kubectl")
-            .stderr(Stdio::inherit())
-            .output()
-            .unwrap_or_else(|e| panic!("running {} kubectl: {e}", script.display()));
-        assert!(
-            out.status.success(),
-            "{} kubectl failed ({}); its messages are above",
-            script.display(),
-            out.status
-        );
-        let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        assert!(
-            Path::new(&path).is_file(),
-            "scripts/control-plane kubectl printed {path:?}, not a file"
-        );
-        PathBuf::from(path)
-    })
+    PATH.get_or_init(|| script_path("control-plane", "kubectl"))
 }
 
 pub struct Output {
