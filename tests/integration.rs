@@ -8,6 +8,7 @@
 
 mod support;
 
+mod alerts;
 mod cli;
 mod daemon;
 mod daemon_ha;
@@ -24,6 +25,8 @@ mod faults_kube;
 mod faults_reload;
 mod faults_sources;
 mod harness_smoke;
+mod helm_chart;
+mod image;
 mod kube_layer;
 mod openmetrics_suite;
 mod prometheus_source;
