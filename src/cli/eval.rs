@@ -144,7 +144,14 @@ pub fn run(args: Args) -> i32 {
             "not given: use --pod with --prometheus-url, or --set NAME=NUMBER".into(),
         ),
     };
-    let result = evaluate_rule(&rule, input, &mut promql, None, now);
+    let result = evaluate_rule(
+        &rule,
+        input,
+        &mut promql,
+        &crate::peers::NoPeers("peers are not read here yet"),
+        None,
+        now,
+    );
     print_report(&rule, &result);
     match result.evaluation.outcome {
         Outcome::Pass => EXIT_OK,

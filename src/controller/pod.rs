@@ -255,6 +255,7 @@ pub async fn run(
                 &rule,
                 input,
                 &mut |v| promql.take(v),
+                &crate::peers::NoPeers("peers are not read here yet"),
                 Some(cfg.ready_since),
                 now,
             );

@@ -275,6 +275,7 @@ fn run_case(set: &rules::RuleSet, case: &TestCase) -> Result<Vec<String>, String
                 rule,
                 ScrapeInput::Store(&store),
                 &mut promql_value,
+                &crate::peers::NoPeers("peers are not read here yet"),
                 Some(ready_at),
                 now,
             );
