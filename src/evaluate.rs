@@ -321,4 +321,6 @@ pub fn format_utc(ms: i64) -> String {
 }
 
 #[cfg(test)]
+mod peer_tests;
+#[cfg(test)]
 mod tests;

@@ -374,16 +374,18 @@ impl Rule {
         })
     }
 
-    /// Whether some variable of the rule is a `peers:` one.
+    /// Whether the expression reads a `peers:` variable.
     pub fn uses_peers(&self) -> bool {
-        self.vars.iter().any(|v| v.peers().is_some())
+        self.peer_sources().next().is_some()
     }
 
-    /// The variables the rule's `peers:` variables aggregate: what each pod's evaluation must
-    /// leave for its peers.
+    /// The variables the `peers:` variables the expression reads aggregate: what each pod's
+    /// evaluation leaves for its peers.
     pub fn peer_sources(&self) -> impl Iterator<Item = &str> {
+        let used = self.expr.variables();
         self.vars
             .iter()
+            .filter(move |v| used.contains(&v.name))
             .filter_map(|v| v.peers().map(|p| p.var.as_str()))
     }
 
