@@ -617,6 +617,10 @@ impl Walker<'_> {
         if let (Some(n), Some((vars, _))) = (get(&fields, "peers"), &vars) {
             self.unused_peer_settings(n.at, vars);
         }
+        if let (Some(n), Some(Mode::Startup), Some((vars, _))) = (get(&fields, "mode"), mode, &vars)
+        {
+            self.startup_with_peers(n.at, vars);
+        }
         if let (Some(vars), Some(interval), Some(on_no_data), Some(on_error), Some(fail_open)) =
             (&vars, interval, on_no_data, on_error, &fail_open_after)
         {

@@ -286,3 +286,16 @@ fn peer_settings_without_a_peers_variable_are_a_warning() {
     assert_eq!(set.warnings.len(), 1, "{}", render(&set.warnings));
     assert_diag(&set.warnings[0], 7, 12, Some("peers"), "no peers: variable");
 }
+
+#[test]
+fn a_startup_rule_with_peers_variables_is_a_warning() {
+    let src = peers_with("mode: startup");
+    let set = load_ok(&src);
+    assert_eq!(set.warnings.len(), 1, "{}", render(&set.warnings));
+    assert_at(
+        &set.warnings[0],
+        after(&src, "mode: "),
+        Some("mode"),
+        "stop counting as peers: base compares only pods still starting",
+    );
+}

@@ -238,4 +238,21 @@ impl Walker<'_> {
             );
         }
     }
+
+    /// A startup rule stops evaluating the pods it has let in, so they stop counting as
+    /// peers: its `peers:` variables compare only pods still starting. A warning.
+    pub(super) fn startup_with_peers(&mut self, at: Pos, vars: &[Var]) {
+        if let Some(v) = vars.iter().find(|v| v.peers().is_some()) {
+            self.warn(
+                at,
+                "mode",
+                format!(
+                    "mode: startup stops evaluating the pods the rule has let in, so they stop \
+                     counting as peers: {} compares only pods still starting; use mode: \
+                     continuous to compare with the pods in service",
+                    v.name
+                ),
+            );
+        }
+    }
 }
