@@ -27,6 +27,7 @@ mod harness_smoke;
 mod kube_layer;
 mod prometheus_source;
 mod rollout;
+mod rollout_peers;
 mod scrape;
 mod security;
 mod webhook;
