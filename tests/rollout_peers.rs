@@ -51,8 +51,8 @@ fn baseline_rule() -> String {
         "    successThreshold: 3\n",
         "      base_errors:   {peers: {var: errors, aggregate: mean, of: baseline}}\n      \
          base_requests: {peers: {var: requests, aggregate: mean, of: baseline}}\n",
-        "requests == 0 || isnan(base_errors) || base_requests == 0 || \
-         errors / requests <= 2 * base_errors / base_requests",
+        "requests == 0 || isnan(base_errors) || isnan(base_requests) || base_requests == 0 \
+         || errors / requests <= 2 * base_errors / base_requests",
     )
 }
 
