@@ -155,18 +155,13 @@ async fn a_version_three_times_worse_than_its_baseline_is_held() {
     eprintln!("held: {message}");
 
     // Held, at every poll, for a while.
-    let until = std::time::Instant::now() + Duration::from_secs(20);
     rollout
-        .wait(
+        .hold(
             "twenty seconds of a held rollout",
-            ROLLOUT_TIMEOUT,
+            Duration::from_secs(20),
             &app.daemon,
             Some(&app.fleet),
-            |v| match held(v) {
-                Err(why) => Check::Fail(why),
-                Ok(()) if std::time::Instant::now() >= until => Check::Done(()),
-                Ok(()) => Check::Wait("held".into()),
-            },
+            held,
         )
         .await;
 
@@ -206,7 +201,6 @@ async fn when_every_pods_errors_rise_together_the_rollout_proceeds_and_nobody_is
     // windows (10 s) fill with it before the rollout starts.
     app.traffic.set_error_ratio("v1", 0.3);
     app.traffic.set_error_ratio("v2", 0.3);
-    let settle = std::time::Instant::now() + Duration::from_secs(14);
     let no_v1_out = |v: &RolloutView| -> Result<(), String> {
         let out: Vec<String> = v
             .pods_of("v1")
@@ -221,16 +215,12 @@ async fn when_every_pods_errors_rise_together_the_rollout_proceeds_and_nobody_is
         }
     };
     rollout
-        .wait(
+        .hold(
             "the windows to fill with the shared failure",
-            ROLLOUT_TIMEOUT,
+            Duration::from_secs(14),
             &app.daemon,
             Some(&app.fleet),
-            |v| match no_v1_out(v) {
-                Err(why) => Check::Fail(why),
-                Ok(()) if std::time::Instant::now() >= settle => Check::Done(()),
-                Ok(()) => Check::Wait("settling".into()),
-            },
+            no_v1_out,
         )
         .await;
 
@@ -319,18 +309,13 @@ async fn an_outlier_pod_in_a_stable_fleet_alone_goes_false() {
         "{m}"
     );
     // The others stay in for a while longer.
-    let until = std::time::Instant::now() + Duration::from_secs(10);
     rollout
-        .wait(
+        .hold(
             "ten seconds with only the outlier out",
-            ROLLOUT_TIMEOUT,
+            Duration::from_secs(10),
             &app.daemon,
             Some(&app.fleet),
-            |v| match only_the_outlier(v) {
-                Err(why) => Check::Fail(why),
-                Ok(()) if std::time::Instant::now() >= until => Check::Done(()),
-                Ok(()) => Check::Wait("watching".into()),
-            },
+            only_the_outlier,
         )
         .await;
 
@@ -405,19 +390,13 @@ async fn a_startup_gate_stays_true_through_a_breach_and_a_restart() {
             Err(format!("a pod let in was taken out: {:?}", false_gates(v)))
         }
     };
-    let hold_for = |secs: u64| std::time::Instant::now() + Duration::from_secs(secs);
-    let until = hold_for(16);
     rollout
-        .wait(
+        .hold(
             "sixteen seconds of breach, the gates still True",
-            ROLLOUT_TIMEOUT,
+            Duration::from_secs(16),
             &app.daemon,
             Some(&app.fleet),
-            |v| match all_true(v) {
-                Err(why) => Check::Fail(why),
-                Ok(()) if std::time::Instant::now() >= until => Check::Done(()),
-                Ok(()) => Check::Wait("breach".into()),
-            },
+            all_true,
         )
         .await;
     assert_eq!(
@@ -430,18 +409,13 @@ async fn a_startup_gate_stays_true_through_a_breach_and_a_restart() {
     app.daemon.stop();
     app.daemon = Daemon::start(app.rules.path(), app.scene.name(), &[]);
     app.daemon.wait_ready().await;
-    let until = hold_for(10);
     rollout
-        .wait(
+        .hold(
             "ten seconds after the restart, the gates still True",
-            ROLLOUT_TIMEOUT,
+            Duration::from_secs(10),
             &app.daemon,
             Some(&app.fleet),
-            |v| match all_true(v) {
-                Err(why) => Check::Fail(why),
-                Ok(()) if std::time::Instant::now() >= until => Check::Done(()),
-                Ok(()) => Check::Wait("after the restart".into()),
-            },
+            all_true,
         )
         .await;
     assert_eq!(startup_done(&app.daemon).await, REPLICAS as f64);

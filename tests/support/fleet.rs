@@ -815,6 +815,31 @@ impl<'a> Rollout<'a> {
         }
     }
 
+    /// Polls [`Rollout::view`] for `how_long`, failing the test as soon as `invariant` does
+    /// not hold (or the controller manager, the daemon or `fleet` die).
+    pub async fn hold(
+        &self,
+        what: &str,
+        how_long: Duration,
+        daemon: &Daemon,
+        fleet: Option<&Fleet>,
+        invariant: impl Fn(&RolloutView) -> Result<(), String>,
+    ) {
+        let until = Instant::now() + how_long;
+        self.wait(
+            what,
+            how_long + ROLLOUT_TIMEOUT,
+            daemon,
+            fleet,
+            |v| match invariant(v) {
+                Err(why) => Check::Fail(why),
+                Ok(()) if Instant::now() >= until => Check::Done(()),
+                Ok(()) => Check::Wait("holding".to_string()),
+            },
+        )
+        .await;
+    }
+
     async fn fail(&self, why: &str, view: &str, daemon: &Daemon) -> ! {
         let cm_log = self.cp.state_dir().join(format!(
             "{}.log",
