@@ -31,6 +31,7 @@ mod kube_layer;
 mod openmetrics_suite;
 mod prometheus_source;
 mod rollout;
+mod rollout_peers;
 mod scrape;
 mod security;
 mod webhook;
