@@ -1,9 +1,12 @@
-# podgate's container image: built with the Rust toolchain, shipped on a distroless base that
-# holds only glibc, CA certificates and a non-root user (no shell, no package manager).
+# podgate's container image: a static podgate binary (glibc with crt-static; rustls, no
+# OpenSSL) on an empty base, with only the CA certificates and the non-root user 65532.
 #
 #   docker build -t podgate:0.1.0 .
 #
-# The builder's Rust must be at least Cargo.toml's rust-version (a test checks).
+# scripts/image builds the same image without docker or a base image from a registry
+# (buildah, from scratch); tests/image.rs checks that both use the same cargo flags, files,
+# user and entrypoint. The builder's Rust must be at least Cargo.toml's rust-version (a test
+# checks).
 
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
@@ -16,12 +19,20 @@ RUN mkdir -p src benches \
     && cargo fetch --locked
 COPY src src
 COPY benches benches
-RUN cargo build --release --locked --bin podgate \
-    && cp target/release/podgate /podgate
+# With an explicit --target, RUSTFLAGS apply to podgate only, not to build scripts and proc
+# macros.
+ENV RUSTFLAGS="-C target-feature=+crt-static"
+RUN cargo build --release --locked --bin podgate --target x86_64-unknown-linux-gnu \
+    && cp target/x86_64-unknown-linux-gnu/release/podgate /podgate \
+    && printf 'nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' > /passwd \
+    && printf 'nonroot:x:65532:\n' > /group
 
-FROM gcr.io/distroless/cc-debian12:nonroot
+FROM scratch
 COPY --from=build /podgate /usr/local/bin/podgate
-# distroless's nonroot user; deploy/ sets the same uid in runAsUser.
+COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+COPY --from=build /passwd /etc/passwd
+COPY --from=build /group /etc/group
+# deploy/ sets the same uid and gid in runAsUser and runAsGroup.
 USER 65532:65532
 EXPOSE 9464
 ENTRYPOINT ["/usr/local/bin/podgate"]

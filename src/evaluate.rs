@@ -3,10 +3,12 @@
 //! The result is an [`Evaluation`] for the decision core plus a report of every variable,
 //! which `podgate eval`, the logs and the condition message use.
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use crate::decision::{Evaluation, Outcome};
 use crate::expr::format_value;
+use crate::peers::{PeerLookup, PeerSummary};
 use crate::query::{NoData, QueryValue, SeriesStore};
 use crate::rules::{Rule, Var, VarSource};
 
@@ -43,11 +45,13 @@ impl fmt::Display for VarResult {
 #[derive(Debug, Clone, PartialEq)]
 pub struct VarReport {
     pub name: String,
-    /// `scrape` or `promql`.
+    /// `scrape`, `promql` or `peers`.
     pub source: &'static str,
     /// The query text.
     pub query: String,
     pub result: VarResult,
+    /// For a `peers:` variable, what it was computed from.
+    pub peers: Option<PeerSummary>,
 }
 
 /// The pod's scrape as the `scrape:` variables see it.
@@ -67,7 +71,8 @@ pub struct RuleEvaluation {
 }
 
 /// Evaluates `rule` at `now_ms`. `promql` answers the rule's `promql:` variables (the daemon
-/// from its Prometheus results, the CLI from the command line or test file).
+/// from its Prometheus results, the CLI from the command line or test file); `peers` its
+/// `peers:` variables, from the latest evaluations of the pod's peers.
 ///
 /// `ready_since_ms` is when the pod's ContainersReady turned True, if known: a `promql:`
 /// variable without data while the pod is younger than the query's longest range plus one
@@ -77,36 +82,69 @@ pub fn evaluate_rule(
     rule: &Rule,
     scrape: ScrapeInput<'_>,
     promql: &mut dyn FnMut(&Var) -> VarResult,
+    peers: &dyn PeerLookup,
     ready_since_ms: Option<i64>,
     now_ms: i64,
 ) -> RuleEvaluation {
-    let used = rule.expr.variables();
+    let in_expr: BTreeSet<String> = rule.expr.variables().into_iter().collect();
+    // The variables the used `peers:` variables aggregate are evaluated too: the pod's peers
+    // read them from this evaluation.
+    let mut needed = in_expr.clone();
+    needed.extend(
+        rule.vars
+            .iter()
+            .filter(|v| in_expr.contains(&v.name))
+            .filter_map(|v| v.peers().map(|p| p.var.clone())),
+    );
     let vars: Vec<VarReport> = rule
         .vars
         .iter()
-        .filter(|v| used.contains(&v.name))
+        .filter(|v| needed.contains(&v.name))
         .map(|v| {
-            let (source, result) = match &v.source {
-                VarSource::Scrape(q) => ("scrape", scrape_value(q, scrape, now_ms)),
+            let mut summary = None;
+            let result = match &v.source {
+                VarSource::Scrape(q) => scrape_value(q, scrape, now_ms),
                 VarSource::Promql(t) => {
                     let until = ready_since_ms.map(|ready| {
                         ready
                             .saturating_add(t.longest_range_ms())
                             .saturating_add(duration_ms(rule.interval))
                     });
-                    ("promql", promql_value(promql(v), until, now_ms))
+                    promql_value(promql(v), until, now_ms)
+                }
+                VarSource::Peers(spec) => {
+                    let reading = peers.read(rule, &v.name, spec, now_ms);
+                    summary = reading.summary;
+                    reading.result
                 }
             };
             VarReport {
                 name: v.name.clone(),
-                source,
+                source: v.source.kind(),
                 query: v.text.clone(),
                 result,
+                peers: summary,
             }
         })
         .collect();
-    let evaluation = decide(rule, &vars);
+    let evaluation = decide(rule, &vars, &in_expr);
     RuleEvaluation { evaluation, vars }
+}
+
+impl RuleEvaluation {
+    /// The numbers this evaluation leaves for the pod's peers: the values of the variables
+    /// the rule's `peers:` variables aggregate.
+    pub fn peer_values(&self, rule: &Rule) -> Vec<(String, f64)> {
+        let sources: BTreeSet<&str> = rule.peer_sources().collect();
+        self.vars
+            .iter()
+            .filter(|v| sources.contains(v.name.as_str()))
+            .filter_map(|v| match v.result {
+                VarResult::Value(x) if !x.is_nan() => Some((v.name.clone(), x)),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 fn duration_ms(d: std::time::Duration) -> i64 {
@@ -153,8 +191,10 @@ fn promql_value(result: VarResult, until: Option<i64>, now_ms: i64) -> VarResult
 }
 
 /// Errors first (the source is broken), then warming (no verdict can exist yet), then no data,
-/// then the expression.
-fn decide(rule: &Rule, vars: &[VarReport]) -> Evaluation {
+/// then the expression. Only the variables the expression reads count (`in_expr`): one
+/// evaluated only for the pod's peers does not decide the pod's gate.
+fn decide(rule: &Rule, all: &[VarReport], in_expr: &BTreeSet<String>) -> Evaluation {
+    let vars: Vec<&VarReport> = all.iter().filter(|v| in_expr.contains(&v.name)).collect();
     let nan_aware = rule.expr.nan_aware_variables();
     let errors: Vec<(&str, &str)> = vars
         .iter()
@@ -220,13 +260,26 @@ fn decide(rule: &Rule, vars: &[VarReport]) -> Evaluation {
     match rule.expr.eval(&values) {
         Ok(pass) => Evaluation {
             outcome: if pass { Outcome::Pass } else { Outcome::Fail },
-            detail: rule.expr.explain(&values),
+            detail: with_peers(rule.expr.explain(&values), &vars),
         },
         Err(e) => Evaluation {
             outcome: Outcome::Error,
             detail: format!("expression error: {e}"),
         },
     }
+}
+
+/// The verdict's explanation, then where each `peers:` value came from:
+/// `err=0.031 > 2*base_err=0.008; base_err=0.004 is the baseline median of err over 5 pods of
+/// revision 7d9f4c`.
+fn with_peers(mut detail: String, vars: &[&VarReport]) -> String {
+    for v in vars {
+        if let (VarResult::Value(x), Some(summary)) = (&v.result, &v.peers) {
+            detail.push_str("; ");
+            detail.push_str(&summary.explain(&v.name, *x));
+        }
+    }
+    detail
 }
 
 /// `prefix: a, b: why; c: other why` — variables sharing a reason are named together, so a
@@ -268,5 +321,7 @@ pub fn format_utc(ms: i64) -> String {
     )
 }
 
+#[cfg(test)]
+mod peer_tests;
 #[cfg(test)]
 mod tests;

@@ -1,8 +1,8 @@
 //! podgate: Kubernetes pod readiness gates decided from metrics.
 //!
 //! The library holds everything the `podgate` binary does, so tests and benchmarks use the
-//! same code. The decision core (`rules`, `exposition`, `histogram`, `query`, `expr`, `decision`) has no
-//! Kubernetes types and no I/O in it.
+//! same code. The decision core (`rules`, `exposition`, `histogram`, `query`, `expr`, `peers`,
+//! `decision`) has no Kubernetes types and no I/O in it.
 
 pub mod cli;
 pub mod controller;
@@ -12,6 +12,7 @@ pub mod exposition;
 pub mod expr;
 pub mod histogram;
 pub mod kube;
+pub mod peers;
 pub mod query;
 pub mod rules;
 pub mod ruletest;

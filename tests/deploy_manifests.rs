@@ -8,196 +8,22 @@
 use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::path::Path;
+use std::process::Command;
 
 use serde_json::{Value, json};
-use support::ControlPlane;
+use support::manifests::{
+    FIELD_MANAGER, Output, apply_dry_run, find, install_servicemonitor_crd, kind_name, kinds,
+    kubectl, parse_yaml, render, repo, string_map, strings,
+};
 
 const BASE: &str = "deploy/base";
 const NODE_LOCAL: &str = "deploy/overlays/node-local";
 const SERVICEMONITOR: &str = "deploy/overlays/servicemonitor";
 const WEBHOOK: &str = "deploy/overlays/webhook";
 const WEBHOOK_CERT_MANAGER: &str = "deploy/overlays/webhook-cert-manager";
-const FIELD_MANAGER: &str = "podgate-deploy-test";
 /// distroless's `nonroot` user, which the Dockerfile runs as.
 const IMAGE_UID: i64 = 65532;
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The kubectl of the pinned Kubernetes release, built and cached by `scripts/control-plane`.
-fn kubectl_path() -> &'static Path {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let script = repo().join("scripts/control-plane");
-        let out = Command::new(&script)
-            .arg("kubectl")
-            .stderr(Stdio::inherit())
-            .output()
-            .unwrap_or_else(|e| panic!("running {} kubectl: {e}", script.display()));
-        assert!(
-            out.status.success(),
-            "{} kubectl failed ({}); its messages are above",
-            script.display(),
-            out.status
-        );
-        let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        assert!(
-            Path::new(&path).is_file(),
-            "scripts/control-plane kubectl printed {path:?}, not a file"
-        );
-        PathBuf::from(path)
-    })
-}
-
-struct Output {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs kubectl as the admin user with its own discovery cache, feeding `stdin` if given.
-fn kubectl(args: &[&str], stdin: Option<&str>) -> Output {
-    let cp = ControlPlane::get();
-    let cache = tempfile::tempdir().expect("kubectl cache dir");
-    let mut child = Command::new(kubectl_path())
-        .arg("--kubeconfig")
-        .arg(cp.admin_kubeconfig_path())
-        .arg("--cache-dir")
-        .arg(cache.path())
-        .args(args)
-        .current_dir(repo())
-        .env_remove("KUBECONFIG")
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting kubectl {args:?}: {e}"));
-    if let Some(input) = stdin {
-        let mut pipe = child.stdin.take().expect("kubectl stdin");
-        pipe.write_all(input.as_bytes())
-            .unwrap_or_else(|e| panic!("writing to kubectl {args:?}: {e}"));
-    }
-    let out = child
-        .wait_with_output()
-        .unwrap_or_else(|e| panic!("waiting for kubectl {args:?}: {e}"));
-    Output {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-/// `kubectl kustomize DIR`: the rendered YAML.
-fn render(dir: &str) -> String {
-    let out = kubectl(&["kustomize", dir], None);
-    assert!(out.ok, "kubectl kustomize {dir} failed:\n{}", out.stderr);
-    out.stdout
-}
-
-/// The objects of a rendered multi-document YAML stream.
-fn parse_yaml(yaml: &str) -> Vec<Value> {
-    serde_saphyr::from_multiple::<Value>(yaml)
-        .unwrap_or_else(|e| panic!("rendered YAML does not parse: {e}\n{yaml}"))
-        .into_iter()
-        .filter(|v| !v.is_null())
-        .collect()
-}
-
-/// Renders `dir` and applies every object server-side as a dry run; returns the objects as
-/// the apiserver would have stored them (defaults filled in). Fails on any error or warning.
-fn apply_dry_run(dir: &str) -> Vec<Value> {
-    let rendered = render(dir);
-    let out = kubectl(
-        &[
-            "apply",
-            "--server-side",
-            "--dry-run=server",
-            "--validate=strict",
-            "--field-manager",
-            FIELD_MANAGER,
-            "-o",
-            "json",
-            "-f",
-            "-",
-        ],
-        Some(&rendered),
-    );
-    assert!(
-        out.ok,
-        "the apiserver rejected {dir}:\n{}\nrendered:\n{rendered}",
-        out.stderr
-    );
-    // Admission warnings (e.g. Pod Security on a workload's template) do not fail the apply:
-    // they are failures here.
-    assert!(
-        !out.stderr.contains("Warning"),
-        "applying {dir} gave warnings:\n{}",
-        out.stderr
-    );
-    let list: Value = serde_json::from_str(&out.stdout)
-        .unwrap_or_else(|e| panic!("kubectl apply -o json for {dir}: {e}\n{}", out.stdout));
-    let items = match list.get("kind").and_then(Value::as_str) {
-        Some("List") => list["items"].as_array().cloned().unwrap_or_default(),
-        _ => vec![list],
-    };
-    assert_eq!(
-        items.len(),
-        parse_yaml(&rendered).len(),
-        "every rendered object of {dir} must come back from the apiserver"
-    );
-    items
-}
-
-fn kind_name(o: &Value) -> (String, String) {
-    (
-        o["kind"].as_str().unwrap_or_default().to_string(),
-        o["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-    )
-}
-
-fn kinds(objects: &[Value]) -> BTreeSet<(String, String)> {
-    objects.iter().map(kind_name).collect()
-}
-
-fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
-    objects
-        .iter()
-        .find(|o| kind_name(o) == (kind.to_string(), name.to_string()))
-        .unwrap_or_else(|| panic!("no {kind}/{name} in {:?}", kinds(objects)))
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn string_map(v: &Value) -> BTreeMap<String, String> {
-    v.as_object()
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 /// Whether a `matchLabels`-only selector selects `labels`.
 fn selects(selector: &Value, labels: &BTreeMap<String, String>) -> bool {
@@ -482,32 +308,6 @@ fn node_local_overlay_is_a_daemonset_without_election() {
 }
 
 /// Installs the (cut-down) ServiceMonitor CRD for real and waits until it is served.
-fn install_servicemonitor_crd() {
-    let crd = std::fs::read_to_string(repo().join("tests/deploy/servicemonitor-crd.yaml"))
-        .expect("reading tests/deploy/servicemonitor-crd.yaml");
-    let out = kubectl(
-        &[
-            "apply",
-            "--server-side",
-            "--field-manager",
-            FIELD_MANAGER,
-            "-f",
-            "-",
-        ],
-        Some(&crd),
-    );
-    assert!(out.ok, "installing the ServiceMonitor CRD: {}", out.stderr);
-    let out = kubectl(
-        &[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/servicemonitors.monitoring.coreos.com",
-        ],
-        None,
-    );
-    assert!(out.ok, "ServiceMonitor CRD not established: {}", out.stderr);
-}
 
 #[test]
 fn servicemonitor_overlay_scrapes_the_metrics_service() {

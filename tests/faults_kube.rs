@@ -192,7 +192,20 @@ async fn outage_of(component: Component) {
         .await;
     // The outage's verdict and the late pod's, once each. A write whose answer the outage
     // swallowed (the apiserver committed it after the writer gave up) is found in place by the
-    // retry and counted `unchanged`, not written again.
+    // retry and counted `unchanged`, not written again. A write is counted once its Event is
+    // posted too, which may take up to the write timeout while the apiserver recovers from
+    // the etcd restart (seen on v1.37): wait for the count, then a little for any extra one.
+    let counted = Instant::now();
+    while counted.elapsed() < Duration::from_secs(15) {
+        let done = daemon.writes_ok().await
+            + daemon
+                .sum("podgate_kube_writes_total", &[("result", "unchanged")])
+                .await;
+        if done >= 4.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     tokio::time::sleep(Duration::from_secs(3)).await;
     let ok = daemon.writes_ok().await;
     let unchanged = daemon

@@ -737,3 +737,26 @@ async fn podgate_rbac_grants_exactly_what_podgate_uses() {
     }
     assert!(wrong.is_empty(), "podgate's RBAC:\n{}", wrong.join("\n"));
 }
+
+/// The API server is the release `scripts/control-plane` says it started (the oldest
+/// supported release in `scripts/test`'s second run, the newest in the first): a test run on
+/// the wrong binary would prove nothing about that release.
+#[tokio::test]
+async fn apiserver_is_the_release_under_test() {
+    let cp = ControlPlane::get();
+    let want = cp
+        .var("PODGATE_TEST_KUBERNETES_VERSION")
+        .unwrap_or_else(|| {
+            panic!(
+                "{} names no PODGATE_TEST_KUBERNETES_VERSION",
+                cp.env_file().display()
+            )
+        })
+        .to_string();
+    let client = cp.admin_client().await;
+    let version = client
+        .apiserver_version()
+        .await
+        .unwrap_or_else(|e| panic!("GET /version: {e}"));
+    assert_eq!(version.git_version, want, "the running kube-apiserver");
+}

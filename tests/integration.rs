@@ -8,6 +8,7 @@
 
 mod support;
 
+mod alerts;
 mod cli;
 mod daemon;
 mod daemon_ha;
@@ -24,11 +25,14 @@ mod faults_kube;
 mod faults_reload;
 mod faults_sources;
 mod harness_smoke;
+mod helm_chart;
+mod image;
 mod kube_layer;
 mod native_prometheus;
 mod openmetrics_suite;
 mod prometheus_source;
 mod rollout;
+mod rollout_peers;
 mod scrape;
 mod security;
 mod webhook;

@@ -120,6 +120,7 @@ async fn podgate_and_prometheus_3_agree_on_a_live_client_golang_endpoint() {
         &rule,
         ScrapeInput::Store(&store),
         &mut no_promql,
+        &podgate::peers::NoPeers(""),
         None,
         second,
     );

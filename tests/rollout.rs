@@ -28,11 +28,11 @@ use support::{
     unique_loopback_ip, wait_for,
 };
 
-const GATE: &str = "podgate.dev/rollout-healthy";
+pub(crate) const GATE: &str = "podgate.dev/rollout-healthy";
 /// The Deployment's `progressDeadlineSeconds`: short, so the held rollout is reported soon.
 const PROGRESS_DEADLINE: i32 = 20;
-const REPLICAS: usize = 3;
-const APP: &str = "web";
+pub(crate) const REPLICAS: usize = 3;
+pub(crate) const APP: &str = "web";
 
 /// The rule's expression and thresholds: under 1% of requests fail. A pod with no request
 /// counters yet (or not two scrapes of them) has no data, which fails.
@@ -75,7 +75,7 @@ fn promql_rule() -> String {
     )
 }
 
-async fn create_app(scene: &Scene, node: &str, port: u16) {
+pub(crate) async fn create_app(scene: &Scene, node: &str, port: u16) {
     Api::<Service>::namespaced(scene.admin.clone(), scene.name())
         .create(&PostParams::default(), &service(APP))
         .await
@@ -97,13 +97,13 @@ async fn create_app(scene: &Scene, node: &str, port: u16) {
         .unwrap_or_else(|e| panic!("creating Deployment {APP}: {e}"));
 }
 
-fn gate_is(p: &support::fleet::PodSummary, status: &str) -> bool {
+pub(crate) fn gate_is(p: &support::fleet::PodSummary, status: &str) -> bool {
     p.gate.as_deref() == Some(status)
 }
 
 /// While the rollout to v2 is held: v1 keeps all its pods available and ready endpoints, v2
 /// has no available pod, and no v2 pod is Ready, gated True or a ready endpoint.
-fn held(v: &RolloutView) -> Result<(), String> {
+pub(crate) fn held(v: &RolloutView) -> Result<(), String> {
     if let Some(old) = v.replica_set("v1") {
         let n = REPLICAS as i32;
         if old.desired != n || old.available != n || old.ready != n {
@@ -147,43 +147,11 @@ async fn hold_and_release(
     daemon: &Daemon,
     fleet: &Fleet,
 ) {
-    let n = REPLICAS as i32;
-    rollout
-        .wait(
-            "v1 rolled out: 3 pods available, gated True and ready endpoints",
-            ROLLOUT_TIMEOUT,
-            daemon,
-            Some(fleet),
-            |v| {
-                let counts = v.deployment_counts();
-                let v1 = v.pods_of("v1");
-                let ready_endpoints = v.endpoints.iter().filter(|e| e.ready == Some(true)).count();
-                if counts == (n, n, n, n)
-                    && v1.len() == REPLICAS
-                    && v1.iter().all(|p| gate_is(p, "True"))
-                    && ready_endpoints == REPLICAS
-                {
-                    Check::Done(())
-                } else {
-                    Check::Wait(format!(
-                        "counts {counts:?}, {ready_endpoints} ready endpoints"
-                    ))
-                }
-            },
-        )
-        .await;
+    wait_v1(rollout, daemon, fleet).await;
 
     // Roll to v2, which fails 30% of its requests.
     traffic.set_error_ratio("v2", 0.3);
-    let patch = json!({ "spec": { "template": {
-        "metadata": { "labels": { "version": "v2" } },
-        "spec": { "containers": [{ "name": support::pods::CONTAINER, "image": "registry.invalid/web:v2" }] },
-    }}});
-    rollout
-        .deployments()
-        .patch(APP, &PatchParams::default(), &Patch::Strategic(patch))
-        .await
-        .unwrap_or_else(|e| panic!("rolling {APP} to v2: {e}"));
+    roll_to_v2(rollout).await;
 
     // One new pod (maxSurge 1), which podgate holds: gate False once its data shows the errors.
     let new_pod = rollout
@@ -269,6 +237,72 @@ async fn hold_and_release(
 
     // v2 heals: its gate turns True, and the rollout goes through one pod at a time.
     traffic.set_error_ratio("v2", 0.0);
+    wait_v2_complete(rollout, daemon, fleet, |_| Ok(())).await;
+    let gate = support::scene::gate_of_pod(
+        &pods
+            .get(&new_pod)
+            .await
+            .unwrap_or_else(|e| panic!("reading pod {new_pod}: {e}")),
+        GATE,
+    );
+    assert_eq!(
+        gate.as_ref().map(|g| g.status.as_str()),
+        Some("True"),
+        "the first v2 pod, held before, is gated True after healing: {gate:?}"
+    );
+}
+
+/// Waits for the first rollout: v1's pods available, gated True and ready endpoints.
+pub(crate) async fn wait_v1(rollout: &Rollout<'_>, daemon: &Daemon, fleet: &Fleet) {
+    let n = REPLICAS as i32;
+    rollout
+        .wait(
+            "v1 rolled out: 3 pods available, gated True and ready endpoints",
+            ROLLOUT_TIMEOUT,
+            daemon,
+            Some(fleet),
+            |v| {
+                let counts = v.deployment_counts();
+                let v1 = v.pods_of("v1");
+                let ready_endpoints = v.endpoints.iter().filter(|e| e.ready == Some(true)).count();
+                if counts == (n, n, n, n)
+                    && v1.len() == REPLICAS
+                    && v1.iter().all(|p| gate_is(p, "True"))
+                    && ready_endpoints == REPLICAS
+                {
+                    Check::Done(())
+                } else {
+                    Check::Wait(format!(
+                        "counts {counts:?}, {ready_endpoints} ready endpoints"
+                    ))
+                }
+            },
+        )
+        .await;
+}
+
+/// Rolls the Deployment to v2: a new pod template, so a new ReplicaSet and revision.
+pub(crate) async fn roll_to_v2(rollout: &Rollout<'_>) {
+    let patch = json!({ "spec": { "template": {
+        "metadata": { "labels": { "version": "v2" } },
+        "spec": { "containers": [{ "name": support::pods::CONTAINER, "image": "registry.invalid/web:v2" }] },
+    }}});
+    rollout
+        .deployments()
+        .patch(APP, &PatchParams::default(), &Patch::Strategic(patch))
+        .await
+        .unwrap_or_else(|e| panic!("rolling {APP} to v2: {e}"));
+}
+
+/// Waits for the rollout to v2 to complete: 3 v2 pods available, gated True and ready
+/// endpoints, v1 scaled to 0. `invariant` must hold at every poll on the way.
+pub(crate) async fn wait_v2_complete(
+    rollout: &Rollout<'_>,
+    daemon: &Daemon,
+    fleet: &Fleet,
+    invariant: impl Fn(&RolloutView) -> Result<(), String>,
+) {
+    let n = REPLICAS as i32;
     rollout
         .wait(
             "the rollout to v2 complete: 3 v2 pods available and ready endpoints, v1 at 0",
@@ -276,6 +310,9 @@ async fn hold_and_release(
             daemon,
             Some(fleet),
             |v| {
+                if let Err(why) = invariant(v) {
+                    return Check::Fail(why);
+                }
                 let counts = v.deployment_counts();
                 let old = v.replica_set("v1");
                 let v2 = v.pods_of("v2");
@@ -305,42 +342,64 @@ async fn hold_and_release(
             },
         )
         .await;
-    let gate = support::scene::gate_of_pod(
-        &pods
-            .get(&new_pod)
-            .await
-            .unwrap_or_else(|e| panic!("reading pod {new_pod}: {e}")),
-        GATE,
-    );
-    assert_eq!(
-        gate.as_ref().map(|g| g.status.as_str()),
-        Some("True"),
-        "the first v2 pod, held before, is gated True after healing: {gate:?}"
-    );
 }
 
 /// A Service and a gated Deployment run by the stand-in kubelet (Ready computed as a kubelet
 /// does), podgate with `rules_yaml` scraping each pod, and the hold-and-release story.
 async fn rollout_with_the_stand_in_kubelet(prefix: &str, rules_yaml: &str) -> Daemon {
-    let cp = ControlPlane::get();
-    cp.assert_controller_manager_running();
-    let scene = Scene::new(prefix).await;
-    let traffic = Traffic::new();
-    let port = free_port();
-    let fleet = Fleet::stand_in(
-        cp,
-        scene.admin.clone(),
-        scene.name(),
-        port,
-        traffic.by_version(),
-    );
-    let rules = rules_dir(rules_yaml);
-    let daemon = Daemon::start(rules.path(), scene.name(), &[]);
-    daemon.wait_ready().await;
-    create_app(&scene, TEST_NODE, port).await;
-    let rollout = Rollout::new(cp, scene.admin.clone(), scene.name(), APP, GATE);
-    hold_and_release(&rollout, &traffic, &daemon, &fleet).await;
-    daemon
+    let app = StandInApp::start(prefix, rules_yaml, Traffic::new()).await;
+    let rollout = app.rollout();
+    hold_and_release(&rollout, &app.traffic, &app.daemon, &app.fleet).await;
+    app.daemon
+}
+
+/// A gated Deployment (v1, [`REPLICAS`] pods) behind a Service, run by the stand-in kubelet
+/// with `traffic`, and podgate with `rules_yaml` scraping each pod.
+pub(crate) struct StandInApp {
+    pub cp: &'static ControlPlane,
+    pub scene: Scene,
+    pub traffic: Traffic,
+    pub fleet: Fleet,
+    pub daemon: Daemon,
+    pub rules: tempfile::TempDir,
+}
+
+impl StandInApp {
+    pub(crate) async fn start(prefix: &str, rules_yaml: &str, traffic: Traffic) -> StandInApp {
+        let cp = ControlPlane::get();
+        cp.assert_controller_manager_running();
+        let scene = Scene::new(prefix).await;
+        let port = free_port();
+        let fleet = Fleet::stand_in(
+            cp,
+            scene.admin.clone(),
+            scene.name(),
+            port,
+            traffic.by_version(),
+        );
+        let rules = rules_dir(rules_yaml);
+        let daemon = Daemon::start(rules.path(), scene.name(), &[]);
+        daemon.wait_ready().await;
+        create_app(&scene, TEST_NODE, port).await;
+        StandInApp {
+            cp,
+            scene,
+            traffic,
+            fleet,
+            daemon,
+            rules,
+        }
+    }
+
+    pub(crate) fn rollout(&self) -> Rollout<'static> {
+        Rollout::new(
+            self.cp,
+            self.scene.admin.clone(),
+            self.scene.name(),
+            APP,
+            GATE,
+        )
+    }
 }
 
 /// The same on the hollow node: the real kubelet computes Ready, and podgate reads each pod's

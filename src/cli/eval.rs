@@ -8,13 +8,16 @@ use std::time::Duration;
 use crate::controller::target::{Target, resolve};
 use crate::decision::Outcome;
 use crate::evaluate::{RuleEvaluation, ScrapeInput, VarResult, evaluate_rule};
+use crate::expr::format_value;
 use crate::kube::watch::{PodSnapshot, pod_snapshot};
+use crate::peers::{GroupId, NoPeers, PeerIndex, PeerLookup, PeerReading, PodPeers};
 use crate::query::{Interest, SeriesStore, StoreLimits};
-use crate::rules::{self, Rule, VarSource};
+use crate::rules::{self, PeersSpec, Rule, VarSource};
+use crate::source::body;
 use crate::source::prometheus::{PodFacts, PrometheusClient, PrometheusConfig};
-use crate::source::{body, scrape};
 use k8s_openapi::api::core::v1::Pod;
 
+use super::eval_peers::{self, Body};
 use super::samples::{InputFormat, read_file};
 use super::{EXIT_FAIL, EXIT_INVALID, EXIT_OK, EXIT_USAGE, fail};
 
@@ -48,7 +51,7 @@ pub struct Args {
     /// interval apart (rate() and increase() need two).
     #[arg(long)]
     metrics_file: Vec<PathBuf>,
-    /// Give a variable's value (e.g. a promql: variable): NAME=NUMBER.
+    /// Give a variable's value (e.g. a promql: or peers: variable): NAME=NUMBER.
     #[arg(long = "set", value_name = "NAME=NUMBER")]
     set: Vec<String>,
 }
@@ -98,6 +101,16 @@ pub fn run(args: Args) -> i32 {
         },
         None => None,
     };
+    // With --pod, a rule comparing the pod with its peers reads them live too.
+    let peer_pods = match (&pod, rule.uses_peers()) {
+        (Some(p), true) => {
+            match super::block_on(eval_peers::list(args.kubeconfig.as_deref(), &rule, p)) {
+                Ok(Ok(peers)) => peers,
+                Ok(Err(e)) | Err(e) => return fail(EXIT_INVALID, e),
+            }
+        }
+        _ => Vec::new(),
+    };
     let url = match (&pod, &args.metrics_url) {
         (_, Some(u)) => Some(u.clone()),
         (Some(p), None) if rule.uses_scrape() => match pod_endpoint(&rule, p) {
@@ -106,10 +119,26 @@ pub fn run(args: Args) -> i32 {
         },
         _ => None,
     };
-    let bodies = match collect_bodies(&args, url.as_deref(), &rule) {
-        Ok(b) => b,
-        Err(e) => return fail(EXIT_INVALID, e),
-    };
+    // Each peer's endpoint, or why it has none.
+    let peer_urls: Vec<Result<String, String>> = peer_pods
+        .iter()
+        .filter(|_| rule.uses_scrape())
+        .map(|p| pod_endpoint(&rule, p).map_err(|e| format!("pod {}: {e}", p.key)))
+        .collect();
+    let live_peer_urls: Vec<String> = peer_urls.iter().filter_map(|u| u.clone().ok()).collect();
+    let (bodies, mut peer_scrapes) =
+        match collect_bodies(&args, url.as_deref(), &live_peer_urls, &rule) {
+            Ok(b) => b,
+            Err(e) => return fail(EXIT_INVALID, e),
+        };
+    let mut peer_bodies: Vec<Result<Vec<Body>, String>> = Vec::new();
+    for u in &peer_urls {
+        peer_bodies.push(match u {
+            Ok(_) if !peer_scrapes.is_empty() => peer_scrapes.remove(0),
+            Ok(_) => Err("not scraped".to_string()),
+            Err(e) => Err(e.clone()),
+        });
+    }
     if let (Some(p), Some(prom)) = (&pod, &args.prometheus_url) {
         let fetched = super::block_on(pod_promql(&args, prom, &rule, p));
         match fetched {
@@ -121,17 +150,16 @@ pub fn run(args: Args) -> i32 {
             Ok(Err(e)) | Err(e) => return fail(EXIT_INVALID, e),
         }
     }
-    let mut store = SeriesStore::new(Interest::new(rule.scrape_queries()), StoreLimits::default());
     let step = i64::try_from(rule.interval.as_millis()).unwrap_or(i64::MAX);
-    let mut now = 0i64;
-    let mut scrape_error = None;
-    for (i, scraped) in bodies.iter().enumerate() {
-        now = step * i64::try_from(i).unwrap_or(0);
-        if let Err(e) = body::ingest(&mut store, now, scraped, usize::MAX) {
-            scrape_error = Some(format!("scrape {}: {e}", i + 1));
-            break;
-        }
-    }
+    // Every store's last scrape lands on `now`, the target's and its peers' alike.
+    let rounds = peer_bodies
+        .iter()
+        .filter_map(|b| b.as_ref().ok().map(Vec::len))
+        .chain([bodies.len()])
+        .max()
+        .unwrap_or(0);
+    let now = step.saturating_mul(i64::try_from(rounds.saturating_sub(1)).unwrap_or(0));
+    let (store, scrape_error) = ingest_all(&rule, &bodies, now, step);
     let input = match &scrape_error {
         Some(e) => ScrapeInput::Failed(e),
         None => ScrapeInput::Store(&store),
@@ -143,12 +171,132 @@ pub fn run(args: Args) -> i32 {
             "not given: use --pod with --prometheus-url, or --set NAME=NUMBER".into(),
         ),
     };
-    let result = evaluate_rule(&rule, input, &mut promql, None, now);
+    let index = match &pod {
+        Some(_) => peer_index(&args, &rule, &peer_pods, &peer_bodies, now, step),
+        None => PeerIndex::new(),
+    };
+    let result = match &pod {
+        Some(p) => {
+            let live = PodPeers {
+                index: &index,
+                namespace: &p.key.namespace,
+                pod: &p.key.name,
+                labels: &p.info.labels,
+                owner: p.owner.as_ref(),
+                list: true,
+            };
+            let peers = Given {
+                given: &given,
+                peers: &live,
+            };
+            evaluate_rule(&rule, input, &mut promql, &peers, None, now)
+        }
+        None => {
+            let none = NoPeers(
+                "peers are read from the pod's live peers: use --pod, or --set NAME=NUMBER",
+            );
+            let peers = Given {
+                given: &given,
+                peers: &none,
+            };
+            evaluate_rule(&rule, input, &mut promql, &peers, None, now)
+        }
+    };
     print_report(&rule, &result);
     match result.evaluation.outcome {
         Outcome::Pass => EXIT_OK,
         Outcome::Fail | Outcome::NoData | Outcome::Warming => EXIT_FAIL,
         Outcome::Error => EXIT_INVALID,
+    }
+}
+
+/// A store holding `bodies`, scraped one `step` apart, the last at `now`; or the first error.
+fn ingest_all(rule: &Rule, bodies: &[Body], now: i64, step: i64) -> (SeriesStore, Option<String>) {
+    let mut store = SeriesStore::new(Interest::new(rule.scrape_queries()), StoreLimits::default());
+    let n = i64::try_from(bodies.len()).unwrap_or(0);
+    for (i, scraped) in bodies.iter().enumerate() {
+        let back = n - 1 - i64::try_from(i).unwrap_or(0);
+        let at = now.saturating_sub(step.saturating_mul(back));
+        if let Err(e) = body::ingest(&mut store, at, scraped, usize::MAX) {
+            return (store, Some(format!("scrape {}: {e}", i + 1)));
+        }
+    }
+    (store, None)
+}
+
+/// Evaluates each live peer's own variables at `now`, as the daemon's last evaluation of it
+/// would have, and indexes what they leave for the pod. A peer that cannot be evaluated is
+/// reported and left out.
+fn peer_index(
+    args: &Args,
+    rule: &Rule,
+    peers: &[PodSnapshot],
+    bodies: &[Result<Vec<Body>, String>],
+    now: i64,
+    step: i64,
+) -> PeerIndex {
+    let mut index = PeerIndex::new();
+    for (i, peer) in peers.iter().enumerate() {
+        let scraped = bodies.get(i);
+        let (store, error) = match scraped {
+            Some(Ok(b)) => ingest_all(rule, b, now, step),
+            Some(Err(e)) => (ingest_all(rule, &[], now, step).0, Some(e.clone())),
+            None => (ingest_all(rule, &[], now, step).0, None),
+        };
+        let input = match &error {
+            Some(e) => ScrapeInput::Failed(e),
+            None => ScrapeInput::Store(&store),
+        };
+        let values = match &args.prometheus_url {
+            Some(prom) => match super::block_on(pod_promql(args, prom, rule, peer)) {
+                Ok(Ok(v)) => v,
+                Ok(Err(e)) | Err(e) => {
+                    eprintln!("podgate: peer {}: {e}", peer.key);
+                    BTreeMap::new()
+                }
+            },
+            None => BTreeMap::new(),
+        };
+        let mut promql = |v: &rules::Var| match values.get(&v.name) {
+            Some(Some(x)) => VarResult::Value(*x),
+            _ => VarResult::NoData("no value from Prometheus (--prometheus-url)".into()),
+        };
+        let own = evaluate_rule(rule, input, &mut promql, &NoPeers(""), None, now);
+        if let Some(e) = &error {
+            eprintln!("podgate: peer {}: {e}", peer.key);
+        }
+        let Some(group) = rule.peers.group(&peer.info.labels, peer.owner.as_ref()) else {
+            continue;
+        };
+        let id = GroupId {
+            rule: rule.name.clone(),
+            namespace: peer.key.namespace.clone(),
+            group,
+        };
+        let revision = rule.peers.revision(&peer.info.labels);
+        index.record(&id, &peer.key.name, revision, now, own.peer_values(rule));
+    }
+    index
+}
+
+/// One endpoint's bodies, or why it has none.
+type PeerBodies = Result<Vec<Body>, String>;
+
+/// `--set` values for `peers:` variables win over what the peers say.
+struct Given<'a> {
+    given: &'a BTreeMap<String, Option<f64>>,
+    peers: &'a dyn PeerLookup,
+}
+
+impl PeerLookup for Given<'_> {
+    fn read(&self, rule: &Rule, name: &str, spec: &PeersSpec, now_ms: i64) -> PeerReading {
+        match self.given.get(name) {
+            Some(Some(x)) => PeerReading {
+                result: VarResult::Value(*x),
+                summary: None,
+            },
+            _ => self.peers.read(rule, name, spec, now_ms),
+        }
     }
 }
 
@@ -223,47 +371,45 @@ async fn pod_promql(
     Ok(out)
 }
 
+/// The target's bodies (from --metrics-file, else scraped from `url`) and each peer URL's,
+/// scraped together: twice, one rule interval apart, when the rule uses rate() or increase().
 fn collect_bodies(
     args: &Args,
     url: Option<&str>,
+    peer_urls: &[String],
     rule: &Rule,
-) -> Result<Vec<scrape::Scraped>, String> {
-    if !args.metrics_file.is_empty() {
-        return args
-            .metrics_file
+) -> Result<(Vec<Body>, Vec<PeerBodies>), String> {
+    let from_files = !args.metrics_file.is_empty();
+    let mut urls: Vec<String> = Vec::new();
+    let target_live = !from_files && url.is_some();
+    if let (true, Some(u)) = (target_live, url) {
+        urls.push(u.to_string());
+    }
+    urls.extend(peer_urls.iter().cloned());
+    let needs_history = rule.scrape_queries().any(|q| q.range_ms() > 0);
+    let rounds = if needs_history { 2 } else { 1 };
+    let timeout = rule.timeout.max(Duration::from_secs(1));
+    let mut scraped = if urls.is_empty() {
+        Vec::new()
+    } else {
+        super::block_on(eval_peers::scrape_rounds(
+            &urls,
+            rounds,
+            rule.interval,
+            timeout,
+        ))??
+    };
+    let target = if from_files {
+        args.metrics_file
             .iter()
             .map(|p| read_file(p, InputFormat::Auto))
-            .collect();
-    }
-    let Some(url) = url else {
-        return Ok(Vec::new());
+            .collect::<Result<_, _>>()?
+    } else if target_live {
+        scraped.remove(0)?
+    } else {
+        Vec::new()
     };
-    let needs_history = rule.scrape_queries().any(|q| q.range_ms() > 0);
-    let client = reqwest::Client::builder()
-        .build()
-        .map_err(|e| format!("HTTP client: {e}"))?;
-    let timeout = rule.timeout.max(Duration::from_secs(1));
-    let interval = rule.interval;
-    let url = url.to_string();
-    super::block_on(async move {
-        let mut out = Vec::new();
-        let first = scrape::fetch(&client, &url, timeout, scrape::DEFAULT_BODY_LIMIT)
-            .await
-            .map_err(|e| e.to_string())?;
-        out.push(first);
-        if needs_history {
-            eprintln!(
-                "podgate: the rule uses rate()/increase(): scraping again in {}s",
-                interval.as_secs()
-            );
-            tokio::time::sleep(interval).await;
-            let second = scrape::fetch(&client, &url, timeout, scrape::DEFAULT_BODY_LIMIT)
-                .await
-                .map_err(|e| e.to_string())?;
-            out.push(second);
-        }
-        Ok(out)
-    })?
+    Ok((target, scraped))
 }
 
 fn print_report(rule: &Rule, r: &RuleEvaluation) {
@@ -278,6 +424,35 @@ fn print_report(rule: &Rule, r: &RuleEvaluation) {
             v.result,
             width = width
         );
+        if let Some(s) = &v.peers {
+            let revision = s.revision.as_deref().unwrap_or("none");
+            println!(
+                "  {:width$}  peers of {} (this pod's revision: {revision}), {} of them:",
+                "",
+                s.group,
+                s.of,
+                width = width
+            );
+            for p in &s.listed {
+                println!(
+                    "  {:width$}    {}  revision {}  {} = {}",
+                    "",
+                    p.pod,
+                    p.revision.as_deref().unwrap_or("none"),
+                    s.var,
+                    format_value(p.value),
+                    width = width
+                );
+            }
+            if s.stale > 0 {
+                println!(
+                    "  {:width$}    ({} more without a value)",
+                    "",
+                    s.stale,
+                    width = width
+                );
+            }
+        }
     }
     println!("expr: {}", rule.expr_text);
     println!(

@@ -4,6 +4,7 @@
 
 mod check;
 mod eval;
+mod eval_peers;
 mod run;
 mod samples;
 mod test;

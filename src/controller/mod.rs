@@ -5,6 +5,7 @@
 //! Gate updates go out on one channel to the single writer, which writes only while it may
 //! (leader, not dry run).
 
+pub mod peers;
 pub mod pod;
 pub mod promql;
 pub mod target;
@@ -132,6 +133,8 @@ pub struct Shared {
     /// The Prometheus source, when configured.
     pub prometheus: Option<Arc<PrometheusClient>>,
     pub batches: promql::Batches,
+    /// Every pod's latest values, for `peers:` variables.
+    pub peers: peers::SharedPeers,
 }
 
 struct PodTask {
@@ -185,6 +188,7 @@ impl Controller {
             store_limits: settings.store_limits,
             prometheus,
             batches: promql::Batches::default(),
+            peers: peers::SharedPeers::default(),
         });
         let (results_tx, results_rx) = mpsc::channel(1024);
         shared
@@ -367,6 +371,7 @@ impl Controller {
     /// Drops everything kept for a pod that is gone or going.
     fn forget(&mut self, key: &PodKey) {
         self.engine.remove_pod(key);
+        self.shared.peers.remove_pod(key);
         self.snapshots.remove(key);
         self.tasks.remove(key);
         self.unowned_logged.remove(key);
@@ -388,17 +393,21 @@ impl Controller {
     fn sync_task(&mut self, key: &PodKey) {
         let Some(snap) = self.snapshots.get(key) else {
             self.tasks.remove(key);
+            self.shared.peers.remove_pod(key);
             return;
         };
-        let rules = self.engine.rules_for(key);
+        // A startup rule done with the pod evaluates it no more.
+        let rules = self.engine.rules_to_evaluate(key);
         let (Some(ip), Some(ready_since), false) = (
             snap.pod_ip,
             snap.info.containers_ready_since,
             rules.is_empty() || !snap.evaluable(),
         ) else {
             self.tasks.remove(key);
+            self.shared.peers.remove_pod(key);
             return;
         };
+        self.shared.peers.sync_pod(snap, &rules);
         let spread = rules
             .iter()
             .filter(|r| {
@@ -419,6 +428,7 @@ impl Controller {
             },
             node: snap.node_name.clone(),
             labels: snap.info.labels.clone(),
+            owner: snap.owner.clone(),
             ready_since,
             rules,
             spread,
@@ -430,6 +440,7 @@ impl Controller {
                     && cur.target == cfg.target
                     && cur.ready_since == cfg.ready_since
                     && cur.labels == cfg.labels
+                    && cur.owner == cfg.owner
                     && cur.node == cfg.node
                     && cur.rules.len() == cfg.rules.len()
                     && cur
@@ -466,10 +477,14 @@ impl Controller {
             .engine
             .state(&msg.key, &rule.name)
             .and_then(|s| s.verdict().cloned());
+        let was_done = self.engine.done(&msg.key, &rule.name);
         let observed = self.engine.observe_for(&msg.key, rule, eval, msg.at_ms);
         let Some(step) = observed.step else {
             return;
         };
+        if !was_done && let Some(snap) = self.snapshots.get(&msg.key) {
+            self.shared.peers.record(rule, snap, &msg.result, msg.at_ms);
+        }
         if step.held_by_panic {
             self.shared.metrics.panic_hold(&rule.name);
         }
@@ -500,6 +515,10 @@ impl Controller {
         if let Some(update) = observed.update {
             self.send(vec![update]).await;
         }
+        if step.changed && self.engine.done(&msg.key, &rule.name) {
+            info!(pod = %msg.key, rule = %rule.name, "startup rule done: the pod is no longer evaluated");
+            self.sync_task(&msg.key);
+        }
     }
 
     /// Loads the rules directory on a blocking thread and sends the outcome to the loop.
@@ -519,6 +538,7 @@ impl Controller {
         match loaded {
             Ok(set) => {
                 let updates = self.engine.set_rules(&set);
+                self.shared.peers.reload(&self.rules, &set);
                 info!(rules = set.len(), "rules reloaded");
                 for w in &set.warnings {
                     warn!("{w}");
@@ -573,6 +593,12 @@ impl Controller {
             .metrics
             .pods_tracked
             .set(i64::try_from(tracked).unwrap_or(i64::MAX));
+        let modes = self.engine.mode_counts();
+        self.shared.metrics.set_pods_by_mode(
+            modes.continuous,
+            modes.startup_evaluating,
+            modes.startup_done,
+        );
         // A count that only grows while the pods do not is a leak (the soak watches it).
         let tasks = tokio::runtime::Handle::current()
             .metrics()

@@ -14,6 +14,7 @@ use super::target::{Endpoint, Target, resolve};
 use crate::decision::cap_message;
 use crate::decision::engine::PodKey;
 use crate::evaluate::{RuleEvaluation, ScrapeInput, evaluate_rule};
+use crate::peers::PodOwner;
 use crate::query::{Interest, SeriesStore};
 use crate::rules::Rule;
 use crate::source::body;
@@ -29,6 +30,8 @@ pub struct PodConfig {
     pub target: Target,
     pub node: Option<String>,
     pub labels: BTreeMap<String, String>,
+    /// The workload owning the pod (its default peer group).
+    pub owner: Option<PodOwner>,
     /// When ContainersReady turned True (ms).
     pub ready_since: i64,
     pub rules: Vec<Arc<Rule>>,
@@ -255,6 +258,7 @@ pub async fn run(
                 &rule,
                 input,
                 &mut |v| promql.take(v),
+                &shared.peers.lookup(&cfg),
                 Some(cfg.ready_since),
                 now,
             );

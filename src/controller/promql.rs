@@ -51,7 +51,7 @@ impl Batches {
 fn batched_vars(rule: &Rule) -> impl Iterator<Item = &Var> {
     rule.vars.iter().filter(|v| match &v.source {
         VarSource::Promql(t) => t.is_batched(),
-        VarSource::Scrape(_) => false,
+        VarSource::Scrape(_) | VarSource::Peers(_) => false,
     })
 }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use super::gate::{self, Override, RuleVerdict};
 use super::state::{Params, PodFacts, RuleState, Step};
 use super::{Condition, Evaluation, Reason};
-use crate::rules::{Rule, RuleSet};
+use crate::rules::{Mode, Rule, RuleSet};
 
 /// A pod's identity: namespace and name (ordered so a namespace is one contiguous range).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -81,6 +81,16 @@ struct PodEntry {
     gates: BTreeMap<String, Option<Condition>>,
 }
 
+/// (pod, rule) pairs by the rule's mode, for `podgate_rule_pods{mode,state}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ModeCounts {
+    pub continuous: usize,
+    /// `mode: startup`, the pod not let in yet: still evaluated.
+    pub startup_evaluating: usize,
+    /// `mode: startup`, the pod let in: no longer evaluated.
+    pub startup_done: usize,
+}
+
 /// Counts of rule verdicts, for `podgate_gates{rule,status}`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct VerdictCounts {
@@ -138,6 +148,39 @@ impl Engine {
             .iter()
             .find(|t| t.rule.name == rule)
             .map(|t| &t.state)
+    }
+
+    /// The rules that still evaluate a pod: those covering it, less the `mode: startup` ones
+    /// that have let it in.
+    pub fn rules_to_evaluate(&self, key: &PodKey) -> Vec<Arc<Rule>> {
+        self.pods
+            .get(key)
+            .map(|e| {
+                e.tracked
+                    .iter()
+                    .filter(|t| !t.state.done())
+                    .map(|t| t.rule.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Whether `rule` is a `mode: startup` rule done with the pod (it set the gate True).
+    pub fn done(&self, key: &PodKey, rule: &str) -> bool {
+        self.state(key, rule).is_some_and(RuleState::done)
+    }
+
+    /// Every tracked (pod, rule) pair by the rule's mode.
+    pub fn mode_counts(&self) -> ModeCounts {
+        let mut c = ModeCounts::default();
+        for t in self.pods.values().flat_map(|e| &e.tracked) {
+            match (t.rule.mode, t.state.done()) {
+                (Mode::Continuous, _) => c.continuous += 1,
+                (Mode::Startup, false) => c.startup_evaluating += 1,
+                (Mode::Startup, true) => c.startup_done += 1,
+            }
+        }
+        c
     }
 
     /// The condition last computed for a gate of a pod (None: undecided or not podgate's).
@@ -765,6 +808,45 @@ mod tests {
         e.upsert_pod(key.clone(), pod("2"));
         assert_eq!(e.state(&key, "r").map(|s| s.fail_streak()), Some(0));
         assert!(e.state(&key, "r").is_some_and(|s| s.verdict().is_none()));
+    }
+
+    #[test]
+    fn a_startup_rule_done_with_a_pod_stops_evaluating_it_also_after_a_restart() {
+        let set = rules(&format!(
+            "rules:\n{}{}",
+            rule("warm", "    mode: startup\n").replace(GATE, "example.com/warm"),
+            rule("cont", "")
+        ));
+        let mut e = Engine::new(&set);
+        let key = PodKey::new("ns", "p");
+        let mut info = pod("1");
+        info.gates.push("example.com/warm".into());
+        e.upsert_pod(key.clone(), info.clone());
+        let names = |rs: Vec<Arc<Rule>>| rs.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(e.rules_to_evaluate(&key)), ["warm", "cont"]);
+        let up = e.observe(&key, "warm", &ev(Outcome::Pass), 0).update;
+        assert_eq!(up.as_ref().map(|u| u.condition.status), Some(true));
+        assert!(e.done(&key, "warm"));
+        assert_eq!(names(e.rules_to_evaluate(&key)), ["cont"]);
+        assert_eq!(e.observe(&key, "warm", &ev(Outcome::Fail), 1).update, None);
+        assert_eq!(
+            e.mode_counts(),
+            ModeCounts {
+                continuous: 1,
+                startup_evaluating: 0,
+                startup_done: 1
+            }
+        );
+        // A new podgate finds the gate True on the pod: done at once, nothing to write.
+        let mut fresh = Engine::new(&set);
+        let mut seen = info;
+        seen.conditions.insert(
+            "example.com/warm".into(),
+            up.map(|u| u.condition).unwrap_or_else(|| unreachable!()),
+        );
+        assert!(fresh.upsert_pod(key.clone(), seen).is_empty());
+        assert_eq!(names(fresh.rules_to_evaluate(&key)), ["cont"]);
+        assert_eq!(fresh.mode_counts().startup_done, 1);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! time, which the API server reports on the wall clock).
 
 use super::{Condition, Evaluation, Outcome, Reason, cap_message};
-use crate::rules::Policy;
+use crate::rules::{Mode, Policy};
 
 /// What the state machine needs from a rule.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,6 +19,8 @@ pub struct Params<'a> {
     pub on_error: Policy,
     /// `failOpenAfter` (0 = off).
     pub fail_open_after_ms: i64,
+    /// `mode: startup`: once the verdict is True, the rule is done with the pod.
+    pub startup: bool,
 }
 
 impl<'a> Params<'a> {
@@ -32,6 +34,7 @@ impl<'a> Params<'a> {
             on_no_data: rule.on_no_data,
             on_error: rule.on_error,
             fail_open_after_ms: rule.fail_open_after.map_or(0, ms),
+            startup: rule.mode == Mode::Startup,
         }
     }
 }
@@ -63,6 +66,8 @@ pub struct RuleState {
     failing_since: Option<i64>,
     ever_true: bool,
     ever_passed: bool,
+    /// A startup rule has let the pod in: its verdict stays True and it evaluates no more.
+    done: bool,
 }
 
 /// How one evaluation counts once the rule's policies are applied.
@@ -108,6 +113,12 @@ impl RuleState {
         self.fail_streak
     }
 
+    /// Whether a `mode: startup` rule is done with the pod: it has set the gate True, keeps it
+    /// True and takes no more evaluations.
+    pub fn done(&self) -> bool {
+        self.done
+    }
+
     /// Sets a verdict directly (e.g. restored from the pod's existing condition after a
     /// restart), so a healthy pod is not re-decided from nothing.
     pub fn restore(&mut self, verdict: Condition) {
@@ -141,6 +152,9 @@ impl RuleState {
         if !verdict.status && p.fail_open_after_ms > 0 && (after_deadline || from_data) {
             self.ever_true = true;
         }
+        // A startup rule finding its gate True (set by an earlier podgate, or before a
+        // restart) is done: that is all the pod's condition can tell, and all it needs to.
+        self.done |= p.startup && verdict.status;
         self.restore(verdict);
     }
 
@@ -167,6 +181,15 @@ impl RuleState {
         now: i64,
         may_flip_false: &mut dyn FnMut() -> bool,
     ) -> Step {
+        if self.done {
+            // A startup rule that let the pod in never takes it out (e.g. a result that was
+            // in flight when it finished).
+            return Step {
+                changed: false,
+                transition: false,
+                held_by_panic: false,
+            };
+        }
         let before = self.verdict.clone();
         let mut held_by_panic = false;
         let message = || cap_message(&format!("{} (rule {})", eval.detail, p.rule));
@@ -242,6 +265,7 @@ impl RuleState {
         }
 
         self.fail_open(p, eval, pod, now);
+        self.done = p.startup && self.verdict.as_ref().is_some_and(|c| c.status);
 
         let changed = self.verdict != before;
         let transition = match (&before, &self.verdict) {
@@ -298,6 +322,7 @@ mod tests {
             on_no_data: Policy::Fail,
             on_error: Policy::Keep,
             fail_open_after_ms: 0,
+            startup: false,
         }
     }
 
@@ -622,6 +647,89 @@ mod tests {
         assert_eq!(status(&s), Some((false, Reason::MetricsUnhealthy)));
         s.observe(&p, &bad, pod, 61_000, &mut || true);
         assert_eq!(status(&s), Some((true, Reason::FailOpenTimeout)));
+    }
+
+    #[test]
+    fn a_startup_rule_is_done_once_true_and_never_turns_false() {
+        let p = Params {
+            startup: true,
+            failure_threshold: 1,
+            ..params()
+        };
+        let mut s = RuleState::default();
+        // Failures and warming before the first True count as usual.
+        feed(&mut s, &p, Outcome::Warming, 0);
+        feed(&mut s, &p, Outcome::Fail, 1);
+        assert_eq!(status(&s), Some((false, Reason::MetricsUnhealthy)));
+        assert!(!s.done());
+        let step = feed(&mut s, &p, Outcome::Pass, 2);
+        assert!(step.transition);
+        assert!(s.done());
+        for (t, o) in [
+            (3, Outcome::Fail),
+            (4, Outcome::NoData),
+            (5, Outcome::Error),
+        ] {
+            let step = feed(&mut s, &p, o, t);
+            assert!(!step.changed, "{o:?} after the pod was let in");
+        }
+        assert_eq!(status(&s), Some((true, Reason::MetricsHealthy)));
+        // The same rule in continuous mode takes the pod out.
+        let c = Params {
+            startup: false,
+            ..p.clone()
+        };
+        let mut s = RuleState::default();
+        feed(&mut s, &c, Outcome::Pass, 0);
+        feed(&mut s, &c, Outcome::Fail, 1);
+        assert_eq!(status(&s), Some((false, Reason::MetricsUnhealthy)));
+        assert!(!s.done());
+    }
+
+    #[test]
+    fn a_startup_rule_is_done_after_a_restart_that_finds_the_gate_true() {
+        let p = Params {
+            startup: true,
+            failure_threshold: 1,
+            ..params()
+        };
+        let healthy = Condition {
+            status: true,
+            reason: Reason::MetricsHealthy,
+            message: "errors=0 < 1 (rule r)".into(),
+        };
+        let mut s = RuleState::default();
+        s.restore_at(&p, healthy.clone(), Some(0), PodFacts::default());
+        assert!(s.done());
+        assert!(!feed(&mut s, &p, Outcome::Fail, 10).changed);
+        assert_eq!(s.verdict(), Some(&healthy));
+        // A False gate is not done: the rule has yet to let the pod in.
+        let mut s = RuleState::default();
+        s.restore_at(
+            &p,
+            Condition {
+                status: false,
+                reason: Reason::MetricsUnhealthy,
+                message: "x".into(),
+            },
+            Some(0),
+            PodFacts::default(),
+        );
+        assert!(!s.done());
+        feed(&mut s, &p, Outcome::Pass, 10);
+        assert!(s.done());
+        // Fail-open lets the pod in too, for good.
+        let p = Params {
+            fail_open_after_ms: 1_000,
+            ..p
+        };
+        let mut s = RuleState::default();
+        let pod = PodFacts {
+            containers_ready_since: Some(0),
+        };
+        s.observe(&p, &ev(Outcome::Fail, "bad"), pod, 1_000, &mut || true);
+        assert_eq!(status(&s), Some((true, Reason::FailOpenTimeout)));
+        assert!(s.done());
     }
 
     #[test]

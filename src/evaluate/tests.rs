@@ -111,6 +111,7 @@ impl Pod {
             &rule,
             ScrapeInput::Store(&self.store),
             promql,
+            &crate::peers::NoPeers("a single pod"),
             Some(READY_AT),
             at,
         );

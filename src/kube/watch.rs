@@ -29,6 +29,7 @@ use tokio::sync::mpsc;
 use crate::decision::engine::{PodInfo, PodKey};
 use crate::decision::gate::{OVERRIDE_ANNOTATION, Override};
 use crate::decision::{Condition, Reason};
+use crate::peers::PodOwner;
 
 /// The annotation naming the port of a pod's metrics endpoint.
 pub const PORT_ANNOTATION: &str = "prometheus.io/port";
@@ -60,6 +61,9 @@ pub struct PodSnapshot {
     /// The ports of `spec.containers[*].ports`, in declaration order: `(name, number)`; an
     /// unnamed port has the name `""`.
     pub container_ports: Vec<(String, u16)>,
+    /// The workload that owns the pod, from its controller owner reference (a Deployment's
+    /// ReplicaSet counts as the Deployment): the default peer group of `peers:` variables.
+    pub owner: Option<PodOwner>,
 }
 
 impl PodSnapshot {
@@ -183,10 +187,17 @@ pub fn pod_snapshot(pod: &Pod, ns_override: bool) -> PodSnapshot {
         })
         .unwrap_or_default();
 
+    let labels = meta.labels.clone().unwrap_or_default();
+    let owner = meta
+        .owner_references
+        .as_ref()
+        .and_then(|refs| refs.iter().find(|r| r.controller == Some(true)))
+        .map(|r| PodOwner::from_reference(&r.kind, &r.name, &labels));
+
     PodSnapshot {
         info: PodInfo {
             uid: meta.uid.clone().unwrap_or_default(),
-            labels: meta.labels.clone().unwrap_or_default(),
+            labels,
             gates,
             containers_ready_since,
             override_by,
@@ -202,6 +213,7 @@ pub fn pod_snapshot(pod: &Pod, ns_override: bool) -> PodSnapshot {
         prometheus_port: annotations.get(PORT_ANNOTATION).cloned(),
         prometheus_path: annotations.get(PATH_ANNOTATION).cloned(),
         container_ports,
+        owner,
         key,
     }
 }
@@ -731,7 +743,38 @@ mod tests {
         assert_eq!(s.phase, None);
         assert_eq!(s.pod_ip, None);
         assert!(s.container_ports.is_empty());
+        assert_eq!(s.owner, None);
         assert!(!s.evaluable());
+    }
+
+    #[test]
+    fn the_owner_is_the_controller_reference_and_a_replica_sets_deployment() {
+        let owned = |refs: serde_json::Value| {
+            pod_from(json!({
+                "metadata": {"name": "web-7d9f4c5b8-x2x9q", "namespace": "ns", "uid": "u",
+                             "labels": {"pod-template-hash": "7d9f4c5b8"},
+                             "ownerReferences": refs},
+                "spec": {"containers": [{"name": "a"}]},
+            }))
+        };
+        let rs = json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-7d9f4c5b8",
+                        "uid": "rs", "controller": true});
+        let s = pod_snapshot(&owned(json!([rs])), false);
+        assert_eq!(
+            s.owner.map(|o| o.to_string()).as_deref(),
+            Some("Deployment/web")
+        );
+        // Only the controller reference names the workload.
+        let other = json!({"apiVersion": "v1", "kind": "ConfigMap", "name": "x", "uid": "c"});
+        let sts = json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db",
+                         "uid": "s", "controller": true});
+        let s = pod_snapshot(&owned(json!([other.clone(), sts])), false);
+        assert_eq!(
+            s.owner.map(|o| o.to_string()).as_deref(),
+            Some("StatefulSet/db")
+        );
+        let s = pod_snapshot(&owned(json!([other])), false);
+        assert_eq!(s.owner, None);
     }
 
     #[test]

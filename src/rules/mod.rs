@@ -21,8 +21,8 @@ pub use load::{
 };
 pub use model::{
     DEFAULT_FAILURE_THRESHOLD, DEFAULT_INTERVAL, DEFAULT_ON_ERROR, DEFAULT_ON_NO_DATA,
-    DEFAULT_SUCCESS_THRESHOLD, DEFAULT_TIMEOUT, MaxUnavailable, Origin, Policy, Port,
-    PrometheusLabels, Rule, RuleSet, Scheme, ScrapeConfig, Var, VarSource,
+    DEFAULT_SUCCESS_THRESHOLD, DEFAULT_TIMEOUT, MaxUnavailable, Mode, Origin, PeersSpec, Policy,
+    Port, PrometheusLabels, Rule, RuleSet, Scheme, ScrapeConfig, Var, VarSource,
 };
 pub use selector::{Operator, Requirement, Selector};
 pub use validate::MAX_VARS;

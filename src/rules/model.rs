@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::diag::Diagnostic;
 use super::selector::Selector;
 use crate::expr::Expr;
+use crate::peers::{Aggregate, PeerSet, PeersSettings};
 use crate::query::{Query, Template};
 
 /// What an evaluation outcome (no data, source error) does to the gate.
@@ -149,6 +150,62 @@ impl Default for PrometheusLabels {
     }
 }
 
+/// Whether a rule keeps evaluating a pod once it has let it in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Mode {
+    /// Evaluate for as long as the pod runs.
+    #[default]
+    Continuous,
+    /// Once the rule has set the pod's gate True, stop evaluating it: the gate stays True.
+    Startup,
+}
+
+impl Mode {
+    pub const NAMES: [&'static str; 2] = ["continuous", "startup"];
+
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s {
+            "continuous" => Some(Mode::Continuous),
+            "startup" => Some(Mode::Startup),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Continuous => "continuous",
+            Mode::Startup => "startup",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A `peers:` variable: another variable of the rule, aggregated over the pod's peers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeersSpec {
+    /// The variable aggregated (a `scrape:` or `promql:` one of the same rule).
+    pub var: String,
+    pub aggregate: Aggregate,
+    pub of: PeerSet,
+    /// Fewer peers with a fresh value than this is "no data".
+    pub min_peers: u32,
+}
+
+impl PeersSpec {
+    /// The canonical text of the definition (every field, defaults included).
+    pub fn text(&self) -> String {
+        format!(
+            "{{var: {}, aggregate: {}, of: {}, minPeers: {}}}",
+            self.var, self.aggregate, self.of, self.min_peers
+        )
+    }
+}
+
 /// Where a variable's number comes from, compiled.
 #[derive(Debug, Clone)]
 pub enum VarSource {
@@ -156,13 +213,26 @@ pub enum VarSource {
     Scrape(Query),
     /// A Prometheus instant query (templated per pod, or batched per rule).
     Promql(Template),
+    /// Another variable's latest values on the pod's peers, aggregated.
+    Peers(PeersSpec),
+}
+
+impl VarSource {
+    /// `scrape`, `promql` or `peers`, as written in the rule.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            VarSource::Scrape(_) => "scrape",
+            VarSource::Promql(_) => "promql",
+            VarSource::Peers(_) => "peers",
+        }
+    }
 }
 
 /// A named number the expression reads.
 #[derive(Debug, Clone)]
 pub struct Var {
     pub name: String,
-    /// The query text as written.
+    /// The query text as written (for `peers:`, [`PeersSpec::text`]).
     pub text: String,
     pub source: VarSource,
 }
@@ -172,8 +242,19 @@ impl Var {
         matches!(self.source, VarSource::Scrape(_))
     }
 
-    fn same_definition(&self, other: &Var) -> bool {
-        self.name == other.name && self.text == other.text && self.is_scrape() == other.is_scrape()
+    /// The definition, when the variable is a `peers:` one.
+    pub fn peers(&self) -> Option<&PeersSpec> {
+        match &self.source {
+            VarSource::Peers(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Whether `other` defines the same variable (name, source kind and text).
+    pub fn same_definition(&self, other: &Var) -> bool {
+        self.name == other.name
+            && self.text == other.text
+            && self.source.kind() == other.source.kind()
     }
 }
 
@@ -210,8 +291,11 @@ pub struct Rule {
     pub fail_open_after: Option<Duration>,
     pub max_unavailable: MaxUnavailable,
     pub dry_run: bool,
+    pub mode: Mode,
     pub scrape: ScrapeConfig,
     pub prometheus: PrometheusLabels,
+    /// How `peers:` variables find the pod's peers.
+    pub peers: PeersSettings,
     /// In declaration order.
     pub vars: Vec<Var>,
     /// The expression text as written.
@@ -247,8 +331,10 @@ impl Rule {
             fail_open_after,
             max_unavailable,
             dry_run,
+            mode,
             scrape,
             prometheus,
+            peers,
             vars,
             expr_text,
             expr: _,
@@ -268,8 +354,10 @@ impl Rule {
             && *fail_open_after == other.fail_open_after
             && *max_unavailable == other.max_unavailable
             && *dry_run == other.dry_run
+            && *mode == other.mode
             && *scrape == other.scrape
             && *prometheus == other.prometheus
+            && *peers == other.peers
             && vars.len() == other.vars.len()
             && vars
                 .iter()
@@ -282,8 +370,23 @@ impl Rule {
     pub fn scrape_queries(&self) -> impl Iterator<Item = &Query> {
         self.vars.iter().filter_map(|v| match &v.source {
             VarSource::Scrape(q) => Some(q),
-            VarSource::Promql(_) => None,
+            VarSource::Promql(_) | VarSource::Peers(_) => None,
         })
+    }
+
+    /// Whether the expression reads a `peers:` variable.
+    pub fn uses_peers(&self) -> bool {
+        self.peer_sources().next().is_some()
+    }
+
+    /// The variables the `peers:` variables the expression reads aggregate: what each pod's
+    /// evaluation leaves for its peers.
+    pub fn peer_sources(&self) -> impl Iterator<Item = &str> {
+        let used = self.expr.variables();
+        self.vars
+            .iter()
+            .filter(move |v| used.contains(&v.name))
+            .filter_map(|v| v.peers().map(|p| p.var.as_str()))
     }
 
     /// Whether the rule reads the pod's own endpoint.

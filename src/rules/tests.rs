@@ -1836,3 +1836,5 @@ fn settings_that_let_a_pod_in_without_data_are_warnings_naming_the_field() {
         );
     }
 }
+
+mod peers;

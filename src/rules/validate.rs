@@ -9,14 +9,17 @@ use super::diag::{Diagnostic, Severity};
 use super::duration::{format_duration, parse_duration};
 use super::model::{
     DEFAULT_FAILURE_THRESHOLD, DEFAULT_INTERVAL, DEFAULT_ON_ERROR, DEFAULT_ON_NO_DATA,
-    DEFAULT_SUCCESS_THRESHOLD, DEFAULT_TIMEOUT, MaxUnavailable, Origin, Policy, Port,
+    DEFAULT_SUCCESS_THRESHOLD, DEFAULT_TIMEOUT, MaxUnavailable, Mode, Origin, Policy, Port,
     PrometheusLabels, Rule, Scheme, ScrapeConfig, Var, VarSource,
 };
 use super::names;
 use super::selector::{Operator, Requirement, Selector};
 use super::yaml::{self, Kind, Node, Pos};
 use crate::expr::Expr;
+use crate::peers::PeersSettings;
 use crate::query::{self, Template};
+
+mod peers;
 
 const TOP_FIELDS: &[&str] = &["rules"];
 const RULE_FIELDS: &[&str] = &[
@@ -34,8 +37,10 @@ const RULE_FIELDS: &[&str] = &[
     "failOpenAfter",
     "maxUnavailable",
     "dryRun",
+    "mode",
     "scrape",
     "prometheus",
+    "peers",
     "vars",
     "expr",
 ];
@@ -43,7 +48,7 @@ const SELECTOR_FIELDS: &[&str] = &["namespaces", "matchLabels", "matchExpression
 const EXPRESSION_FIELDS: &[&str] = &["key", "operator", "values"];
 const SCRAPE_FIELDS: &[&str] = &["port", "path", "scheme", "caFile", "insecureSkipVerify"];
 const PROMETHEUS_FIELDS: &[&str] = &["namespaceLabel", "podLabel"];
-const VAR_FIELDS: &[&str] = &["scrape", "promql"];
+const VAR_FIELDS: &[&str] = &["scrape", "promql", "peers"];
 /// Most variables one rule may define: each is a query per pod per interval.
 pub const MAX_VARS: usize = 64;
 
@@ -571,6 +576,14 @@ impl Walker<'_> {
             Some(n) => self.boolean(n, "dryRun"),
             None => Some(false),
         };
+        let mode = match get(&fields, "mode") {
+            Some(n) => self.mode(n),
+            None => Some(Mode::default()),
+        };
+        let peers = match get(&fields, "peers") {
+            Some(n) => self.peers_settings(n),
+            None => Some(PeersSettings::default()),
+        };
         let scrape = match get(&fields, "scrape") {
             Some(n) => self.scrape(n),
             None => Some(ScrapeConfig::default()),
@@ -600,6 +613,13 @@ impl Walker<'_> {
 
         if self.errors != errors_before {
             return None;
+        }
+        if let (Some(n), Some((vars, _))) = (get(&fields, "peers"), &vars) {
+            self.unused_peer_settings(n.at, vars);
+        }
+        if let (Some(n), Some(Mode::Startup), Some((vars, _))) = (get(&fields, "mode"), mode, &vars)
+        {
+            self.startup_with_peers(n.at, vars);
         }
         if let (Some(vars), Some(interval), Some(on_no_data), Some(on_error), Some(fail_open)) =
             (&vars, interval, on_no_data, on_error, &fail_open_after)
@@ -633,8 +653,10 @@ impl Walker<'_> {
             fail_open_after: fail_open_after?.filter(|d| !d.is_zero()),
             max_unavailable: max_unavailable?,
             dry_run: dry_run?,
+            mode: mode?,
             scrape: scrape?,
             prometheus: prometheus?,
+            peers: peers?,
             vars,
             expr_text,
             expr,
@@ -1186,6 +1208,7 @@ impl Walker<'_> {
         let mut ok = true;
         let mut vars = Vec::with_capacity(entries.len());
         let mut positions = Vec::with_capacity(entries.len());
+        let mut peer_refs = Vec::new();
         for (k, v) in entries {
             let Some(name) = self.string(k, "vars") else {
                 ok = false;
@@ -1221,6 +1244,24 @@ impl Walker<'_> {
             let had_unknown = self.errors != errors_before;
             let scrape = get(&fields, "scrape");
             let promql = get(&fields, "promql");
+            if let Some(p) = get(&fields, "peers") {
+                match self.peers_var(p, &path, scrape.or(promql)) {
+                    Some((spec, at)) => {
+                        peer_refs.push(peers::PeerRef {
+                            name: name.to_string(),
+                            at,
+                        });
+                        vars.push(Var {
+                            name: name.to_string(),
+                            text: spec.text(),
+                            source: VarSource::Peers(spec),
+                        });
+                        positions.push(k.at);
+                    }
+                    None => ok = false,
+                }
+                continue;
+            }
             let source = match (scrape, promql) {
                 (Some(_), Some(p)) => {
                     self.error(
@@ -1236,7 +1277,8 @@ impl Walker<'_> {
                         self.error(
                             v.at,
                             &path,
-                            "a variable needs a source: {scrape: '...'} or {promql: '...'}",
+                            "a variable needs a source: {scrape: '...'}, {promql: '...'} or \
+                             {peers: {var: ..., aggregate: ...}}",
                         );
                     }
                     None
@@ -1276,6 +1318,10 @@ impl Walker<'_> {
                 None => ok = false,
             }
         }
+        // A reference can only be checked against a complete list of variables.
+        if ok {
+            ok = self.check_peer_refs(&vars, &peer_refs);
+        }
         ok.then_some((vars, positions))
     }
 
@@ -1295,7 +1341,14 @@ impl Walker<'_> {
                 .map(|v| v.name.as_str())
                 .zip(positions.iter().copied())
                 .collect();
-            let used: BTreeSet<String> = expr.variables().into_iter().collect();
+            let mut used: BTreeSet<String> = expr.variables().into_iter().collect();
+            // The variables a used `peers:` variable aggregates are used as well.
+            let aggregated: Vec<String> = vars
+                .iter()
+                .filter(|v| used.contains(&v.name))
+                .filter_map(|v| v.peers().map(|p| p.var.clone()))
+                .collect();
+            used.extend(aggregated);
             let defined_names: Vec<&str> = defined.keys().copied().collect();
             let mut undefined = false;
             for name in &used {
@@ -1355,6 +1408,8 @@ fn warm_up(var: &Var, interval: Duration) -> Duration {
     match &var.source {
         VarSource::Scrape(q) => ms(q.range_ms()),
         VarSource::Promql(t) => ms(t.longest_range_ms()).saturating_add(interval),
+        // Its peers' values exist once the variable it aggregates has data on them.
+        VarSource::Peers(_) => Duration::ZERO,
     }
 }
 

@@ -47,6 +47,12 @@ pub struct RuleStatus {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModeState {
+    pub mode: &'static str,
+    pub state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
     pub result: String,
 }
@@ -113,6 +119,7 @@ pub struct Metrics {
     pub kube_writes: Family<ResultLabel, Counter>,
     pub kube_write_duration: Histogram,
     pub pods_tracked: Gauge,
+    pub pods_by_mode: Family<ModeState, Gauge>,
     pub pods_unowned_gates: Gauge,
     pub runtime_tasks: Gauge,
     pub writer_pending: Gauge,
@@ -141,6 +148,7 @@ impl Metrics {
             kube_writes: Family::default(),
             kube_write_duration: latency_histogram(),
             pods_tracked: Gauge::default(),
+            pods_by_mode: Family::default(),
             pods_unowned_gates: Gauge::default(),
             runtime_tasks: Gauge::default(),
             writer_pending: Gauge::default(),
@@ -210,6 +218,12 @@ impl Metrics {
             "pods_tracked",
             "Pods covered by at least one rule",
             m.pods_tracked.clone(),
+        );
+        r.register(
+            "pods_by_mode",
+            "Tracked (pod, rule) pairs by the rule's mode (continuous, startup) and whether the \
+             rule still evaluates the pod (evaluating) or, in startup mode, has let it in (done)",
+            m.pods_by_mode.clone(),
         );
         r.register(
             "pods_unowned_gates",
@@ -373,6 +387,24 @@ impl Metrics {
         });
     }
 
+    /// Sets the (pod, rule) pairs per mode: continuous, startup still evaluating, startup done.
+    pub fn set_pods_by_mode(
+        &self,
+        continuous: usize,
+        startup_evaluating: usize,
+        startup_done: usize,
+    ) {
+        for (mode, state, n) in [
+            ("continuous", "evaluating", continuous),
+            ("startup", "evaluating", startup_evaluating),
+            ("startup", "done", startup_done),
+        ] {
+            self.pods_by_mode
+                .get_or_create(&ModeState { mode, state })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+
     /// Replaces the per-rule verdict gauges (rules that went away disappear).
     pub fn set_gates<'a>(&self, counts: impl Iterator<Item = (&'a str, [(&'a str, usize); 3])>) {
         self.gates.clear();
@@ -474,6 +506,20 @@ mod tests {
             .unwrap_or_else(|| panic!("no HELP line in:\n{text}"));
         for result in crate::kube::write::WriteResult::ALL {
             assert!(help.contains(result.as_str()), "{result:?} missing: {help}");
+        }
+    }
+
+    #[test]
+    fn pods_by_mode_has_every_mode_and_state() {
+        let (m, r) = Metrics::new();
+        m.set_pods_by_mode(5, 2, 3);
+        let text = encode(&r).expect("encode");
+        for line in [
+            "podgate_pods_by_mode{mode=\"continuous\",state=\"evaluating\"} 5",
+            "podgate_pods_by_mode{mode=\"startup\",state=\"evaluating\"} 2",
+            "podgate_pods_by_mode{mode=\"startup\",state=\"done\"} 3",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
         }
     }
 

@@ -47,12 +47,27 @@ impl Daemon {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Daemon {
+        let binary = Command::new(env!("CARGO_BIN_EXE_podgate"));
+        Daemon::spawn(binary, kubeconfig, rules_dir, namespace, extra, env)
+    }
+
+    /// Starts `podgate run` with `launcher`: the podgate binary, or a command that ends by
+    /// running it (e.g. in a chroot), with the arguments of `run` appended. The paths are as
+    /// the binary sees them.
+    pub fn spawn(
+        mut launcher: Command,
+        kubeconfig: &Path,
+        rules_dir: &Path,
+        namespace: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let dir = tempfile::tempdir().expect("daemon tempdir");
         let log_path = dir.path().join("podgate.log");
         let log = std::fs::File::create(&log_path).expect("daemon log");
         let err = log.try_clone().expect("daemon log");
         let metrics_addr = free_addr();
-        let child = Command::new(env!("CARGO_BIN_EXE_podgate"))
+        let child = launcher
             .arg("run")
             .arg("--kubeconfig")
             .arg(kubeconfig)

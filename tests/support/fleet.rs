@@ -53,11 +53,14 @@ pub type PodBody = Arc<dyn Fn(&Pod) -> BodyFn + Send + Sync>;
 
 /// Request counters per version: each pod serves `http_requests_total{code="200"}` and
 /// `{code="500"}`, counters from 0 that grow by [`REQUESTS_PER_SECOND`] in all, the version's
-/// error ratio of them 5xx. Changing a ratio changes how the counters grow from then on, for
-/// every pod of that version (they stay counters: they never go down).
+/// error ratio of them 5xx (or the pod's own, when one is set). Changing a ratio changes how
+/// the counters grow from then on, for every pod of that version (they stay counters: they
+/// never go down).
 #[derive(Clone, Default)]
 pub struct Traffic {
     error_ratio: Arc<Mutex<BTreeMap<String, f64>>>,
+    /// Per pod name: a ratio of its own, over its version's.
+    pod_error_ratio: Arc<Mutex<BTreeMap<String, f64>>>,
 }
 
 impl Traffic {
@@ -70,17 +73,33 @@ impl Traffic {
         lock(&self.error_ratio).insert(version.to_string(), ratio);
     }
 
-    fn ratio(&self, version: &str) -> f64 {
-        lock(&self.error_ratio).get(version).copied().unwrap_or(0.0)
+    /// The share of pod `pod`'s requests that fail from now on, whatever its version's
+    /// (`None`: its version's again). An outlier among its peers.
+    pub fn set_pod_error_ratio(&self, pod: &str, ratio: Option<f64>) {
+        let mut pods = lock(&self.pod_error_ratio);
+        match ratio {
+            Some(r) => pods.insert(pod.to_string(), r),
+            None => pods.remove(pod),
+        };
+    }
+
+    fn ratio(&self, version: &str, pod: Option<&str>) -> f64 {
+        let own = pod.and_then(|p| lock(&self.pod_error_ratio).get(p).copied());
+        own.unwrap_or_else(|| lock(&self.error_ratio).get(version).copied().unwrap_or(0.0))
     }
 
     /// A fresh pair of counters for one pod of `version`, computed at each request.
     pub fn counters(&self, version: &str) -> BodyFn {
+        self.counters_of(version, None)
+    }
+
+    /// [`Traffic::counters`] for the pod named `pod`, which may have a ratio of its own.
+    fn counters_of(&self, version: &str, pod: Option<String>) -> BodyFn {
         let traffic = self.clone();
         let version = version.to_string();
         let state = Mutex::new((Instant::now(), 0.0f64, 0.0f64));
         Arc::new(move || {
-            let ratio = traffic.ratio(&version);
+            let ratio = traffic.ratio(&version, pod.as_deref());
             let mut s = lock(&state);
             let now = Instant::now();
             let requests = now.duration_since(s.0).as_secs_f64() * REQUESTS_PER_SECOND;
@@ -99,7 +118,7 @@ impl Traffic {
     /// Counters per pod, by the pod's [`VERSION_LABEL`] (a pod without it counts as version "").
     pub fn by_version(&self) -> PodBody {
         let traffic = self.clone();
-        Arc::new(move |pod: &Pod| traffic.counters(&version_of(pod)))
+        Arc::new(move |pod: &Pod| traffic.counters_of(&version_of(pod), pod.metadata.name.clone()))
     }
 }
 
@@ -794,6 +813,31 @@ impl<'a> Rollout<'a> {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// Polls [`Rollout::view`] for `how_long`, failing the test as soon as `invariant` does
+    /// not hold (or the controller manager, the daemon or `fleet` die).
+    pub async fn hold(
+        &self,
+        what: &str,
+        how_long: Duration,
+        daemon: &Daemon,
+        fleet: Option<&Fleet>,
+        invariant: impl Fn(&RolloutView) -> Result<(), String>,
+    ) {
+        let until = Instant::now() + how_long;
+        self.wait(
+            what,
+            how_long + ROLLOUT_TIMEOUT,
+            daemon,
+            fleet,
+            |v| match invariant(v) {
+                Err(why) => Check::Fail(why),
+                Ok(()) if Instant::now() >= until => Check::Done(()),
+                Ok(()) => Check::Wait("holding".to_string()),
+            },
+        )
+        .await;
     }
 
     async fn fail(&self, why: &str, view: &str, daemon: &Daemon) -> ! {

@@ -12,6 +12,7 @@ pub mod control_plane;
 pub mod daemon;
 pub mod exposition;
 pub mod fleet;
+pub mod manifests;
 pub mod metrics_endpoint;
 pub mod native_endpoint;
 pub mod pods;
