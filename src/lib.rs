@@ -14,10 +14,12 @@ pub mod histogram;
 pub mod kube;
 pub mod peers;
 pub mod query;
+pub mod reload;
 pub mod rules;
 pub mod ruletest;
 pub mod source;
 pub mod telemetry;
+pub mod time;
 pub mod webhook;
 
 /// Every error podgate reports. Each variant carries what the user needs to fix it.

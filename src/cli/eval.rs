@@ -13,8 +13,8 @@ use crate::kube::watch::{PodSnapshot, pod_snapshot};
 use crate::peers::{GroupId, NoPeers, PeerIndex, PeerLookup, PeerReading, PodPeers};
 use crate::query::{Interest, SeriesStore, StoreLimits};
 use crate::rules::{self, PeersSpec, Rule, VarSource};
-use crate::source::prometheus::{PodFacts, PrometheusClient, PrometheusConfig};
 use crate::source::body;
+use crate::source::prometheus::{PodFacts, PrometheusClient, PrometheusConfig};
 use k8s_openapi::api::core::v1::Pod;
 
 use super::eval_peers::{self, Body};

@@ -9,13 +9,14 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
-use crate::controller::{Controller, Settings};
+use crate::controller::{Controller, Inputs, Settings, Shared};
 use crate::kube::events::EventRecorder;
 use crate::kube::lease::{LeaderElection, LeaseConfig, daemon_namespace, default_identity};
 use crate::kube::watch::{PodWatcher, WatchScope};
 use crate::kube::write::Writer;
 use crate::query::StoreLimits;
-use crate::rules::{self, reload};
+use crate::reload;
+use crate::rules;
 use crate::source::prometheus::{BasicAuth, PrometheusClient, PrometheusConfig};
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::server::{self, Health};
@@ -314,7 +315,7 @@ async fn daemon(args: Args) -> Result<(), String> {
             None
         }
     };
-    reload::watch_sighup(reload_tx)?;
+    reload::watch_sighup(reload_tx).map_err(|e| e.to_string())?;
 
     let server_task = {
         let mut shutdown = shutdown_rx.clone();
@@ -346,10 +347,21 @@ async fn daemon(args: Args) -> Result<(), String> {
             ..StoreLimits::default()
         },
     };
-    let controller = Controller::new(settings, rules, metrics, health, updates_tx, prometheus)?
-        .publish_rules(rules_tx)
-        .resync_on(may_write_rx);
-    let controller_task = tokio::spawn(controller.run(pods_rx, reload_rx, shutdown_rx.clone()));
+    let shared = Shared::new(&settings, metrics, prometheus).map_err(|e| e.to_string())?;
+    let controller = Controller::new(
+        settings.rules_dir,
+        rules,
+        Arc::new(shared),
+        health,
+        updates_tx,
+    )
+    .publish_rules(rules_tx)
+    .resync_on(may_write_rx);
+    let controller_task = tokio::spawn(controller.run(Inputs {
+        pods: pods_rx,
+        reloads: reload_rx,
+        shutdown: shutdown_rx.clone(),
+    }));
     info!(addr = %args.metrics_addr, "podgate running");
 
     wait_for_signal().await;

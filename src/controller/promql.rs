@@ -3,17 +3,17 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use tracing::warn;
 
-use super::Shared;
-use super::pod::PodConfig;
+use super::messages::PodConfig;
+use super::shared::Shared;
 use crate::evaluate::VarResult;
+use crate::query::Template;
 use crate::rules::{Rule, Var, VarSource};
-use crate::source::prometheus::{Joined, PodFacts, PrometheusClient, join};
-use crate::telemetry::server::now_ms;
+use crate::source::prometheus::{Joined, PodFacts, PrometheusClient};
+use crate::time::{millis as ms, now_ms};
 
 /// The latest result of one batched query.
 #[derive(Debug, Clone)]
@@ -48,10 +48,11 @@ impl Batches {
     }
 }
 
-fn batched_vars(rule: &Rule) -> impl Iterator<Item = &Var> {
-    rule.vars.iter().filter(|v| match &v.source {
-        VarSource::Promql(t) => t.is_batched(),
-        VarSource::Scrape(_) | VarSource::Peers(_) => false,
+/// The rule's batched variables, each with its query.
+fn batched_vars(rule: &Rule) -> impl Iterator<Item = (&Var, &Template)> {
+    rule.vars.iter().filter_map(|v| match &v.source {
+        VarSource::Promql(t) if t.is_batched() => Some((v, t)),
+        VarSource::Promql(_) | VarSource::Scrape(_) | VarSource::Peers(_) => None,
     })
 }
 
@@ -77,12 +78,14 @@ async fn batch_loop(shared: Arc<Shared>, client: Arc<PrometheusClient>, rule: Ar
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        for v in batched_vars(&rule) {
+        for (v, template) in batched_vars(&rule) {
             let permit = shared.permits.acquire().await;
-            let result = client.query(&v.text, rule.timeout).await;
+            let result = client
+                .query_batched(template, &rule.prometheus, rule.timeout)
+                .await;
             drop(permit);
             let result = match result {
-                Ok(vector) => Ok(Arc::new(join(vector, &rule.prometheus))),
+                Ok(joined) => Ok(Arc::new(joined)),
                 Err(e) => {
                     warn!(rule = %rule.name, var = %v.name, error = %e, "batched query failed");
                     Err(e.to_string())
@@ -182,8 +185,4 @@ fn batched_value(rule: &Rule, b: &Batch, pod: &PodConfig) -> VarResult {
             Err(dup) => VarResult::Error(dup.to_string()),
         },
     }
-}
-
-fn ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }

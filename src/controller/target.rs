@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 
 use crate::rules::{Port, Scheme, ScrapeConfig};
+use crate::source::http::TlsSettings;
 
 /// The pod facts an endpoint is resolved from.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,6 +23,17 @@ pub struct Endpoint {
     pub scheme: Scheme,
     pub ca_file: Option<std::path::PathBuf>,
     pub insecure_skip_verify: bool,
+}
+
+impl Endpoint {
+    /// What picks the HTTP client that scrapes it.
+    pub fn tls(&self) -> TlsSettings<'_> {
+        TlsSettings {
+            scheme: self.scheme,
+            ca_file: self.ca_file.as_ref(),
+            insecure_skip_verify: self.insecure_skip_verify,
+        }
+    }
 }
 
 /// Resolves the endpoint, or says why there is none (the rule's evaluations then report a

@@ -157,7 +157,7 @@ async fn reload_certs(store: Arc<CertStore>) {
     dirs.dedup();
     let mut _watches = Vec::new();
     for d in &dirs {
-        match crate::rules::reload::watch_dir(d, tx.clone()) {
+        match crate::reload::watch_dir(d, tx.clone()) {
             Ok(w) => _watches.push(w),
             Err(e) => warn!(error = %e, "webhook certificate changes are seen by polling only"),
         }
@@ -169,7 +169,7 @@ async fn reload_certs(store: Arc<CertStore>) {
             _ = poll.tick() => {}
             Some(()) = rx.recv() => {
                 // A renewal writes two files: let both land.
-                tokio::time::sleep(crate::rules::reload::SETTLE).await;
+                tokio::time::sleep(crate::reload::SETTLE).await;
                 while rx.try_recv().is_ok() {}
             }
         }
