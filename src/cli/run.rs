@@ -11,7 +11,9 @@ use tracing::{error, info, warn};
 
 use crate::controller::{Controller, Inputs, Settings, Shared};
 use crate::kube::events::EventRecorder;
-use crate::kube::lease::{LeaderElection, LeaseConfig, daemon_namespace, default_identity};
+use crate::kube::lease::{
+    LeaderElection, LeaseConfig, daemon_namespace, default_identity, may_write,
+};
 use crate::kube::watch::{PodWatcher, WatchScope};
 use crate::kube::write::Writer;
 use crate::query::StoreLimits;
@@ -232,8 +234,7 @@ async fn daemon(args: Args) -> Result<(), String> {
             }))
         });
 
-    // Who may write: the leader (or everyone, without election), never in dry run, never
-    // while shutting down.
+    // Who may write: see kube::lease::may_write.
     let election = if args.leader_election {
         let ns = match &args.lease_namespace {
             Some(ns) => ns.clone(),
@@ -254,28 +255,16 @@ async fn daemon(args: Args) -> Result<(), String> {
     };
     let (may_write_tx, may_write_rx) = watch::channel(false);
     {
-        let mut leader = election.as_ref().map(LeaderElection::subscribe);
-        let mut shutdown = shutdown_rx.clone();
         let metrics = metrics.clone();
-        let dry_run = args.dry_run;
-        tokio::spawn(async move {
-            loop {
-                let is_leader = leader.as_mut().is_none_or(|l| *l.borrow_and_update());
-                let stopping = *shutdown.borrow_and_update();
-                metrics.leader.set(i64::from(is_leader && !stopping));
-                let _ = may_write_tx.send(is_leader && !dry_run && !stopping);
-                let leader_changed = async {
-                    match leader.as_mut() {
-                        Some(l) => l.changed().await.is_ok(),
-                        None => std::future::pending().await,
-                    }
-                };
-                tokio::select! {
-                    ok = leader_changed => if !ok { break },
-                    r = shutdown.changed() => if r.is_err() { break },
-                }
-            }
-        });
+        may_write::follow(
+            election.as_ref().map(LeaderElection::subscribe),
+            shutdown_rx.clone(),
+            args.dry_run,
+            may_write_tx,
+            move |standing| {
+                metrics.leader.set(i64::from(standing.leads()));
+            },
+        );
     }
     if args.dry_run {
         warn!("dry run: decisions are logged and exported, nothing is written");
