@@ -25,6 +25,7 @@ use crate::telemetry::server::{self, Health};
 use crate::telemetry::{self, LogFormat};
 use crate::webhook;
 
+use super::error::Error;
 use super::{EXIT_INVALID, EXIT_OK, EXIT_USAGE, fail};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -135,7 +136,7 @@ pub fn run(args: Args) -> i32 {
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => return fail(EXIT_INVALID, format!("cannot start the async runtime: {e}")),
+        Err(e) => return fail(EXIT_INVALID, Error::Runtime(e)),
     };
     match rt.block_on(daemon(args)) {
         Ok(()) => EXIT_OK,
@@ -146,7 +147,7 @@ pub fn run(args: Args) -> i32 {
 fn prometheus_client(
     args: &Args,
     metrics: &Metrics,
-) -> Result<Option<Arc<PrometheusClient>>, String> {
+) -> Result<Option<Arc<PrometheusClient>>, Error> {
     let Some(url) = &args.prometheus_url else {
         return Ok(None);
     };
@@ -157,13 +158,17 @@ fn prometheus_client(
         }),
         (None, None) => None,
         _ => {
-            return Err("--prometheus-username and --prometheus-password-file go together".into());
+            return Err(Error::Flags(
+                "--prometheus-username and --prometheus-password-file go together".into(),
+            ));
         }
     };
     let mut headers = Vec::new();
     for h in &args.prometheus_headers {
         let Some((k, v)) = h.split_once(':') else {
-            return Err(format!("--prometheus-header {h:?}: expected `Name: value`"));
+            return Err(Error::Flags(format!(
+                "--prometheus-header {h:?}: expected `Name: value`"
+            )));
         };
         headers.push((k.trim().to_string(), v.trim().to_string()));
     }
@@ -176,24 +181,22 @@ fn prometheus_client(
         insecure_skip_verify: args.prometheus_insecure_skip_verify,
     };
     let m = metrics.clone();
-    let client = PrometheusClient::new(config)
-        .map_err(|e| e.to_string())?
-        .with_observer(Arc::new(move |result, took| {
-            m.source_request("prometheus", result.as_str(), took)
-        }));
+    let client = PrometheusClient::new(config)?.with_observer(Arc::new(move |result, took| {
+        m.source_request("prometheus", result.as_str(), took)
+    }));
     Ok(Some(Arc::new(client)))
 }
 
 /// Runs `work` on tokio's blocking pool.
 async fn on_blocking_pool<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, String> {
+) -> Result<T, Error> {
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| format!("a startup task failed: {e}"))
+        .map_err(|e| Error::Startup(e.to_string()))
 }
 
-async fn daemon(args: Args) -> Result<(), String> {
+async fn daemon(args: Args) -> Result<(), Error> {
     crate::source::init_tls();
     let (metrics, registry) = Metrics::new();
     let health = Arc::new(Health::default());
@@ -202,11 +205,9 @@ async fn daemon(args: Args) -> Result<(), String> {
     let dir = args.rules_dir.clone();
     let rules = on_blocking_pool(move || rules::load_dir(&dir))
         .await?
-        .map_err(|e| {
-            format!(
-                "rules in {} are invalid, not starting:\n{e}",
-                args.rules_dir.display()
-            )
+        .map_err(|source| Error::Rules {
+            dir: args.rules_dir.clone(),
+            source,
         })?;
     for w in &rules.warnings {
         warn!("{w}");
@@ -216,9 +217,7 @@ async fn daemon(args: Args) -> Result<(), String> {
         let (args, metrics) = (args.clone(), metrics.clone());
         on_blocking_pool(move || prometheus_client(&args, &metrics)).await??
     };
-    let client = crate::kube::client::connect(args.kubeconfig.as_deref())
-        .await
-        .map_err(|e| e.to_string())?;
+    let client = crate::kube::client::connect(args.kubeconfig.as_deref()).await?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
@@ -245,11 +244,7 @@ async fn daemon(args: Args) -> Result<(), String> {
         cfg.duration = args.lease_duration;
         // Renew well before expiry, however short the lease.
         cfg.grace = cfg.grace.min(args.lease_duration / 3);
-        Some(
-            LeaderElection::start(client.clone(), cfg)
-                .await
-                .map_err(|e| e.to_string())?,
-        )
+        Some(LeaderElection::start(client.clone(), cfg).await?)
     } else {
         None
     };
@@ -304,7 +299,7 @@ async fn daemon(args: Args) -> Result<(), String> {
             None
         }
     };
-    reload::watch_sighup(reload_tx).map_err(|e| e.to_string())?;
+    reload::watch_sighup(reload_tx)?;
 
     let server_task = {
         let mut shutdown = shutdown_rx.clone();
@@ -336,7 +331,7 @@ async fn daemon(args: Args) -> Result<(), String> {
             ..StoreLimits::default()
         },
     };
-    let shared = Shared::new(&settings, metrics, prometheus).map_err(|e| e.to_string())?;
+    let shared = Shared::new(&settings, metrics, prometheus)?;
     let controller = Controller::new(
         settings.rules_dir,
         rules,
@@ -387,7 +382,7 @@ async fn start_webhook(
     client: &kube::Client,
     rules: watch::Receiver<rules::RuleSet>,
     metrics: &Metrics,
-) -> Result<Option<webhook::server::Server>, String> {
+) -> Result<Option<webhook::server::Server>, Error> {
     let (Some(addr), Some(cert), Some(key)) = (
         args.webhook_addr,
         args.webhook_cert_file.clone(),

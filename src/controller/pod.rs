@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, watch};
 use super::messages::{EvalMsg, PodConfig};
 use super::promql;
 use super::shared::Shared;
-use super::target::{Endpoint, resolve};
+use super::target::{Endpoint, EndpointError, resolve};
 use crate::decision::cap_message;
 use crate::evaluate::{ScrapeInput, evaluate_rule};
 use crate::query::{Interest, SeriesStore};
@@ -22,7 +22,7 @@ use crate::source::scrape::{self, ScrapeError};
 use crate::time::{millis as ms, now_ms};
 
 /// A rule's endpoint, or why it has none.
-type Resolved = Result<Endpoint, String>;
+type Resolved = Result<Endpoint, EndpointError>;
 
 /// What a config means for scraping: each rule's endpoint and what each endpoint's store
 /// keeps. Computed when the config changes, not on every tick.
