@@ -8,11 +8,13 @@
 //!
 //! - [`state`]: what the loop knows and how each input changes it (no tasks, no clock).
 //! - [`event_loop`]: the loop itself, which carries out what the state asks.
-//! - [`pod`]: one task per evaluable pod; [`promql`]: `promql:` values, batched or per pod;
+//! - [`pod`]: one task per evaluable pod; [`promql`]: `promql:` values, batched or per pod,
+//!   the batched ones kept in [`batches`];
 //!   [`peers`]: the peer index the loop writes and pod tasks read.
 //! - [`messages`]: what the loop and pod tasks send each other; [`shared`]: what the tasks
 //!   share; [`target`]: where a rule scrapes a pod.
 
+pub mod batches;
 pub mod event_loop;
 pub mod messages;
 pub mod peers;

@@ -2,51 +2,19 @@
 //! to pods by the namespace and pod labels) and templated ones (one per pod).
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use tokio::task::JoinHandle;
 use tracing::warn;
 
+use super::batches::Batch;
 use super::messages::PodConfig;
 use super::shared::Shared;
 use crate::evaluate::VarResult;
 use crate::query::Template;
 use crate::rules::{Rule, Var, VarSource};
-use crate::source::prometheus::{Joined, PodFacts, PrometheusClient};
+use crate::source::prometheus::{PodFacts, PrometheusClient};
 use crate::time::{millis as ms, now_ms};
-
-/// The latest result of one batched query.
-#[derive(Debug, Clone)]
-pub struct Batch {
-    pub at_ms: i64,
-    pub result: Result<Arc<Joined>, String>,
-}
-
-/// Batched results by (rule, variable).
-#[derive(Debug, Default)]
-pub struct Batches {
-    latest: RwLock<HashMap<(String, String), Batch>>,
-}
-
-impl Batches {
-    fn set(&self, rule: &str, var: &str, batch: Batch) {
-        if let Ok(mut m) = self.latest.write() {
-            m.insert((rule.to_string(), var.to_string()), batch);
-        }
-    }
-
-    fn get(&self, rule: &str, var: &str) -> Option<Batch> {
-        let m = self.latest.read().ok()?;
-        m.get(&(rule.to_string(), var.to_string())).cloned()
-    }
-
-    /// Forgets the results of rules that are no longer loaded.
-    pub fn retain_rules(&self, rules: &[Arc<Rule>]) {
-        if let Ok(mut m) = self.latest.write() {
-            m.retain(|(r, _), _| rules.iter().any(|x| &x.name == r));
-        }
-    }
-}
 
 /// The rule's batched variables, each with its query.
 fn batched_vars(rule: &Rule) -> impl Iterator<Item = (&Var, &Template)> {
@@ -88,7 +56,7 @@ async fn batch_loop(shared: Arc<Shared>, client: Arc<PrometheusClient>, rule: Ar
                 Ok(joined) => Ok(Arc::new(joined)),
                 Err(e) => {
                     warn!(rule = %rule.name, var = %v.name, error = %e, "batched query failed");
-                    Err(e.to_string())
+                    Err(e)
                 }
             };
             shared.batches.set(
@@ -178,7 +146,7 @@ fn batched_value(rule: &Rule, b: &Batch, pod: &PodConfig) -> VarResult {
         ));
     }
     match &b.result {
-        Err(e) => VarResult::Error(e.clone()),
+        Err(e) => VarResult::Error(e.to_string()),
         Ok(joined) => match joined.get(&pod.key.namespace, &pod.key.name) {
             Ok(Some(x)) => VarResult::Value(x),
             Ok(None) => VarResult::NoData(format!("no series for {} in the result", pod.key)),

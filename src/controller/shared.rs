@@ -7,8 +7,8 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 use super::Settings;
+use super::batches::Batches;
 use super::peers::SharedPeers;
-use super::promql::Batches;
 use crate::query::StoreLimits;
 use crate::source::http::{HttpClientError, HttpClients};
 use crate::source::prometheus::PrometheusClient;
