@@ -108,7 +108,7 @@ pub fn evaluate_rule(
                     let until = ready_since_ms.map(|ready| {
                         ready
                             .saturating_add(t.longest_range_ms())
-                            .saturating_add(duration_ms(rule.interval))
+                            .saturating_add(crate::time::millis(rule.interval))
                     });
                     promql_value(promql(v), until, now_ms)
                 }
@@ -145,10 +145,6 @@ impl RuleEvaluation {
             })
             .collect()
     }
-}
-
-fn duration_ms(d: std::time::Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn scrape_value(q: &crate::query::Query, scrape: ScrapeInput<'_>, now_ms: i64) -> VarResult {

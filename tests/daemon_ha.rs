@@ -12,28 +12,13 @@ use kube::api::{Api, DeleteParams};
 use support::daemon::{Daemon, rules_dir};
 use support::scene::Scene;
 use support::{MetricsEndpoint, TestPod, unique_loopback_ip, unique_suffix};
+use support::{RuleYaml, queue};
 
 const GATE: &str = "podgate.dev/ha-healthy";
 const LEASE_DURATION: Duration = Duration::from_secs(5);
 
-fn queue(depth: u32) -> String {
-    format!("# TYPE work_queue_depth gauge\nwork_queue_depth {depth}\n")
-}
-
 fn rules() -> String {
-    format!(
-        r#"rules:
-  - name: queue
-    conditionType: {GATE}
-    interval: 1s
-    timeout: 500ms
-    failureThreshold: 1
-    scrape: {{port: metrics}}
-    vars:
-      queue: {{scrape: 'max(work_queue_depth)'}}
-    expr: 'queue < 100'
-"#
-    )
+    RuleYaml::queue(GATE).file()
 }
 
 /// SIGTERM on another thread (the test's endpoints must keep answering meanwhile); returns

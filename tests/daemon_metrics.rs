@@ -7,31 +7,17 @@ use crate::support;
 use std::time::Duration;
 
 use support::TestPod;
-use support::daemon::{Daemon, MetricSample, parse_metrics, rules_dir, sum_of};
+use support::daemon::{MetricSample, parse_metrics, sum_of};
 use support::scene::Scene;
+use support::{RuleYaml, queue};
 
 const GATE: &str = "podgate.dev/metrics-healthy";
 
-fn queue(depth: u32) -> String {
-    format!("# TYPE work_queue_depth gauge\nwork_queue_depth {depth}\n")
-}
-
 fn rules() -> String {
-    format!(
-        r#"rules:
-  - name: queue
-    conditionType: {GATE}
-    interval: 1s
-    timeout: 500ms
-    failureThreshold: 1
-    onError: fail
-    maxUnavailable: 1
-    scrape: {{port: metrics}}
-    vars:
-      queue: {{scrape: 'max(work_queue_depth)'}}
-    expr: 'queue < 100'
-"#
-    )
+    RuleYaml::queue(GATE)
+        .with("onError", "fail")
+        .with("maxUnavailable", 1)
+        .file()
 }
 
 /// Every metric of the product's contract, by the sample names it shows up as.
@@ -107,9 +93,7 @@ async fn metrics_cover_the_contract_with_values_that_match_the_run() {
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
     let scene = Scene::new("metrics").await;
-    let rules = rules_dir(&rules());
-    let daemon = Daemon::start(rules.path(), scene.name(), &[]);
-    daemon.wait_ready().await;
+    let daemon = scene.start_daemon(&rules(), &[]).await;
     let steady = scene
         .running_pod(TestPod::new("steady-pod").gate(GATE), &queue(1))
         .await;

@@ -6,31 +6,15 @@ use crate::support;
 
 use std::time::Duration;
 
-use support::daemon::{Daemon, rules_dir};
 use support::pods::delete_pod_now;
 use support::scene::Scene;
 use support::{MetricsEndpoint, TestPod, unique_loopback_ip};
+use support::{RuleYaml, queue};
 
 const GATE: &str = "podgate.dev/churn-healthy";
 
-fn queue(depth: u32) -> String {
-    format!("# TYPE work_queue_depth gauge\nwork_queue_depth {depth}\n")
-}
-
 fn rules() -> String {
-    format!(
-        r#"rules:
-  - name: queue
-    conditionType: {GATE}
-    interval: 1s
-    timeout: 500ms
-    failureThreshold: 1
-    scrape: {{port: metrics}}
-    vars:
-      queue: {{scrape: 'max(work_queue_depth)'}}
-    expr: 'queue < 100'
-"#
-    )
+    RuleYaml::queue(GATE).file()
 }
 
 /// Scrapes `ep` receives over `d` (after a short settling pause for one in flight).
@@ -44,9 +28,7 @@ async fn scrapes_during(ep: &MetricsEndpoint, d: Duration) -> u64 {
 #[tokio::test]
 async fn a_pod_recreated_under_the_same_name_gets_nothing_stale_and_is_evaluated_afresh() {
     let scene = Scene::new("recreate").await;
-    let rules = rules_dir(&rules());
-    let daemon = Daemon::start(rules.path(), scene.name(), &[]);
-    daemon.wait_ready().await;
+    let daemon = scene.start_daemon(&rules(), &[]).await;
     let old = scene
         .running_pod(TestPod::new("web").gate(GATE), &queue(1))
         .await;
@@ -92,9 +74,7 @@ async fn a_pod_recreated_under_the_same_name_gets_nothing_stale_and_is_evaluated
 #[tokio::test]
 async fn a_new_pod_ip_is_scraped_and_the_old_address_forgotten() {
     let scene = Scene::new("new-ip").await;
-    let rules = rules_dir(&rules());
-    let daemon = Daemon::start(rules.path(), scene.name(), &[]);
-    daemon.wait_ready().await;
+    let daemon = scene.start_daemon(&rules(), &[]).await;
     let first = scene
         .running_pod(TestPod::new("web").gate(GATE), &queue(1))
         .await;
@@ -121,9 +101,7 @@ async fn a_new_pod_ip_is_scraped_and_the_old_address_forgotten() {
 #[tokio::test]
 async fn containers_not_ready_pauses_evaluation_and_ready_again_resumes_it() {
     let scene = Scene::new("containers-ready").await;
-    let rules = rules_dir(&rules());
-    let daemon = Daemon::start(rules.path(), scene.name(), &[]);
-    daemon.wait_ready().await;
+    let daemon = scene.start_daemon(&rules(), &[]).await;
     let ep = scene
         .running_pod(TestPod::new("web").gate(GATE), &queue(1))
         .await;

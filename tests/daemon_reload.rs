@@ -9,52 +9,17 @@ use std::time::Duration;
 use support::TestPod;
 use support::daemon::{ConfigMapDir, Daemon};
 use support::scene::Scene;
+use support::{RuleYaml, queue, rule_file};
 
 const GATE: &str = "podgate.dev/reload-healthy";
 const OTHER_GATE: &str = "podgate.dev/reload-other";
 
-fn queue(depth: u32) -> String {
-    format!("# TYPE work_queue_depth gauge\nwork_queue_depth {depth}\n")
-}
-
 /// Rule `queue` with `queue < {limit}` on GATE, and rule `other` (never changed) on OTHER_GATE.
 fn rules(limit: &str) -> String {
-    format!(
-        r#"rules:
-  - name: queue
-    conditionType: {GATE}
-    interval: 1s
-    timeout: 500ms
-    failureThreshold: 1
-    scrape: {{port: metrics}}
-    vars:
-      queue: {{scrape: 'max(work_queue_depth)'}}
-    expr: 'queue < {limit}'
-  - name: other
-    conditionType: {OTHER_GATE}
-    interval: 1s
-    timeout: 500ms
-    failureThreshold: 1
-    scrape: {{port: metrics}}
-    vars:
-      queue: {{scrape: 'max(work_queue_depth)'}}
-    expr: 'queue < 1000'
-"#
-    )
-}
-
-async fn wait_metric(daemon: &Daemon, series: &str, want: f64) {
-    support::wait_for(
-        &format!("{series} == {want}"),
-        Duration::from_secs(20),
-        || async {
-            match daemon.metric(series).await {
-                Some(v) if v == want => Ok(()),
-                other => Err(other),
-            }
-        },
-    )
-    .await;
+    rule_file([
+        &RuleYaml::queue(GATE).limit(limit),
+        &RuleYaml::queue(OTHER_GATE).name("other").limit(1000),
+    ])
 }
 
 #[tokio::test]
@@ -85,12 +50,9 @@ async fn configmap_swap_reloads_and_an_invalid_set_keeps_the_old_rules() {
         .wait_gate("web", GATE, "False", "MetricsUnhealthy", &daemon)
         .await;
     assert!(g.message.contains("queue=50 >= 10"), "{g:?}");
-    wait_metric(
-        &daemon,
-        "podgate_config_reloads_total{result=\"success\"}",
-        2.0,
-    )
-    .await;
+    daemon
+        .wait_metric("podgate_config_reloads_total{result=\"success\"}", 2.0)
+        .await;
     assert_eq!(
         daemon.metric("podgate_config_last_reload_successful").await,
         Some(1.0)
@@ -99,7 +61,9 @@ async fn configmap_swap_reloads_and_an_invalid_set_keeps_the_old_rules() {
     // An invalid set: rejected whole, the previous rules stay in force.
     let broken = rules("10").replace("expr: 'queue < 1000'", "expr: 'queue <'");
     cm.update(&[("rules.yaml", &broken)]);
-    wait_metric(&daemon, "podgate_config_last_reload_successful", 0.0).await;
+    daemon
+        .wait_metric("podgate_config_last_reload_successful", 0.0)
+        .await;
     assert!(
         daemon
             .metric("podgate_config_reloads_total{result=\"failure\"}")
@@ -133,7 +97,9 @@ async fn configmap_swap_reloads_and_an_invalid_set_keeps_the_old_rules() {
     scene
         .wait_gate("web", GATE, "True", "MetricsHealthy", &daemon)
         .await;
-    wait_metric(&daemon, "podgate_config_last_reload_successful", 1.0).await;
+    daemon
+        .wait_metric("podgate_config_last_reload_successful", 1.0)
+        .await;
     let (_, body) = daemon.readyz().await;
     assert!(!body.contains("rejected"), "{body}");
 
@@ -176,7 +142,7 @@ async fn sighup_reloads_the_rules() {
         .wait_gate("web", GATE, "False", "MetricsUnhealthy", &daemon)
         .await;
     assert!(g.message.contains("queue=50 >= 10"), "{g:?}");
-    wait_metric(&daemon, series, 2.0).await;
+    daemon.wait_metric(series, 2.0).await;
 }
 
 #[tokio::test]
@@ -213,12 +179,9 @@ async fn a_reload_keeps_the_streaks_of_unchanged_rules() {
     })
     .await;
     cm.update(&[("rules.yaml", &slow("2000"))]);
-    wait_metric(
-        &daemon,
-        "podgate_config_reloads_total{result=\"success\"}",
-        2.0,
-    )
-    .await;
+    daemon
+        .wait_metric("podgate_config_reloads_total{result=\"success\"}", 2.0)
+        .await;
     let at_reload = fails().await;
     assert!(
         at_reload < 5.0,
@@ -300,7 +263,7 @@ async fn a_reload_blocked_on_reading_a_file_does_not_stall_the_decisions() {
 
     // The file becomes readable: the reload finishes and is applied.
     let writer = std::thread::spawn(move || std::fs::write(&fifo, "rules: []\n"));
-    wait_metric(&daemon, series, 2.0).await;
+    daemon.wait_metric(series, 2.0).await;
     writer
         .join()
         .expect("the FIFO writer thread")
@@ -370,7 +333,7 @@ async fn a_thousand_rule_reload_neither_loses_nor_double_counts_an_evaluation() 
     .await;
     cm.update(&[("rules.yaml", &five(1))]);
     let reloads = "podgate_config_reloads_total{result=\"success\"}";
-    wait_metric(&daemon, reloads, 2.0).await;
+    daemon.wait_metric(reloads, 2.0).await;
     let at_reload = fails().await;
     assert!(
         at_reload < 5.0,

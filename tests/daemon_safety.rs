@@ -11,29 +11,14 @@ use serde_json::json;
 use support::TestPod;
 use support::daemon::{Daemon, rules_dir};
 use support::scene::{Scene, gate_of_pod};
+use support::{RuleYaml, queue, rule_file};
 
 const GATE: &str = "podgate.dev/safety-healthy";
 const OVERRIDE: &str = "podgate.dev/override";
 
-fn queue(depth: u32) -> String {
-    format!("# TYPE work_queue_depth gauge\nwork_queue_depth {depth}\n")
-}
-
 /// Rule `queue` (`queue < 100`, failureThreshold 1) on GATE, with `extra` rule fields.
 fn rule(extra: &str) -> String {
-    format!(
-        r#"rules:
-  - name: queue
-    conditionType: {GATE}
-    interval: 1s
-    timeout: 500ms
-    failureThreshold: 1
-    scrape: {{port: metrics}}
-    vars:
-      queue: {{scrape: 'max(work_queue_depth)'}}
-    expr: 'queue < 100'
-{extra}"#
-    )
+    RuleYaml::queue(GATE).tail(extra).file()
 }
 
 async fn annotate_pod(scene: &Scene, name: &str, value: serde_json::Value) {
@@ -62,9 +47,7 @@ async fn annotate_namespace(scene: &Scene, value: serde_json::Value) {
 #[tokio::test]
 async fn override_on_pod_or_namespace_sets_true_overridden_and_removing_it_resumes() {
     let scene = Scene::new("override").await;
-    let rules = rules_dir(&rule(""));
-    let daemon = Daemon::start(rules.path(), scene.name(), &[]);
-    daemon.wait_ready().await;
+    let daemon = scene.start_daemon(&rule(""), &[]).await;
     let _a = scene
         .running_pod(TestPod::new("a").gate(GATE), &queue(500))
         .await;
@@ -195,9 +178,7 @@ async fn gate_events(scene: &Scene) -> Vec<String> {
 #[tokio::test]
 async fn daemon_dry_run_decides_and_exports_but_writes_nothing() {
     let scene = Scene::new("dry-run").await;
-    let rules = rules_dir(&rule(""));
-    let daemon = Daemon::start(rules.path(), scene.name(), &["--dry-run"]);
-    daemon.wait_ready().await;
+    let daemon = scene.start_daemon(&rule(""), &["--dry-run"]).await;
     let _good = scene
         .running_pod(TestPod::new("good").gate(GATE), &queue(1))
         .await;
@@ -237,34 +218,16 @@ async fn daemon_dry_run_decides_and_exports_but_writes_nothing() {
 #[tokio::test]
 async fn rule_dry_run_writes_nothing_and_has_no_say_on_a_shared_gate() {
     const SHARED: &str = "podgate.dev/safety-shared";
-    let rules = format!(
-        r#"{}    dryRun: true
-  - name: live
-    conditionType: {SHARED}
-    interval: 1s
-    timeout: 500ms
-    failureThreshold: 1
-    scrape: {{port: metrics}}
-    vars:
-      queue: {{scrape: 'max(work_queue_depth)'}}
-    expr: 'queue < 1000'
-  - name: strict-trial
-    conditionType: {SHARED}
-    dryRun: true
-    interval: 1s
-    timeout: 500ms
-    failureThreshold: 1
-    scrape: {{port: metrics}}
-    vars:
-      queue: {{scrape: 'max(work_queue_depth)'}}
-    expr: 'queue < 10'
-"#,
-        rule("")
-    );
+    let rules = rule_file([
+        &RuleYaml::queue(GATE).tail("    dryRun: true\n"),
+        &RuleYaml::queue(SHARED).name("live").limit(1000),
+        &RuleYaml::queue(SHARED)
+            .name("strict-trial")
+            .with("dryRun", true)
+            .limit(10),
+    ]);
     let scene = Scene::new("rule-dry-run").await;
-    let rules = rules_dir(&rules);
-    let daemon = Daemon::start(rules.path(), scene.name(), &[]);
-    daemon.wait_ready().await;
+    let daemon = scene.start_daemon(&rules, &[]).await;
     // Only a dry-run rule owns GATE on this pod.
     let _trial = scene
         .running_pod(TestPod::new("trial").gate(GATE), &queue(500))
@@ -295,9 +258,9 @@ async fn rule_dry_run_writes_nothing_and_has_no_say_on_a_shared_gate() {
 #[tokio::test]
 async fn panic_threshold_lets_at_most_max_unavailable_go_false() {
     let scene = Scene::new("panic").await;
-    let rules = rules_dir(&rule("    maxUnavailable: 1\n    onError: fail\n"));
-    let daemon = Daemon::start(rules.path(), scene.name(), &[]);
-    daemon.wait_ready().await;
+    let daemon = scene
+        .start_daemon(&rule("    maxUnavailable: 1\n    onError: fail\n"), &[])
+        .await;
     let names = ["p0", "p1", "p2", "p3"];
     let mut eps = Vec::new();
     for name in names {
@@ -390,9 +353,9 @@ async fn panic_threshold_lets_at_most_max_unavailable_go_false() {
 #[tokio::test]
 async fn fail_open_after_turns_a_never_healthy_pod_true() {
     let scene = Scene::new("fail-open").await;
-    let rules = rules_dir(&rule("    failOpenAfter: 4s\n"));
-    let daemon = Daemon::start(rules.path(), scene.name(), &[]);
-    daemon.wait_ready().await;
+    let daemon = scene
+        .start_daemon(&rule("    failOpenAfter: 4s\n"), &[])
+        .await;
     // One fails its expression, one cannot be scraped at all (onError keep: undecided).
     let failing = scene
         .running_pod(TestPod::new("failing").gate(GATE), &queue(500))

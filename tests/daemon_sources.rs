@@ -8,6 +8,7 @@ use crate::support;
 use std::time::Duration;
 
 use support::daemon::{Daemon, rules_dir};
+use support::labelled_queue as queue;
 use support::scene::Scene;
 use support::{TestPod, unique_loopback_ip};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -39,10 +40,6 @@ fn rules() -> String {
     out
 }
 
-fn queue(depth: u32) -> String {
-    format!("# TYPE work_queue_depth gauge\nwork_queue_depth{{queue=\"a\"}} {depth}\n")
-}
-
 fn pod(name: &str, policy: &str) -> TestPod {
     TestPod::new(name).gate(GATE).label("policy", policy)
 }
@@ -67,9 +64,7 @@ async fn healthy_pods(scene: &Scene, daemon: &Daemon) -> [support::MetricsEndpoi
 #[tokio::test]
 async fn on_error_policies_fail_pass_and_keep() {
     let scene = Scene::new("on-error").await;
-    let rules = rules_dir(&rules());
-    let daemon = Daemon::start(rules.path(), scene.name(), &[]);
-    daemon.wait_ready().await;
+    let daemon = scene.start_daemon(&rules(), &[]).await;
     let [fail, pass, keep, _bystander] = healthy_pods(&scene, &daemon).await;
     let keep_before = scene.gate("keep", GATE).await;
     let bystander_rv = scene.resource_version("bystander").await;
@@ -126,9 +121,7 @@ async fn on_error_policies_fail_pass_and_keep() {
 #[tokio::test]
 async fn on_no_data_policies_fail_pass_and_keep() {
     let scene = Scene::new("on-nodata").await;
-    let rules = rules_dir(&rules());
-    let daemon = Daemon::start(rules.path(), scene.name(), &[]);
-    daemon.wait_ready().await;
+    let daemon = scene.start_daemon(&rules(), &[]).await;
     let [fail, pass, keep, _bystander] = healthy_pods(&scene, &daemon).await;
     let keep_before = scene.gate("keep", GATE).await;
     let bystander_rv = scene.resource_version("bystander").await;

@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use serde_json::{Value, json};
 use support::daemon::{Daemon, rules_dir};
+use support::queue;
 use support::{Kubelet, MetricsEndpoint, Prometheus, TestNamespace, TestPod, wait_for};
 
 const GATE: &str = "podgate.dev/dash-healthy";
@@ -319,10 +320,6 @@ fn has_data(data: &Value) -> bool {
         }),
         _ => false,
     }
-}
-
-fn queue(depth: u32) -> String {
-    format!("# TYPE work_queue_depth gauge\nwork_queue_depth {depth}\n")
 }
 
 #[tokio::test]

@@ -20,6 +20,7 @@ use support::pods::delete_pod_now;
 use support::proxy::HttpProxy;
 use support::scene::{Gate, Scene};
 use support::{Component, ControlPlane, PrivateControlPlane, TestPod, unique_suffix, wait_for};
+use support::{RuleYaml, queue};
 
 const GATE: &str = "podgate.dev/fault-healthy";
 /// How long a write may take to land after an outage ends: the writer's retries back off
@@ -33,27 +34,12 @@ const RELIST_LOG: &str = "pods re-listed";
 /// What the writer logs for each condition it writes.
 const WRITTEN_LOG: &str = "condition written";
 
-fn queue(depth: u32) -> String {
-    format!("# TYPE work_queue_depth gauge\nwork_queue_depth {depth}\n")
-}
-
 /// One rule: True while the queue is short, False at once when it is not.
 fn rules() -> String {
-    format!(
-        r#"rules:
-  - name: queue
-    conditionType: {GATE}
-    interval: 1s
-    timeout: 500ms
-    successThreshold: 1
-    failureThreshold: 1
-    onError: keep
-    scrape: {{port: metrics}}
-    vars:
-      queue: {{scrape: 'max(work_queue_depth)'}}
-    expr: 'queue < 100'
-"#
-    )
+    RuleYaml::queue(GATE)
+        .with("successThreshold", 1)
+        .with("onError", "keep")
+        .file()
 }
 
 async fn healthz(daemon: &Daemon) -> Option<u16> {

@@ -7,46 +7,16 @@ use crate::support;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::time::Duration;
 
 use support::TestPod;
 use support::daemon::{Daemon, rules_dir};
 use support::scene::Scene;
+use support::{RuleYaml, queue};
 
 const GATE: &str = "podgate.dev/reload-fault";
 
-fn queue(depth: u32) -> String {
-    format!("# TYPE work_queue_depth gauge\nwork_queue_depth {depth}\n")
-}
-
 fn rules(limit: u32) -> String {
-    format!(
-        r#"rules:
-  - name: queue
-    conditionType: {GATE}
-    interval: 1s
-    timeout: 500ms
-    failureThreshold: 1
-    scrape: {{port: metrics}}
-    vars:
-      queue: {{scrape: 'max(work_queue_depth)'}}
-    expr: 'queue < {limit}'
-"#
-    )
-}
-
-async fn wait_metric(daemon: &Daemon, series: &str, want: f64) {
-    support::wait_for(
-        &format!("{series} == {want}"),
-        Duration::from_secs(20),
-        || async {
-            match daemon.metric(series).await {
-                Some(v) if v == want => Ok(()),
-                other => Err(other),
-            }
-        },
-    )
-    .await;
+    RuleYaml::queue(GATE).limit(limit).file()
 }
 
 /// Whether this process can be denied a read by file permissions (root cannot).
@@ -145,12 +115,9 @@ async fn a_broken_rules_directory_keeps_the_old_rules_and_says_so_everywhere() {
     for (what, break_it, needles) in faults {
         break_it(&file);
         failures += 1.0;
-        wait_metric(
-            &daemon,
-            "podgate_config_reloads_total{result=\"failure\"}",
-            failures,
-        )
-        .await;
+        daemon
+            .wait_metric("podgate_config_reloads_total{result=\"failure\"}", failures)
+            .await;
         assert_eq!(
             daemon.metric("podgate_config_last_reload_successful").await,
             Some(0.0),
@@ -199,7 +166,9 @@ async fn a_broken_rules_directory_keeps_the_old_rules_and_says_so_everywhere() {
         // Fixed: accepted again, /readyz forgets the rejection.
         remove(&file);
         std::fs::write(&file, rules(100)).expect("restore rules");
-        wait_metric(&daemon, "podgate_config_last_reload_successful", 1.0).await;
+        daemon
+            .wait_metric("podgate_config_last_reload_successful", 1.0)
+            .await;
         let (_, body) = daemon.readyz().await;
         assert!(!body.contains("rejected"), "{what}: {body}");
     }

@@ -22,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use support::daemon::{Daemon, rules_dir};
+use support::labelled_queue as queue;
 use support::pods::delete_pod_now;
 use support::scene::{Gate, Scene, gate_of_pod};
 use support::{MetricsEndpoint, Prometheus, TestPod, unique_loopback_ip, wait_for};
@@ -62,10 +63,6 @@ fn queue_rules(failure_threshold: u32) -> String {
         "queue < 100",
         failure_threshold,
     )
-}
-
-fn queue(depth: u32) -> String {
-    format!("# TYPE work_queue_depth gauge\nwork_queue_depth{{queue=\"a\"}} {depth}\n")
 }
 
 fn counter(value: u64) -> String {
@@ -524,9 +521,7 @@ async fn hang_reset_huge_body_and_invalid_exposition_per_on_error_policy() {
 #[tokio::test]
 async fn a_flapping_endpoint_does_not_flip_a_gate_with_a_failure_threshold() {
     let scene = Scene::new("faults-flap").await;
-    let rules = rules_dir(&queue_rules(2));
-    let daemon = Daemon::start(rules.path(), scene.name(), &[]);
-    daemon.wait_ready().await;
+    let daemon = scene.start_daemon(&queue_rules(2), &[]).await;
     let eps = policy_pods(&scene, &daemon, Mode::Good(queue(1))).await;
     let histories: Vec<GateHistory> = POLICIES
         .iter()
@@ -595,13 +590,16 @@ async fn a_flapping_endpoint_does_not_flip_a_gate_with_a_failure_threshold() {
 async fn an_endpoint_restarting_with_reset_counters_never_reads_as_negative() {
     let scene = Scene::new("faults-restart").await;
     // increase() over a window that spans the restart: a counter reset must read as growth.
-    let rules = rules_dir(&policy_rules(
-        "reqs: {scrape: 'increase(requests_total[10s])'}",
-        "reqs > 0",
-        2,
-    ));
-    let daemon = Daemon::start(rules.path(), scene.name(), &[]);
-    daemon.wait_ready().await;
+    let daemon = scene
+        .start_daemon(
+            &policy_rules(
+                "reqs: {scrape: 'increase(requests_total[10s])'}",
+                "reqs > 0",
+                2,
+            ),
+            &[],
+        )
+        .await;
     let mut eps = policy_pods(
         &scene,
         &daemon,
@@ -669,8 +667,10 @@ async fn an_endpoint_restarting_with_reset_counters_never_reads_as_negative() {
 #[tokio::test]
 async fn a_pod_deleted_during_a_slow_scrape_gets_no_write_and_no_error_storm() {
     let scene = Scene::new("faults-deleted").await;
-    let rules = rules_dir(&format!(
-        r#"rules:
+    let daemon = scene
+        .start_daemon(
+            &format!(
+                r#"rules:
   - name: slow
     conditionType: {GATE}
     interval: 4s
@@ -682,9 +682,10 @@ async fn a_pod_deleted_during_a_slow_scrape_gets_no_write_and_no_error_storm() {
       queue: {{scrape: 'max(work_queue_depth)'}}
     expr: 'queue < 100'
 "#
-    ));
-    let daemon = Daemon::start(rules.path(), scene.name(), &[]);
-    daemon.wait_ready().await;
+            ),
+            &[],
+        )
+        .await;
     let ep = FaultyEndpoint::start(Mode::Good(queue(1))).await;
     run_on(&scene, "web", "fail", &ep).await;
     scene
@@ -747,8 +748,10 @@ async fn a_pod_ip_reused_by_a_new_pod_carries_no_state_from_the_old_one() {
     let scene = Scene::new("faults-ip-reuse").await;
     // increase() needs history: a store carried over from the old pod would see its counter
     // jump from ~1000 to 50000 and fail the new pod.
-    let rules = rules_dir(&format!(
-        r#"rules:
+    let daemon = scene
+        .start_daemon(
+            &format!(
+                r#"rules:
   - name: reuse
     conditionType: {GATE}
     interval: 1s
@@ -761,9 +764,10 @@ async fn a_pod_ip_reused_by_a_new_pod_carries_no_state_from_the_old_one() {
       reqs: {{scrape: 'increase(requests_total[10s])'}}
     expr: 'reqs < 1000'
 "#
-    ));
-    let daemon = Daemon::start(rules.path(), scene.name(), &[]);
-    daemon.wait_ready().await;
+            ),
+            &[],
+        )
+        .await;
     let ep = FaultyEndpoint::start(Mode::Counter {
         value: 1000,
         step: 1,

@@ -150,7 +150,7 @@ pub fn run(args: Args) -> i32 {
             Ok(Err(e)) | Err(e) => return fail(EXIT_INVALID, e),
         }
     }
-    let step = i64::try_from(rule.interval.as_millis()).unwrap_or(i64::MAX);
+    let step = crate::time::millis(rule.interval);
     // Every store's last scrape lands on `now`, the target's and its peers' alike.
     let rounds = peer_bodies
         .iter()
@@ -323,7 +323,9 @@ fn pod_endpoint(rule: &Rule, pod: &PodSnapshot) -> Result<String, String> {
         path_annotation: pod.prometheus_path.clone(),
         container_ports: pod.container_ports.clone(),
     };
-    resolve(&rule.scrape, &target).map(|e| e.url)
+    resolve(&rule.scrape, &target)
+        .map(|e| e.url)
+        .map_err(|e| e.to_string())
 }
 
 /// The rule's promql: variables for one pod: templated ones rendered for it, batched ones

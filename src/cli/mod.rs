@@ -3,6 +3,7 @@
 //! 2 invalid input or source error, 64 usage error.
 
 mod check;
+mod error;
 mod eval;
 mod eval_peers;
 mod run;

@@ -9,19 +9,23 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
-use crate::controller::{Controller, Settings};
+use crate::controller::{Controller, Inputs, Settings, Shared};
 use crate::kube::events::EventRecorder;
-use crate::kube::lease::{LeaderElection, LeaseConfig, daemon_namespace, default_identity};
+use crate::kube::lease::{
+    LeaderElection, LeaseConfig, daemon_namespace, default_identity, may_write,
+};
 use crate::kube::watch::{PodWatcher, WatchScope};
 use crate::kube::write::Writer;
 use crate::query::StoreLimits;
-use crate::rules::{self, reload};
+use crate::reload;
+use crate::rules;
 use crate::source::prometheus::{BasicAuth, PrometheusClient, PrometheusConfig};
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::server::{self, Health};
 use crate::telemetry::{self, LogFormat};
 use crate::webhook;
 
+use super::error::Error;
 use super::{EXIT_INVALID, EXIT_OK, EXIT_USAGE, fail};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -132,7 +136,7 @@ pub fn run(args: Args) -> i32 {
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => return fail(EXIT_INVALID, format!("cannot start the async runtime: {e}")),
+        Err(e) => return fail(EXIT_INVALID, Error::Runtime(e)),
     };
     match rt.block_on(daemon(args)) {
         Ok(()) => EXIT_OK,
@@ -143,7 +147,7 @@ pub fn run(args: Args) -> i32 {
 fn prometheus_client(
     args: &Args,
     metrics: &Metrics,
-) -> Result<Option<Arc<PrometheusClient>>, String> {
+) -> Result<Option<Arc<PrometheusClient>>, Error> {
     let Some(url) = &args.prometheus_url else {
         return Ok(None);
     };
@@ -154,13 +158,17 @@ fn prometheus_client(
         }),
         (None, None) => None,
         _ => {
-            return Err("--prometheus-username and --prometheus-password-file go together".into());
+            return Err(Error::Flags(
+                "--prometheus-username and --prometheus-password-file go together".into(),
+            ));
         }
     };
     let mut headers = Vec::new();
     for h in &args.prometheus_headers {
         let Some((k, v)) = h.split_once(':') else {
-            return Err(format!("--prometheus-header {h:?}: expected `Name: value`"));
+            return Err(Error::Flags(format!(
+                "--prometheus-header {h:?}: expected `Name: value`"
+            )));
         };
         headers.push((k.trim().to_string(), v.trim().to_string()));
     }
@@ -173,24 +181,22 @@ fn prometheus_client(
         insecure_skip_verify: args.prometheus_insecure_skip_verify,
     };
     let m = metrics.clone();
-    let client = PrometheusClient::new(config)
-        .map_err(|e| e.to_string())?
-        .with_observer(Arc::new(move |result, took| {
-            m.source_request("prometheus", result.as_str(), took)
-        }));
+    let client = PrometheusClient::new(config)?.with_observer(Arc::new(move |result, took| {
+        m.source_request("prometheus", result.as_str(), took)
+    }));
     Ok(Some(Arc::new(client)))
 }
 
 /// Runs `work` on tokio's blocking pool.
 async fn on_blocking_pool<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, String> {
+) -> Result<T, Error> {
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| format!("a startup task failed: {e}"))
+        .map_err(|e| Error::Startup(e.to_string()))
 }
 
-async fn daemon(args: Args) -> Result<(), String> {
+async fn daemon(args: Args) -> Result<(), Error> {
     crate::source::init_tls();
     let (metrics, registry) = Metrics::new();
     let health = Arc::new(Health::default());
@@ -199,11 +205,9 @@ async fn daemon(args: Args) -> Result<(), String> {
     let dir = args.rules_dir.clone();
     let rules = on_blocking_pool(move || rules::load_dir(&dir))
         .await?
-        .map_err(|e| {
-            format!(
-                "rules in {} are invalid, not starting:\n{e}",
-                args.rules_dir.display()
-            )
+        .map_err(|source| Error::Rules {
+            dir: args.rules_dir.clone(),
+            source,
         })?;
     for w in &rules.warnings {
         warn!("{w}");
@@ -213,9 +217,7 @@ async fn daemon(args: Args) -> Result<(), String> {
         let (args, metrics) = (args.clone(), metrics.clone());
         on_blocking_pool(move || prometheus_client(&args, &metrics)).await??
     };
-    let client = crate::kube::client::connect(args.kubeconfig.as_deref())
-        .await
-        .map_err(|e| e.to_string())?;
+    let client = crate::kube::client::connect(args.kubeconfig.as_deref()).await?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
@@ -231,8 +233,7 @@ async fn daemon(args: Args) -> Result<(), String> {
             }))
         });
 
-    // Who may write: the leader (or everyone, without election), never in dry run, never
-    // while shutting down.
+    // Who may write: see kube::lease::may_write.
     let election = if args.leader_election {
         let ns = match &args.lease_namespace {
             Some(ns) => ns.clone(),
@@ -243,38 +244,22 @@ async fn daemon(args: Args) -> Result<(), String> {
         cfg.duration = args.lease_duration;
         // Renew well before expiry, however short the lease.
         cfg.grace = cfg.grace.min(args.lease_duration / 3);
-        Some(
-            LeaderElection::start(client.clone(), cfg)
-                .await
-                .map_err(|e| e.to_string())?,
-        )
+        Some(LeaderElection::start(client.clone(), cfg).await?)
     } else {
         None
     };
     let (may_write_tx, may_write_rx) = watch::channel(false);
     {
-        let mut leader = election.as_ref().map(LeaderElection::subscribe);
-        let mut shutdown = shutdown_rx.clone();
         let metrics = metrics.clone();
-        let dry_run = args.dry_run;
-        tokio::spawn(async move {
-            loop {
-                let is_leader = leader.as_mut().is_none_or(|l| *l.borrow_and_update());
-                let stopping = *shutdown.borrow_and_update();
-                metrics.leader.set(i64::from(is_leader && !stopping));
-                let _ = may_write_tx.send(is_leader && !dry_run && !stopping);
-                let leader_changed = async {
-                    match leader.as_mut() {
-                        Some(l) => l.changed().await.is_ok(),
-                        None => std::future::pending().await,
-                    }
-                };
-                tokio::select! {
-                    ok = leader_changed => if !ok { break },
-                    r = shutdown.changed() => if r.is_err() { break },
-                }
-            }
-        });
+        may_write::follow(
+            election.as_ref().map(LeaderElection::subscribe),
+            shutdown_rx.clone(),
+            args.dry_run,
+            may_write_tx,
+            move |standing| {
+                metrics.leader.set(i64::from(standing.leads()));
+            },
+        );
     }
     if args.dry_run {
         warn!("dry run: decisions are logged and exported, nothing is written");
@@ -346,10 +331,21 @@ async fn daemon(args: Args) -> Result<(), String> {
             ..StoreLimits::default()
         },
     };
-    let controller = Controller::new(settings, rules, metrics, health, updates_tx, prometheus)?
-        .publish_rules(rules_tx)
-        .resync_on(may_write_rx);
-    let controller_task = tokio::spawn(controller.run(pods_rx, reload_rx, shutdown_rx.clone()));
+    let shared = Shared::new(&settings, metrics, prometheus)?;
+    let controller = Controller::new(
+        settings.rules_dir,
+        rules,
+        Arc::new(shared),
+        health,
+        updates_tx,
+    )
+    .publish_rules(rules_tx)
+    .resync_on(may_write_rx);
+    let controller_task = tokio::spawn(controller.run(Inputs {
+        pods: pods_rx,
+        reloads: reload_rx,
+        shutdown: shutdown_rx.clone(),
+    }));
     info!(addr = %args.metrics_addr, "podgate running");
 
     wait_for_signal().await;
@@ -386,7 +382,7 @@ async fn start_webhook(
     client: &kube::Client,
     rules: watch::Receiver<rules::RuleSet>,
     metrics: &Metrics,
-) -> Result<Option<webhook::server::Server>, String> {
+) -> Result<Option<webhook::server::Server>, Error> {
     let (Some(addr), Some(cert), Some(key)) = (
         args.webhook_addr,
         args.webhook_cert_file.clone(),

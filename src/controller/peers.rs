@@ -7,7 +7,7 @@
 
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use super::pod::PodConfig;
+use super::messages::PodConfig;
 use crate::decision::engine::PodKey;
 use crate::evaluate::RuleEvaluation;
 use crate::kube::watch::PodSnapshot;

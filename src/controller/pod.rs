@@ -2,58 +2,27 @@
 //! per tick for every rule due on it, evaluates the due rules and sends the results to the
 //! controller loop, which owns the decisions.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
-use super::Shared;
-use super::target::{Endpoint, Target, resolve};
+use super::messages::{EvalMsg, PodConfig};
+use super::promql;
+use super::shared::Shared;
+use super::target::{Endpoint, EndpointError, resolve};
 use crate::decision::cap_message;
-use crate::decision::engine::PodKey;
-use crate::evaluate::{RuleEvaluation, ScrapeInput, evaluate_rule};
-use crate::peers::PodOwner;
+use crate::evaluate::{ScrapeInput, evaluate_rule};
 use crate::query::{Interest, SeriesStore};
 use crate::rules::Rule;
 use crate::source::body;
 use crate::source::scrape::{self, ScrapeError};
-use crate::telemetry::server::now_ms;
-
-/// What a pod task works from; replaced (through a watch channel) when the pod or the rules
-/// change.
-#[derive(Debug, Clone)]
-pub struct PodConfig {
-    pub key: PodKey,
-    pub uid: String,
-    pub target: Target,
-    pub node: Option<String>,
-    pub labels: BTreeMap<String, String>,
-    /// The workload owning the pod (its default peer group).
-    pub owner: Option<PodOwner>,
-    /// When ContainersReady turned True (ms).
-    pub ready_since: i64,
-    pub rules: Vec<Arc<Rule>>,
-    /// Rules already decided on this pod (e.g. found on the pod after a restart): their first
-    /// evaluation is spread over the interval so a restart does not scrape everything at once.
-    /// Undecided rules are evaluated at once, so a new pod's gate turns True quickly.
-    pub spread: HashSet<String>,
-}
-
-/// One evaluation, for the controller loop.
-#[derive(Debug)]
-pub struct EvalMsg {
-    pub key: PodKey,
-    pub uid: String,
-    pub rule: Arc<Rule>,
-    pub result: RuleEvaluation,
-    pub at_ms: i64,
-    pub took: Duration,
-}
+use crate::time::{millis as ms, now_ms};
 
 /// A rule's endpoint, or why it has none.
-type Resolved = Result<Endpoint, String>;
+type Resolved = Result<Endpoint, EndpointError>;
 
 /// What a config means for scraping: each rule's endpoint and what each endpoint's store
 /// keeps. Computed when the config changes, not on every tick.
@@ -141,10 +110,6 @@ fn next_due(due: i64, now: i64, offset: i64, interval: i64) -> i64 {
     } else {
         next_slot(now + interval / 2, offset, interval)
     }
-}
-
-fn ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 pub async fn run(
@@ -246,7 +211,7 @@ pub async fn run(
                     None => ScrapeInput::Failed("not scraped"),
                 },
             };
-            let mut promql = super::promql::values_for(&shared, &rule, &cfg).await;
+            let mut promql = promql::values_for(&shared, &rule, &cfg).await;
             if promql.pending {
                 // A batched query has not answered yet: try again shortly.
                 if let Some(t) = due.get_mut(&rule.name) {
@@ -289,7 +254,11 @@ async fn scrape_into(
     store: &mut SeriesStore,
     now: i64,
 ) -> Result<(), String> {
-    let client = shared.http.for_endpoint(ep).await?;
+    let client = shared
+        .http
+        .client(ep.tls())
+        .await
+        .map_err(|e| e.to_string())?;
     let permit = shared.permits.acquire().await;
     let started = Instant::now();
     let fetched = scrape::fetch(&client, &ep.url, timeout, shared.body_limit).await;
@@ -322,6 +291,8 @@ async fn scrape_into(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::*;
 
     #[test]

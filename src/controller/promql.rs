@@ -2,56 +2,25 @@
 //! to pods by the namespace and pod labels) and templated ones (one per pod).
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::Arc;
 
 use tokio::task::JoinHandle;
 use tracing::warn;
 
-use super::Shared;
-use super::pod::PodConfig;
+use super::batches::Batch;
+use super::messages::PodConfig;
+use super::shared::Shared;
 use crate::evaluate::VarResult;
+use crate::query::Template;
 use crate::rules::{Rule, Var, VarSource};
-use crate::source::prometheus::{Joined, PodFacts, PrometheusClient, join};
-use crate::telemetry::server::now_ms;
+use crate::source::prometheus::{PodFacts, PrometheusClient};
+use crate::time::{millis as ms, now_ms};
 
-/// The latest result of one batched query.
-#[derive(Debug, Clone)]
-pub struct Batch {
-    pub at_ms: i64,
-    pub result: Result<Arc<Joined>, String>,
-}
-
-/// Batched results by (rule, variable).
-#[derive(Debug, Default)]
-pub struct Batches {
-    latest: RwLock<HashMap<(String, String), Batch>>,
-}
-
-impl Batches {
-    fn set(&self, rule: &str, var: &str, batch: Batch) {
-        if let Ok(mut m) = self.latest.write() {
-            m.insert((rule.to_string(), var.to_string()), batch);
-        }
-    }
-
-    fn get(&self, rule: &str, var: &str) -> Option<Batch> {
-        let m = self.latest.read().ok()?;
-        m.get(&(rule.to_string(), var.to_string())).cloned()
-    }
-
-    /// Forgets the results of rules that are no longer loaded.
-    pub fn retain_rules(&self, rules: &[Arc<Rule>]) {
-        if let Ok(mut m) = self.latest.write() {
-            m.retain(|(r, _), _| rules.iter().any(|x| &x.name == r));
-        }
-    }
-}
-
-fn batched_vars(rule: &Rule) -> impl Iterator<Item = &Var> {
-    rule.vars.iter().filter(|v| match &v.source {
-        VarSource::Promql(t) => t.is_batched(),
-        VarSource::Scrape(_) | VarSource::Peers(_) => false,
+/// The rule's batched variables, each with its query.
+fn batched_vars(rule: &Rule) -> impl Iterator<Item = (&Var, &Template)> {
+    rule.vars.iter().filter_map(|v| match &v.source {
+        VarSource::Promql(t) if t.is_batched() => Some((v, t)),
+        VarSource::Promql(_) | VarSource::Scrape(_) | VarSource::Peers(_) => None,
     })
 }
 
@@ -77,15 +46,17 @@ async fn batch_loop(shared: Arc<Shared>, client: Arc<PrometheusClient>, rule: Ar
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        for v in batched_vars(&rule) {
+        for (v, template) in batched_vars(&rule) {
             let permit = shared.permits.acquire().await;
-            let result = client.query(&v.text, rule.timeout).await;
+            let result = client
+                .query_batched(template, &rule.prometheus, rule.timeout)
+                .await;
             drop(permit);
             let result = match result {
-                Ok(vector) => Ok(Arc::new(join(vector, &rule.prometheus))),
+                Ok(joined) => Ok(Arc::new(joined)),
                 Err(e) => {
                     warn!(rule = %rule.name, var = %v.name, error = %e, "batched query failed");
-                    Err(e.to_string())
+                    Err(e)
                 }
             };
             shared.batches.set(
@@ -175,15 +146,11 @@ fn batched_value(rule: &Rule, b: &Batch, pod: &PodConfig) -> VarResult {
         ));
     }
     match &b.result {
-        Err(e) => VarResult::Error(e.clone()),
+        Err(e) => VarResult::Error(e.to_string()),
         Ok(joined) => match joined.get(&pod.key.namespace, &pod.key.name) {
             Ok(Some(x)) => VarResult::Value(x),
             Ok(None) => VarResult::NoData(format!("no series for {} in the result", pod.key)),
             Err(dup) => VarResult::Error(dup.to_string()),
         },
     }
-}
-
-fn ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }

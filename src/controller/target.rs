@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 
 use crate::rules::{Port, Scheme, ScrapeConfig};
+use crate::source::http::TlsSettings;
 
 /// The pod facts an endpoint is resolved from.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,9 +25,33 @@ pub struct Endpoint {
     pub insecure_skip_verify: bool,
 }
 
+impl Endpoint {
+    /// What picks the HTTP client that scrapes it.
+    pub fn tls(&self) -> TlsSettings<'_> {
+        TlsSettings {
+            scheme: self.scheme,
+            ca_file: self.ca_file.as_ref(),
+            insecure_skip_verify: self.insecure_skip_verify,
+        }
+    }
+}
+
+/// Why a rule has no endpoint on a pod; the message says what to set.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EndpointError {
+    #[error("the pod declares no container port named {0:?}")]
+    NoPortNamed(String),
+    #[error("annotation prometheus.io/port={0:?} is not a port number")]
+    BadPortAnnotation(String),
+    #[error(
+        "no scrape port: set scrape.port, annotate prometheus.io/port, or declare a container port"
+    )]
+    NoPort,
+}
+
 /// Resolves the endpoint, or says why there is none (the rule's evaluations then report a
 /// source error naming it).
-pub fn resolve(cfg: &ScrapeConfig, t: &Target) -> Result<Endpoint, String> {
+pub fn resolve(cfg: &ScrapeConfig, t: &Target) -> Result<Endpoint, EndpointError> {
     let port = match &cfg.port {
         Some(Port::Number(n)) => *n,
         Some(Port::Name(name)) => t
@@ -34,21 +59,19 @@ pub fn resolve(cfg: &ScrapeConfig, t: &Target) -> Result<Endpoint, String> {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, p)| *p)
-            .ok_or_else(|| format!("the pod declares no container port named {name:?}"))?,
+            .ok_or_else(|| EndpointError::NoPortNamed(name.clone()))?,
         None => match &t.port_annotation {
             Some(a) => a
                 .trim()
                 .parse::<u16>()
                 .ok()
                 .filter(|p| *p > 0)
-                .ok_or_else(|| {
-                    format!("annotation prometheus.io/port={a:?} is not a port number")
-                })?,
-            None => t.container_ports.first().map(|(_, p)| *p).ok_or_else(|| {
-                "no scrape port: set scrape.port, annotate prometheus.io/port, or declare a \
-                 container port"
-                    .to_string()
-            })?,
+                .ok_or_else(|| EndpointError::BadPortAnnotation(a.clone()))?,
+            None => t
+                .container_ports
+                .first()
+                .map(|(_, p)| *p)
+                .ok_or(EndpointError::NoPort)?,
         },
     };
     let mut path = cfg
@@ -123,20 +146,22 @@ mod tests {
             Ok("http://10.0.0.7:9102/prom".into())
         );
         t.port_annotation = Some("http".into());
-        assert!(resolve(&cfg, &t).is_err_and(|e| e.contains("not a port number")));
+        assert!(resolve(&cfg, &t).is_err_and(|e| e.to_string().contains("not a port number")));
     }
 
     #[test]
     fn missing_ports_are_explained() {
         let mut t = target();
         t.container_ports.clear();
-        let e = resolve(&ScrapeConfig::default(), &t).expect_err("no port");
+        let e = resolve(&ScrapeConfig::default(), &t)
+            .expect_err("no port")
+            .to_string();
         assert!(e.contains("prometheus.io/port"), "{e}");
         let cfg = ScrapeConfig {
             port: Some(Port::Name("nope".into())),
             ..ScrapeConfig::default()
         };
-        assert!(resolve(&cfg, &target()).is_err_and(|e| e.contains("\"nope\"")));
+        assert!(resolve(&cfg, &target()).is_err_and(|e| e.to_string().contains("\"nope\"")));
     }
 
     #[test]

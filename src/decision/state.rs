@@ -25,7 +25,7 @@ pub struct Params<'a> {
 
 impl<'a> Params<'a> {
     pub fn of(rule: &'a crate::rules::Rule) -> Params<'a> {
-        let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let ms = crate::time::millis;
         Params {
             rule: &rule.name,
             success_threshold: rule.success_threshold,

@@ -2,10 +2,15 @@
 //!
 //! - [`client`] builds the API client (`--kubeconfig`, in-cluster, `$KUBECONFIG`).
 //! - [`watch`] watches pods (and namespaces, for the override annotation) and hands the
-//!   controller plain [`PodSnapshot`]s; no Kubernetes type leaves this module.
+//!   controller plain [`PodSnapshot`]s; no Kubernetes type leaves this module. The snapshot
+//!   and the store it keeps are pure (`watch/snapshot.rs`, `watch/store.rs`); the streams are
+//!   in `watch/mod.rs`.
 //! - [`write`] is the one writer of gate conditions (`pods/status`), with coalescing, retries
-//!   and a "may write" switch; it emits the [`events`] of status transitions.
-//! - [`lease`] is leader election on a `coordination.k8s.io` Lease.
+//!   and a "may write" switch; it emits the [`events`] of status transitions. What to write
+//!   (`write/plan.rs`) and the retry queue (`write/queue.rs`) are pure; the patching is in
+//!   `write/mod.rs`.
+//! - [`lease`] is leader election on a `coordination.k8s.io` Lease; [`lease::may_write`] is
+//!   the rule of who may write.
 //!
 //! The external crate is `::kube`; this module is `crate::kube`.
 

@@ -150,7 +150,7 @@ impl PeerLookup for PodPeers<'_> {
         };
         // Values from the last two intervals: a peer evaluated on its own slot is always
         // within one, and a missed evaluation is tolerated once.
-        let interval = i64::try_from(rule.interval.as_millis()).unwrap_or(i64::MAX);
+        let interval = crate::time::millis(rule.interval);
         let found = self.index.read(&PeerQuery {
             group: &id,
             pod: self.pod,

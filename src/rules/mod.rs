@@ -9,7 +9,6 @@ pub mod duration;
 mod load;
 mod model;
 pub mod names;
-pub mod reload;
 mod selector;
 mod validate;
 mod yaml;

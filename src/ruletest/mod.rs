@@ -199,7 +199,7 @@ fn ms(text: &Option<String>, what: &str) -> Result<Option<i64>, String> {
     text.as_deref()
         .map(|t| {
             parse_duration(t)
-                .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+                .map(crate::time::millis)
                 .map_err(|e| format!("{what}: {e}"))
         })
         .transpose()
@@ -441,7 +441,7 @@ impl PodRun<'_> {
             .rules_to_evaluate(&self.key)
             .into_iter()
             .filter(|r| {
-                let delay = i64::try_from(r.initial_delay.as_millis()).unwrap_or(i64::MAX);
+                let delay = crate::time::millis(r.initial_delay);
                 now >= self.ready_at.saturating_add(delay)
             })
             .collect()
@@ -473,8 +473,8 @@ fn run_case(set: &rules::RuleSet, case: &TestCase) -> Result<Vec<String>, String
         .first()
         .and_then(|p| p.covering.first())
         .ok_or("the test has no pod")?;
-    let interval = ms(&case.interval, "interval")?
-        .unwrap_or_else(|| i64::try_from(first.interval.as_millis()).unwrap_or(i64::MAX));
+    let interval =
+        ms(&case.interval, "interval")?.unwrap_or_else(|| crate::time::millis(first.interval));
     if interval <= 0 {
         return Err("interval must be positive".into());
     }

@@ -2,32 +2,21 @@
 //! bodies through the exposition parser, protobuf bodies through its decoder (native
 //! histograms and the classic series podgate keeps, `HistogramOptions::PODGATE`).
 
-use std::fmt;
-
 use crate::exposition::protobuf::{self, HistogramOptions};
 use crate::exposition::{self, ParseError};
-use crate::query::{IngestStats, SeriesStore};
+use crate::query::{IngestError, IngestStats, SeriesStore};
 
 use super::scrape::Scraped;
 
-/// Why a scraped body was not taken.
-#[derive(Debug)]
-enum BodyError {
+/// Why a scraped body was not taken (a store limit is the store's [`IngestError`]).
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("invalid exposition: {0}")]
     Parse(ParseError),
+    #[error("invalid protobuf exposition: {0}")]
     Protobuf(protobuf::ProtoError),
+    #[error("more than the {0} sample limit (--sample-limit)")]
     TooManySamples(usize),
-}
-
-impl fmt::Display for BodyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BodyError::Parse(e) => write!(f, "invalid exposition: {e}"),
-            BodyError::Protobuf(e) => write!(f, "invalid protobuf exposition: {e}"),
-            BodyError::TooManySamples(n) => {
-                write!(f, "more than the {n} sample limit (--sample-limit)")
-            }
-        }
-    }
 }
 
 /// Parses `scraped` into `store` as the scrape at `now`: invalid exposition, more than
@@ -37,7 +26,7 @@ pub fn ingest(
     now: i64,
     scraped: &Scraped,
     sample_limit: usize,
-) -> Result<IngestStats, String> {
+) -> Result<IngestStats, IngestError<BodyError>> {
     let mut count = 0usize;
     let mut limit = move || {
         count += 1;
@@ -51,13 +40,13 @@ pub fn ingest(
         Scraped::Text { format, body } => {
             let samples =
                 exposition::parse(body, *format).map(|s| limit().and(s.map_err(BodyError::Parse)));
-            store.ingest(now, samples).map_err(|e| e.to_string())
+            store.ingest(now, samples)
         }
         Scraped::Protobuf { body } => {
             let decoded = protobuf::decode(body.clone(), HistogramOptions::PODGATE)
-                .map_err(|e| BodyError::Protobuf(e).to_string())?;
+                .map_err(|e| IngestError::Source(BodyError::Protobuf(e)))?;
             let samples = decoded.samples().map(|s| limit().map(|()| s));
-            store.ingest(now, samples).map_err(|e| e.to_string())
+            store.ingest(now, samples)
         }
     }
 }
@@ -80,7 +69,7 @@ mod tests {
         }
     }
 
-    fn ok(result: Result<IngestStats, String>) -> IngestStats {
+    fn ok(result: Result<IngestStats, IngestError<BodyError>>) -> IngestStats {
         result.unwrap_or_else(|e| panic!("ingest failed: {e}"))
     }
 
@@ -91,7 +80,9 @@ mod tests {
         assert_eq!(ok(ingest(&mut s, 1_000, &text(&body), 6)).kept, 6);
         assert_eq!(s.len(), 6);
         let more = format!("{body}x{{i=\"6\"}} 1\n");
-        let e = ingest(&mut s, 2_000, &text(&more), 6).expect_err("over the limit");
+        let e = ingest(&mut s, 2_000, &text(&more), 6)
+            .expect_err("over the limit")
+            .to_string();
         assert!(
             e.contains("more than the 6 sample limit (--sample-limit)"),
             "{e}"
@@ -101,14 +92,18 @@ mod tests {
         assert_eq!(s.last_scrape_ms(), Some(1_000));
         // Samples of series no rule reads count too: the limit bounds the parsing work.
         let other: String = (0..7).map(|i| format!("y{{i=\"{i}\"}} 1\n")).collect();
-        let e = ingest(&mut s, 3_000, &text(&other), 6).expect_err("over the limit");
+        let e = ingest(&mut s, 3_000, &text(&other), 6)
+            .expect_err("over the limit")
+            .to_string();
         assert!(e.contains("6 sample limit"), "{e}");
     }
 
     #[test]
     fn invalid_exposition_and_store_limits_are_errors_that_say_which() {
         let mut s = store("sum(x)", StoreLimits::default());
-        let e = ingest(&mut s, 1_000, &text("x 1\nx{ 2\n"), 100).expect_err("invalid");
+        let e = ingest(&mut s, 1_000, &text("x 1\nx{ 2\n"), 100)
+            .expect_err("invalid")
+            .to_string();
         assert!(e.starts_with("invalid exposition: line 2:"), "{e}");
         let limits = StoreLimits {
             max_series: 3,
@@ -117,11 +112,15 @@ mod tests {
         };
         let mut s = store("sum(x)", limits);
         let body: String = (0..4).map(|i| format!("x{{i=\"{i}\"}} 1\n")).collect();
-        let e = ingest(&mut s, 1_000, &text(&body), 100).expect_err("series");
+        let e = ingest(&mut s, 1_000, &text(&body), 100)
+            .expect_err("series")
+            .to_string();
         assert!(e.contains("more than 3 series"), "{e}");
         assert!(e.contains("--series-limit"), "{e}");
         let long = format!("x{{path=\"{}\"}} 1\n", "a".repeat(17));
-        let e = ingest(&mut s, 2_000, &text(&long), 100).expect_err("label");
+        let e = ingest(&mut s, 2_000, &text(&long), 100)
+            .expect_err("label")
+            .to_string();
         assert!(
             e.contains(
                 "the value of label `path` is 17 bytes, over the 16 byte label length limit"
@@ -145,10 +144,13 @@ mod tests {
         ));
         assert_eq!((stats.samples, stats.kept), (5, 1));
         let e = ingest(&mut s, 2_000, &Scraped::Protobuf { body: body.clone() }, 4)
-            .expect_err("over the limit");
+            .expect_err("over the limit")
+            .to_string();
         assert!(e.contains("more than the 4 sample limit"), "{e}");
         let cut = body.get(..body.len() - 1).unwrap_or_default().to_vec();
-        let e = ingest(&mut s, 3_000, &Scraped::Protobuf { body: cut }, 100).expect_err("cut");
+        let e = ingest(&mut s, 3_000, &Scraped::Protobuf { body: cut }, 100)
+            .expect_err("cut")
+            .to_string();
         assert!(
             e.starts_with("invalid protobuf exposition: byte offset 0: message 1: its length"),
             "{e}"

@@ -1,7 +1,8 @@
 //! Where variable values come from: the pod's own endpoint (`scrape`, its body stored by
-//! `body`) and a Prometheus server (`prometheus`).
+//! `body`, through the clients of `http`) and a Prometheus server (`prometheus`).
 
 pub mod body;
+pub mod http;
 pub mod prometheus;
 pub mod scrape;
 

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -11,6 +11,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use prometheus_client::registry::Registry;
+
+use crate::time::{millis, now_ms};
 
 /// What the health endpoints report, updated by the daemon.
 #[derive(Debug, Default)]
@@ -25,13 +27,6 @@ pub struct Health {
 
 /// `/healthz` fails when the controller has not turned for this long.
 pub const STUCK_AFTER: Duration = Duration::from_secs(60);
-
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
 
 impl Health {
     pub fn set_rules_loaded(&self, v: bool) {
@@ -56,7 +51,7 @@ impl Health {
     pub fn live(&self, now_ms: i64) -> (bool, String) {
         let beat = self.heartbeat_ms.load(Ordering::Relaxed);
         let age = now_ms.saturating_sub(beat);
-        if beat == 0 || age <= STUCK_AFTER.as_millis() as i64 {
+        if beat == 0 || age <= millis(STUCK_AFTER) {
             (true, "ok\n".into())
         } else {
             (

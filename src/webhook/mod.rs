@@ -10,7 +10,10 @@
 //! AdmissionReview, [`mutate`] decides, [`response`] writes the answer. [`server`] serves it
 //! over TLS.
 
+mod error;
 pub mod server;
+
+pub use error::Error;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full, Limited};
@@ -25,7 +25,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
-use super::{Outcome, PATH, Scope};
+use super::{Error, Outcome, PATH, Scope};
 use crate::rules::RuleSet;
 use crate::telemetry::metrics::Metrics;
 
@@ -55,8 +55,12 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn read(path: &Path, what: &str) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("webhook {what} {}: {e}", path.display()))
+fn read(path: &Path, what: &'static str) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|source| Error::Read {
+        what,
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Parses a certificate chain and key, and checks that they belong together.
@@ -64,21 +68,26 @@ pub fn certified_key(
     files: &TlsFiles,
     cert_pem: &[u8],
     key_pem: &[u8],
-) -> Result<CertifiedKey, String> {
-    let cert_name = files.cert.display();
-    let key_name = files.key.display();
+) -> Result<CertifiedKey, Error> {
     let chain = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("webhook certificate {cert_name}: not valid PEM: {e}"))?;
+        .map_err(|e| Error::CertificatePem {
+            cert: files.cert.clone(),
+            detail: e.to_string(),
+        })?;
     if chain.is_empty() {
-        return Err(format!(
-            "webhook certificate {cert_name}: no CERTIFICATE block found"
-        ));
+        return Err(Error::NoCertificate {
+            cert: files.cert.clone(),
+        });
     }
-    let key = PrivateKeyDer::from_pem_slice(key_pem)
-        .map_err(|e| format!("webhook key {key_name}: no usable private key: {e}"))?;
-    CertifiedKey::from_der(chain, key, &provider()).map_err(|e| {
-        format!("webhook certificate {cert_name} and key {key_name} do not make a pair: {e}")
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| Error::Key {
+        key: files.key.clone(),
+        detail: e.to_string(),
+    })?;
+    CertifiedKey::from_der(chain, key, &provider()).map_err(|e| Error::NotAPair {
+        cert: files.cert.clone(),
+        key: files.key.clone(),
+        detail: e.to_string(),
     })
 }
 
@@ -94,7 +103,7 @@ pub struct CertStore {
 
 impl CertStore {
     /// Loads the pair; an invalid pair is an error (the server does not start without one).
-    pub fn load(files: TlsFiles) -> Result<CertStore, String> {
+    pub fn load(files: TlsFiles) -> Result<CertStore, Error> {
         let cert = read(&files.cert, "certificate")?;
         let key = read(&files.key, "key")?;
         let ck = certified_key(&files, &cert, &key)?;
@@ -112,22 +121,18 @@ impl CertStore {
     /// Reads the files again. `Ok(true)`: a new pair is served from now on; `Ok(false)`:
     /// nothing changed since the last look; `Err`: the files changed into something invalid
     /// (e.g. a certificate written before its key) and the previous pair stays.
-    pub fn reload(&self) -> Result<bool, String> {
+    pub fn reload(&self) -> Result<bool, Error> {
         let cert = read(&self.files.cert, "certificate")?;
         let key = read(&self.files.key, "key")?;
-        let mut seen = self
-            .seen
-            .lock()
-            .map_err(|_| "webhook certificate state poisoned".to_string())?;
+        // Each update of the state is one assignment: a panic elsewhere cannot leave it half
+        // written, so a poisoned lock is used as it is.
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
         if seen.0 == cert && seen.1 == key {
             return Ok(false);
         }
         *seen = (cert.clone(), key.clone());
         let ck = certified_key(&self.files, &cert, &key)?;
-        let mut current = self
-            .current
-            .write()
-            .map_err(|_| "webhook certificate state poisoned".to_string())?;
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
         *current = Arc::new(ck);
         Ok(true)
     }
@@ -157,7 +162,7 @@ async fn reload_certs(store: Arc<CertStore>) {
     dirs.dedup();
     let mut _watches = Vec::new();
     for d in &dirs {
-        match crate::rules::reload::watch_dir(d, tx.clone()) {
+        match crate::reload::watch_dir(d, tx.clone()) {
             Ok(w) => _watches.push(w),
             Err(e) => warn!(error = %e, "webhook certificate changes are seen by polling only"),
         }
@@ -169,7 +174,7 @@ async fn reload_certs(store: Arc<CertStore>) {
             _ = poll.tick() => {}
             Some(()) = rx.recv() => {
                 // A renewal writes two files: let both land.
-                tokio::time::sleep(crate::rules::reload::SETTLE).await;
+                tokio::time::sleep(crate::reload::SETTLE).await;
                 while rx.try_recv().is_ok() {}
             }
         }
@@ -178,7 +183,7 @@ async fn reload_certs(store: Arc<CertStore>) {
         let reloading = Arc::clone(&store);
         let reloaded = tokio::task::spawn_blocking(move || reloading.reload())
             .await
-            .unwrap_or_else(|e| Err(format!("reading the webhook certificate failed: {e}")));
+            .unwrap_or_else(|e| Err(Error::Aborted(e.to_string())));
         match reloaded {
             Ok(true) => info!(
                 cert = %store.files.cert.display(),
@@ -360,20 +365,20 @@ impl Server {
         addr: SocketAddr,
         files: TlsFiles,
         handler: Handler,
-    ) -> Result<Server, String> {
+    ) -> Result<Server, Error> {
         let certs = tokio::task::spawn_blocking(move || CertStore::load(files))
             .await
-            .map_err(|e| format!("reading the webhook certificate failed: {e}"))??;
+            .map_err(|e| Error::Aborted(e.to_string()))??;
         let certs = Arc::new(certs);
         let mut config = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
-            .map_err(|e| format!("webhook TLS: {e}"))?
+            .map_err(|e| Error::Tls(e.to_string()))?
             .with_no_client_auth()
             .with_cert_resolver(certs.clone());
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         let listener = TcpListener::bind(addr)
             .await
-            .map_err(|e| format!("webhook: cannot listen on {addr}: {e}"))?;
+            .map_err(|source| Error::Listen { addr, source })?;
         Ok(Server {
             listener,
             acceptor: TlsAcceptor::from(Arc::new(config)),
@@ -382,10 +387,8 @@ impl Server {
         })
     }
 
-    pub fn local_addr(&self) -> Result<SocketAddr, String> {
-        self.listener
-            .local_addr()
-            .map_err(|e| format!("webhook listener address: {e}"))
+    pub fn local_addr(&self) -> Result<SocketAddr, Error> {
+        self.listener.local_addr().map_err(Error::Address)
     }
 
     /// The certificate store (e.g. to reload it at once).
@@ -588,17 +591,26 @@ mod tests {
             cert: dir.path().join("tls.crt"),
             key: dir.path().join("tls.key"),
         };
-        let e = CertStore::load(files.clone()).err().unwrap_or_default();
+        let e = CertStore::load(files.clone())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(e.contains("tls.crt"), "{e}");
         let _ = std::fs::write(&files.cert, "not pem");
         let _ = std::fs::write(&files.key, "not pem");
-        let e = CertStore::load(files.clone()).err().unwrap_or_default();
+        let e = CertStore::load(files.clone())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(e.contains("no CERTIFICATE block"), "{e}");
         let _ = std::fs::write(
             &files.cert,
             "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
         );
-        let e = CertStore::load(files).err().unwrap_or_default();
+        let e = CertStore::load(files)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(e.contains("tls.key"), "{e}");
     }
 }

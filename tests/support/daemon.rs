@@ -13,6 +13,8 @@ pub struct Daemon {
     pub metrics_addr: SocketAddr,
     log_path: PathBuf,
     _dir: tempfile::TempDir,
+    /// The rules directory, when the daemon owns it (see [`Daemon::owning_rules`]).
+    _rules: Option<tempfile::TempDir>,
 }
 
 /// A free loopback port for the daemon's metrics server.
@@ -93,6 +95,7 @@ impl Daemon {
             metrics_addr,
             log_path,
             _dir: dir,
+            _rules: None,
         }
     }
 
@@ -152,6 +155,27 @@ impl Daemon {
             Ok((200, body)) => body,
             other => panic!("podgate /metrics: {other:?}\nlog:\n{}", self.log()),
         }
+    }
+
+    /// Keeps `rules` (the directory it runs on) for as long as the daemon lives.
+    pub fn owning_rules(mut self, rules: tempfile::TempDir) -> Daemon {
+        self._rules = Some(rules);
+        self
+    }
+
+    /// Waits (up to 20s) until the sample `series` of /metrics reads `want`.
+    pub async fn wait_metric(&self, series: &str, want: f64) {
+        super::wait_for(
+            &format!("{series} == {want}"),
+            Duration::from_secs(20),
+            || async {
+                match self.metric(series).await {
+                    Some(v) if v == want => Ok(()),
+                    other => Err(other),
+                }
+            },
+        )
+        .await;
     }
 
     /// The value of one sample in /metrics (exact series text before the value).

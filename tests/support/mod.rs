@@ -18,6 +18,7 @@ pub mod native_endpoint;
 pub mod pods;
 pub mod prometheus;
 pub mod proxy;
+pub mod rules;
 pub mod scene;
 
 use std::fmt::Debug;
@@ -31,6 +32,7 @@ pub use metrics_endpoint::MetricsEndpoint;
 pub use native_endpoint::NativeEndpoint;
 pub use pods::{Kubelet, TestPod, condition, condition_status};
 pub use prometheus::{Prometheus, Release};
+pub use rules::{RuleYaml, labelled_queue, queue, rule_file};
 
 /// Installs the process-wide TLS provider the product uses (see `source::init_tls`).
 pub fn install_crypto_provider() {

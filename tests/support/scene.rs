@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 use kube::api::Api;
 
-use super::daemon::Daemon;
+use super::daemon::{Daemon, rules_dir};
 use super::{
     ControlPlane, Kubelet, MetricsEndpoint, TestNamespace, TestPod, condition, unique_loopback_ip,
 };
@@ -69,6 +69,15 @@ impl Scene {
 
     pub fn name(&self) -> &str {
         self.ns.name()
+    }
+
+    /// Starts a daemon on this namespace with a rules directory holding `rules` (a rule
+    /// file's text) and `flags`, and waits until it is ready.
+    pub async fn start_daemon(&self, rules: &str, flags: &[&str]) -> Daemon {
+        let dir = rules_dir(rules);
+        let daemon = Daemon::start(dir.path(), self.name(), flags).owning_rules(dir);
+        daemon.wait_ready().await;
+        daemon
     }
 
     /// Starts a metrics endpoint on a fresh loopback address serving `body`, creates `pod`

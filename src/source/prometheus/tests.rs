@@ -3,7 +3,12 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
+use super::error::{QUERY_SHOWN_CHARS, shorten};
+use super::redact::redact;
+use super::secrets::{FileStamp, stamp_is_settled};
 use super::*;
+use crate::query::{Placeholder, Template};
+use crate::rules::PrometheusLabels;
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs

@@ -27,6 +27,8 @@ use tokio::time::Instant;
 
 use super::KubeError;
 
+pub mod may_write;
+
 /// The Lease podgate's replicas share.
 pub const LEASE_NAME: &str = "podgate";
 

@@ -1,16 +1,50 @@
 //! Reloading the rules directory: a watch on the directory (not the files, so a ConfigMap
-//! volume's atomic `..data` symlink swap is seen) plus SIGHUP, both reduced to "look again".
+//! volume's atomic `..data` symlink swap is seen) plus SIGHUP, both reduced to "look again",
+//! and the load of a candidate set that must not remove every rule by accident.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
-use super::{RuleSet, list_dir, load_dir};
+use crate::rules::{RuleSet, RulesError, list_dir, load_dir};
 
 /// How long to wait for a burst of file events to settle before reloading.
 pub const SETTLE: Duration = Duration::from_millis(300);
+
+/// Errors a rejected reload lists in its log line and on `/readyz`; the rest are counted.
+pub const MAX_REPORTED_ERRORS: usize = 20;
+
+/// Why a reload was refused or a trigger could not be set up; says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("cannot read {}: {source}", .dir.display())]
+    ReadDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{} has no *.yaml rule files; keeping the {in_force} rule(s) in force",
+        .dir.display()
+    )]
+    Emptied { dir: PathBuf, in_force: usize },
+    /// The set is invalid: the first errors with their positions, the rest counted.
+    #[error("{}", .0.summary(MAX_REPORTED_ERRORS))]
+    Invalid(RulesError),
+    /// The blocking load itself failed (it panicked or was cancelled).
+    #[error("loading the rules failed: {0}")]
+    Aborted(String),
+    #[error("cannot watch {}: {source}", .dir.display())]
+    Watch {
+        dir: PathBuf,
+        #[source]
+        source: notify::Error,
+    },
+    #[error("cannot handle SIGHUP: {0}")]
+    Signal(#[source] std::io::Error),
+}
 
 /// Keeps the directory watch alive; dropping it stops the events.
 pub struct DirWatch {
@@ -18,7 +52,11 @@ pub struct DirWatch {
 }
 
 /// Watches `dir` and sends `()` on every change (coalesced: at most one pending).
-pub fn watch_dir(dir: &Path, tx: mpsc::Sender<()>) -> Result<DirWatch, String> {
+pub fn watch_dir(dir: &Path, tx: mpsc::Sender<()>) -> Result<DirWatch, ReloadError> {
+    let failed = |source| ReloadError::Watch {
+        dir: dir.to_path_buf(),
+        source,
+    };
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         // Access events (reads) are noise; everything else may change what a load sees.
         if let Ok(ev) = res
@@ -27,18 +65,18 @@ pub fn watch_dir(dir: &Path, tx: mpsc::Sender<()>) -> Result<DirWatch, String> {
             let _ = tx.try_send(());
         }
     })
-    .map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
+    .map_err(failed)?;
     watcher
         .watch(dir, RecursiveMode::NonRecursive)
-        .map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
+        .map_err(failed)?;
     Ok(DirWatch { _watcher: watcher })
 }
 
 /// Sends `()` on every SIGHUP.
 #[cfg(unix)]
-pub fn watch_sighup(tx: mpsc::Sender<()>) -> Result<(), String> {
+pub fn watch_sighup(tx: mpsc::Sender<()>) -> Result<(), ReloadError> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut hup = signal(SignalKind::hangup()).map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
+    let mut hup = signal(SignalKind::hangup()).map_err(ReloadError::Signal)?;
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
             let _ = tx.try_send(());
@@ -53,19 +91,19 @@ pub fn watch_sighup(tx: mpsc::Sender<()>) -> Result<(), String> {
 ///
 /// Blocking (it reads files and validates every rule): call it off the async runtime's
 /// workers, e.g. with `tokio::task::spawn_blocking`.
-pub fn reload(dir: &Path, in_force: usize) -> Result<RuleSet, String> {
-    let files = list_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+pub fn reload(dir: &Path, in_force: usize) -> Result<RuleSet, ReloadError> {
+    let files = list_dir(dir).map_err(|source| ReloadError::ReadDir {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
     if files.is_empty() && in_force > 0 {
-        return Err(format!(
-            "{} has no *.yaml rule files; keeping the {in_force} rule(s) in force",
-            dir.display(),
-        ));
+        return Err(ReloadError::Emptied {
+            dir: dir.to_path_buf(),
+            in_force,
+        });
     }
-    load_dir(dir).map_err(|e| e.summary(MAX_REPORTED_ERRORS))
+    load_dir(dir).map_err(ReloadError::Invalid)
 }
-
-/// Errors a rejected reload lists in its log line and on `/readyz`; the rest are counted.
-pub const MAX_REPORTED_ERRORS: usize = 20;
 
 #[cfg(test)]
 mod tests {
@@ -81,7 +119,9 @@ mod tests {
         let first = reload(&path, 0).expect("loads");
         assert_eq!(first.len(), 1);
         std::fs::remove_file(path.join("a.yaml")).expect("rm");
-        let e = reload(&path, first.len()).expect_err("emptied dir refused");
+        let e = reload(&path, first.len())
+            .expect_err("emptied dir refused")
+            .to_string();
         assert!(e.contains("keeping the 1 rule(s)"), "{e}");
         // With nothing in force an empty directory is simply no rules.
         assert!(reload(&path, 0).expect("empty").is_empty());
@@ -96,7 +136,7 @@ mod tests {
             text.push_str(&format!("  - name: r{i}\n    bogus: 1\n"));
         }
         std::fs::write(path.join("a.yaml"), text).expect("write");
-        let e = reload(&path, 0).expect_err("invalid");
+        let e = reload(&path, 0).expect_err("invalid").to_string();
         let listed = e.lines().filter(|l| l.contains("a.yaml:")).count();
         assert_eq!(listed, MAX_REPORTED_ERRORS, "{e}");
         let total = e
@@ -123,7 +163,9 @@ mod tests {
         assert_eq!(first.len(), 2);
         std::fs::remove_file(path.join("b.yaml")).expect("rm");
         std::fs::create_dir(path.join("b.yaml")).expect("mkdir");
-        let e = reload(&path, first.len()).expect_err("a directory where a rule file was");
+        let e = reload(&path, first.len())
+            .expect_err("a directory where a rule file was")
+            .to_string();
         assert!(e.contains("b.yaml"), "{e}");
         assert!(e.contains("cannot read"), "{e}");
     }
@@ -143,7 +185,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().to_path_buf();
         std::fs::write(path.join("a.yaml"), "rules:\n  - name: r\n    bogus: 1\n").expect("write");
-        let e = reload(&path, 0).expect_err("invalid");
+        let e = reload(&path, 0).expect_err("invalid").to_string();
         assert!(e.contains("a.yaml:3:5"), "{e}");
     }
 
