@@ -12,12 +12,14 @@ FROM rust:1.95-bookworm AS build
 WORKDIR /src
 # Manifests first: the dependency download is cached until Cargo.lock changes.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir -p src benches \
+COPY crates/podgate-core/Cargo.toml crates/podgate-core/
+RUN mkdir -p src benches crates/podgate-core/src \
     && echo 'fn main() {}' > src/main.rs \
-    && touch src/lib.rs \
+    && touch src/lib.rs crates/podgate-core/src/lib.rs \
     && echo 'fn main() {}' > benches/parser.rs \
     && cargo fetch --locked
 COPY src src
+COPY crates crates
 COPY benches benches
 # With an explicit --target, RUSTFLAGS apply to podgate only, not to build scripts and proc
 # macros.

@@ -1,25 +1,22 @@
 //! podgate: Kubernetes pod readiness gates decided from metrics.
 //!
 //! The library holds everything the `podgate` binary does, so tests and benchmarks use the
-//! same code. The decision core (`rules`, `exposition`, `histogram`, `query`, `expr`, `peers`,
-//! `decision`, `evaluate`, `time`) has no Kubernetes types and no I/O in it; the daemon's
-//! side (`kube`, `controller`, `source`, `reload`, `telemetry`, `webhook`, `cli`) uses it and
-//! is never used by it (docs/architecture.md has the map). Each layer has its own error type.
+//! same code. The decision core is the `podgate-core` crate (no I/O, no async runtime, no
+//! HTTP, no Kubernetes types); its modules are re-exported here so that `podgate::query`,
+//! `podgate::rules`… name the same items. This crate is the daemon's side around it
+//! (`kube`, `controller`, `source`, `rules_dir`, `reload`, `telemetry`, `webhook`, `cli`),
+//! which the core never uses (docs/architecture.md has the map). Each layer has its own error
+//! type.
+
+pub use podgate_core::{
+    body, decision, evaluate, exposition, expr, histogram, peers, query, rules, ruletest, time,
+};
 
 pub mod cli;
 pub mod controller;
-pub mod decision;
-pub mod evaluate;
-pub mod exposition;
-pub mod expr;
-pub mod histogram;
 pub mod kube;
-pub mod peers;
-pub mod query;
 pub mod reload;
-pub mod rules;
-pub mod ruletest;
+pub mod rules_dir;
 pub mod source;
 pub mod telemetry;
-pub mod time;
 pub mod webhook;

@@ -8,7 +8,8 @@ use std::time::Duration;
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
-use crate::rules::{RuleSet, RulesError, list_dir, load_dir};
+use crate::rules::{RuleSet, RulesError};
+use crate::rules_dir::{list_dir, load_dir};
 
 /// How long to wait for a burst of file events to settle before reloading.
 pub const SETTLE: Duration = Duration::from_millis(300);

@@ -7,10 +7,11 @@ use crate::support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use podgate::body;
 use podgate::decision::Outcome;
 use podgate::evaluate::{ScrapeInput, VarResult, evaluate_rule};
 use podgate::query::{Interest, SeriesStore, StoreLimits};
-use podgate::source::{body, scrape};
+use podgate::source::scrape;
 use support::{NativeEndpoint, Prometheus, wait_for};
 
 /// Prometheus 3 reading native histograms (and the classic buckets of the histograms that
@@ -103,7 +104,7 @@ async fn podgate_and_prometheus_3_agree_on_a_live_client_golang_endpoint() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("native.yaml");
     std::fs::write(&file, RULE).expect("rule file");
-    let set = podgate::rules::load_files(&[file]).unwrap_or_else(|e| panic!("{e}"));
+    let set = podgate::rules_dir::load_files(&[file]).unwrap_or_else(|e| panic!("{e}"));
     let rule = set.get("native").expect("the rule").clone();
 
     // podgate scrapes as the daemon does (its Accept, so the protobuf format), the endpoint

@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use podgate::exposition::{Format, Sample, decode_body, parse};
+use podgate_core::exposition::{Format, Sample, decode_body, parse};
 
 fuzz_target!(|data: &[u8]| {
     let line_count = data.iter().filter(|&&c| c == b'\n').count() + 1;

@@ -8,9 +8,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use podgate::exposition::protobuf::{HistogramOptions, decode};
-use podgate::histogram::{FloatHistogram, HistogramPoint, RateWindow, histogram_rate};
-use podgate::query::{Interest, SeriesStore, StoreLimits, parse};
+use podgate_core::exposition::protobuf::{HistogramOptions, decode};
+use podgate_core::histogram::{FloatHistogram, HistogramPoint, RateWindow, histogram_rate};
+use podgate_core::query::{Interest, SeriesStore, StoreLimits, parse};
 
 fuzz_target!(|data: &[u8]| {
     for options in [

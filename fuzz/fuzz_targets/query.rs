@@ -6,8 +6,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use podgate::histogram::FloatHistogram;
-use podgate::query::{
+use podgate_core::histogram::FloatHistogram;
+use podgate_core::query::{
     self, Interest, Placeholder, SampleValue, SeriesStore, StoreLimits, Template,
 };
 

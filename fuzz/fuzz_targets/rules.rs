@@ -11,7 +11,7 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use podgate::rules;
+use podgate_core::rules;
 
 /// The lines of `text` as YAML counts them: LF, CRLF and a lone CR each end a line.
 fn yaml_lines(text: &str) -> Vec<&str> {

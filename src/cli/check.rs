@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::rules;
+use crate::rules_dir;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -12,7 +12,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> i32 {
-    let report = rules::check(&args.paths);
+    let report = rules_dir::check(&args.paths);
     for d in &report.diagnostics {
         eprintln!("{d}");
     }

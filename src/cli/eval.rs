@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::body;
 use crate::controller::target::{Target, resolve};
 use crate::decision::Outcome;
 use crate::evaluate::{RuleEvaluation, ScrapeInput, VarResult, evaluate_rule};
@@ -13,7 +14,7 @@ use crate::kube::watch::{PodSnapshot, pod_snapshot};
 use crate::peers::{GroupId, NoPeers, PeerIndex, PeerLookup, PeerReading, PodPeers};
 use crate::query::{Interest, SeriesStore, StoreLimits};
 use crate::rules::{self, PeersSpec, Rule, VarSource};
-use crate::source::body;
+use crate::rules_dir;
 use crate::source::prometheus::{PodFacts, PrometheusClient, PrometheusConfig};
 use k8s_openapi::api::core::v1::Pod;
 
@@ -57,7 +58,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> i32 {
-    let set = match rules::load_dir(&args.rules_dir) {
+    let set = match rules_dir::load_dir(&args.rules_dir) {
         Ok(s) => s,
         Err(e) => return fail(EXIT_INVALID, e),
     };

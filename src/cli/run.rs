@@ -18,12 +18,12 @@ use crate::kube::watch::{PodWatcher, WatchScope};
 use crate::kube::write::Writer;
 use crate::query::StoreLimits;
 use crate::reload;
-use crate::rules;
 use crate::source::prometheus::{BasicAuth, PrometheusClient, PrometheusConfig};
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::server::{self, Health};
 use crate::telemetry::{self, LogFormat};
 use crate::webhook;
+use crate::{rules, rules_dir};
 
 use super::error::Error;
 use super::{EXIT_INVALID, EXIT_OK, EXIT_USAGE, fail};
@@ -203,7 +203,7 @@ async fn daemon(args: Args) -> Result<(), Error> {
     // Startup reads files (rules, credentials, CA bundles) on the blocking pool, as every
     // later read does: the runtime's workers never wait on a disk.
     let dir = args.rules_dir.clone();
-    let rules = on_blocking_pool(move || rules::load_dir(&dir))
+    let rules = on_blocking_pool(move || rules_dir::load_dir(&dir))
         .await?
         .map_err(|source| Error::Rules {
             dir: args.rules_dir.clone(),

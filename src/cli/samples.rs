@@ -4,9 +4,10 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::body::Scraped;
 use crate::exposition::protobuf::{self, HistogramOptions, ProtoSample, ProtoValue};
 use crate::exposition::{self, Format, Sample};
-use crate::source::scrape::{self, Scraped};
+use crate::source::scrape;
 
 use super::{EXIT_INVALID, EXIT_OK, fail};
 
@@ -65,7 +66,7 @@ impl InputFormat {
         let format = match self {
             InputFormat::Openmetrics => Format::OpenMetrics,
             InputFormat::Text => Format::Text,
-            InputFormat::Auto | InputFormat::Protobuf => scrape::detect_format(None, &body),
+            InputFormat::Auto | InputFormat::Protobuf => exposition::detect_format(None, &body),
         };
         Ok(Scraped::Text { format, body })
     }

@@ -1,8 +1,8 @@
 //! `podgate test`: run rule unit test files.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use crate::ruletest;
+use crate::{rules_dir, ruletest};
 
 use super::{EXIT_FAIL, EXIT_INVALID, EXIT_OK};
 
@@ -16,7 +16,7 @@ pub struct Args {
 pub fn run(args: Args) -> i32 {
     let mut code = EXIT_OK;
     for file in &args.files {
-        match ruletest::run_file(file) {
+        match run_file(file) {
             Ok(report) if report.failures.is_empty() => {
                 println!("{}: {} test(s) passed", file.display(), report.tests);
             }
@@ -39,4 +39,11 @@ pub fn run(args: Args) -> i32 {
         }
     }
     code
+}
+
+/// Reads a test file and runs it on the rule files it names. `Err` is an invalid test file
+/// (exit 2), not a failing test.
+fn run_file(path: &Path) -> Result<ruletest::FileReport, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    ruletest::run(path, &text, rules_dir::load_files)
 }

@@ -13,11 +13,11 @@ use super::messages::{EvalMsg, PodConfig};
 use super::promql;
 use super::shared::Shared;
 use super::target::{Endpoint, EndpointError, resolve};
+use crate::body;
 use crate::decision::cap_message;
 use crate::evaluate::{ScrapeInput, evaluate_rule};
 use crate::query::{Interest, SeriesStore};
 use crate::rules::Rule;
-use crate::source::body;
 use crate::source::scrape::{self, ScrapeError};
 use crate::time::{millis as ms, now_ms};
 

@@ -1,7 +1,6 @@
-//! Where variable values come from: the pod's own endpoint (`scrape`, its body stored by
-//! `body`, through the clients of `http`) and a Prometheus server (`prometheus`).
+//! Where variable values come from: the pod's own endpoint (`scrape`, through the clients of
+//! `http`; the core's `body` stores what it fetched) and a Prometheus server (`prometheus`).
 
-pub mod body;
 pub mod http;
 pub mod prometheus;
 pub mod scrape;

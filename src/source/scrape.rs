@@ -1,12 +1,13 @@
 //! Scraping a pod's own metrics endpoint: one HTTP GET with a timeout, gzip, and a body
 //! size limit counted after decompression (so a small gzip bomb cannot grow past it).
-//! [`super::body`] turns what it fetched into stored samples.
+//! The core's [`crate::body`] turns what it fetched into stored samples.
 
 use std::time::Duration;
 
 use futures::StreamExt;
 
-use crate::exposition::{Encoding, Format};
+pub use crate::body::Scraped;
+use crate::exposition::{Encoding, detect_encoding, detect_format};
 
 /// The formats podgate parses, in the order of preference of Prometheus 3 when it scrapes
 /// native histograms (`scrape_native_histograms: true`): the protobuf format first (the only
@@ -24,13 +25,6 @@ text/plain;version=0.0.4;escaping=allow-utf-8;q=0.4,*/*;q=0.3";
 /// The default body size limit (10 MiB).
 pub const DEFAULT_BODY_LIMIT: usize = 10 << 20;
 
-/// A scraped body: text checked to be UTF-8, or protobuf bytes.
-#[derive(Debug, Clone)]
-pub enum Scraped {
-    Text { format: Format, body: String },
-    Protobuf { body: Vec<u8> },
-}
-
 /// Why a scrape failed. Each message names the URL and what to look at.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ScrapeError {
@@ -46,27 +40,6 @@ pub enum ScrapeError {
     NotUtf8 { url: String, offset: usize },
     #[error("scrape {url}: {detail}")]
     Other { url: String, detail: String },
-}
-
-/// Whether a response is protobuf or text, from its Content-Type; a text body's format is
-/// then picked by [`detect_format`].
-pub fn detect_encoding(content_type: Option<&str>) -> Encoding {
-    content_type.map_or(Encoding::Text(Format::Text), Encoding::from_content_type)
-}
-
-/// Picks the format of a text body: from the Content-Type when there is one, else
-/// OpenMetrics when the body ends with `# EOF`, else text.
-pub fn detect_format(content_type: Option<&str>, body: &str) -> Format {
-    match content_type {
-        Some(ct) if !ct.trim().is_empty() => Format::from_content_type(ct),
-        _ => {
-            if body.trim_end().ends_with("# EOF") {
-                Format::OpenMetrics
-            } else {
-                Format::Text
-            }
-        }
-    }
 }
 
 /// GETs `url` and returns its body, never reading more than `limit` bytes.
@@ -168,74 +141,7 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn format_from_content_type_or_eof() {
-        assert_eq!(
-            detect_format(Some("application/openmetrics-text; version=1.0.0"), "x 1\n"),
-            Format::OpenMetrics
-        );
-        assert_eq!(
-            detect_format(Some("text/plain; version=0.0.4"), "x 1\n# EOF\n"),
-            Format::Text
-        );
-        assert_eq!(detect_format(None, "x 1\n# EOF\n"), Format::OpenMetrics);
-        assert_eq!(detect_format(None, "x 1\n"), Format::Text);
-        // What client_golang answers to ACCEPT (and to an Accept without escaping).
-        for (content_type, format) in [
-            (
-                "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=allow-utf-8",
-                Format::OpenMetrics,
-            ),
-            (
-                "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=underscores",
-                Format::OpenMetrics,
-            ),
-            (
-                "text/plain; version=0.0.4; charset=utf-8; escaping=allow-utf-8",
-                Format::Text,
-            ),
-            (
-                "text/plain; version=1.0.0; escaping=allow-utf-8",
-                Format::Text,
-            ),
-        ] {
-            assert_eq!(detect_format(Some(content_type), "x 1\n"), format);
-        }
-    }
-
-    #[test]
-    fn protobuf_is_recognised_by_its_media_type() {
-        // What client_golang answers to ACCEPT.
-        for content_type in [
-            "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited; escaping=allow-utf-8",
-            "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited",
-            "Application/Vnd.Google.Protobuf",
-        ] {
-            assert_eq!(
-                detect_encoding(Some(content_type)),
-                Encoding::Protobuf,
-                "{content_type}"
-            );
-        }
-        for (content_type, format) in [
-            (
-                "application/openmetrics-text; version=1.0.0",
-                Format::OpenMetrics,
-            ),
-            ("text/plain; version=0.0.4", Format::Text),
-            // Malformed parameters: Prometheus falls back to text.
-            ("application/vnd.google.protobuf; proto", Format::Text),
-            ("application/x-protobuf", Format::Text),
-        ] {
-            assert_eq!(
-                detect_encoding(Some(content_type)),
-                Encoding::Text(format),
-                "{content_type}"
-            );
-        }
-        assert_eq!(detect_encoding(None), Encoding::Text(Format::Text));
-    }
+    use crate::exposition::Format;
 
     #[test]
     fn accept_asks_for_utf8_names_in_every_format_it_lists() {

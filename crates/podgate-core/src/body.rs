@@ -3,10 +3,15 @@
 //! histograms and the classic series podgate keeps, `HistogramOptions::PODGATE`).
 
 use crate::exposition::protobuf::{self, HistogramOptions};
-use crate::exposition::{self, ParseError};
+use crate::exposition::{self, Format, ParseError};
 use crate::query::{IngestError, IngestStats, SeriesStore};
 
-use super::scrape::Scraped;
+/// A scraped body: text checked to be UTF-8, or protobuf bytes.
+#[derive(Debug, Clone)]
+pub enum Scraped {
+    Text { format: Format, body: String },
+    Protobuf { body: Vec<u8> },
+}
 
 /// Why a scraped body was not taken (a store limit is the store's [`IngestError`]).
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +59,6 @@ pub fn ingest(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exposition::Format;
     use crate::query::{Interest, StoreLimits};
 
     fn store(query: &str, limits: StoreLimits) -> SeriesStore {

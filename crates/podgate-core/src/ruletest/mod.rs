@@ -21,7 +21,7 @@ use crate::evaluate::{RuleEvaluation, ScrapeInput, VarResult, evaluate_rule};
 use crate::exposition::{self, Format};
 use crate::peers::{GroupId, NoPeers, PeerIndex, PeerLookup, PodOwner, PodPeers};
 use crate::query::{Interest, SampleValue, SeriesStore, StoreLimits};
-use crate::rules::{self, Rule, VarSource, duration::parse_duration};
+use crate::rules::{self, Rule, RuleSet, RulesError, VarSource, duration::parse_duration};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -135,14 +135,19 @@ pub struct FileReport {
     pub failures: Vec<String>,
 }
 
-/// Reads and runs a test file. `Err` is an invalid test file (exit 2), not a failing test.
-pub fn run_file(path: &Path) -> Result<FileReport, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+/// Runs the test file `path` whose text is `text`; `load_rules` loads its `rule_files`,
+/// given relative to the test file's directory (the caller reads them: this crate reads no
+/// file). `Err` is an invalid test file (exit 2), not a failing test.
+pub fn run(
+    path: &Path,
+    text: &str,
+    load_rules: impl FnOnce(&[PathBuf]) -> Result<RuleSet, RulesError>,
+) -> Result<FileReport, String> {
     let file: TestFile =
-        serde_saphyr::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        serde_saphyr::from_str(text).map_err(|e| format!("{}: {e}", path.display()))?;
     let base = path.parent().unwrap_or(Path::new("."));
     let rule_paths: Vec<PathBuf> = file.rule_files.iter().map(|f| base.join(f)).collect();
-    let set = rules::load_files(&rule_paths).map_err(|e| e.to_string())?;
+    let set = load_rules(&rule_paths).map_err(|e| e.to_string())?;
     let mut report = FileReport::default();
     for (i, case) in file.tests.iter().enumerate() {
         let label = case

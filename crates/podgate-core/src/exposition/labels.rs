@@ -421,7 +421,7 @@ pub(crate) fn write_label_pair(f: &mut impl fmt::Write, name: &str, value: &str)
 
 /// Writes a series in exposition syntax: `name{a="1"}` for a legacy metric name (nothing
 /// after the name without labels), `{"http.server.duration",a="1"}` for any other.
-pub(crate) fn write_series<'a>(
+pub fn write_series<'a>(
     f: &mut impl fmt::Write,
     name: &str,
     labels: impl IntoIterator<Item = (Cow<'a, str>, Cow<'a, str>)>,

@@ -1257,10 +1257,7 @@ fn om_float_second_timestamps_in_every_position() {
         ]
     );
     // The format is found from `# EOF` when there is no Content-Type (`podgate samples`).
-    assert_eq!(
-        crate::source::scrape::detect_format(None, body),
-        Format::OpenMetrics
-    );
+    assert_eq!(detect_format(None, body), Format::OpenMetrics);
     // What Prometheus 3 refuses stays refused: the text format has integer milliseconds.
     assert_text_err(
         "a 1 1.5e3\n",
@@ -1351,4 +1348,72 @@ fn escape_free_values_are_borrowed() {
     let values: Vec<_> = sample.labels.iter().map(|(_, v)| v).collect();
     assert!(matches!(values.first(), Some(Cow::Borrowed("plain"))));
     assert!(matches!(values.get(1), Some(Cow::Owned(v)) if v == "with \"escape\""));
+}
+
+#[test]
+fn format_from_content_type_or_eof() {
+    assert_eq!(
+        detect_format(Some("application/openmetrics-text; version=1.0.0"), "x 1\n"),
+        Format::OpenMetrics
+    );
+    assert_eq!(
+        detect_format(Some("text/plain; version=0.0.4"), "x 1\n# EOF\n"),
+        Format::Text
+    );
+    assert_eq!(detect_format(None, "x 1\n# EOF\n"), Format::OpenMetrics);
+    assert_eq!(detect_format(None, "x 1\n"), Format::Text);
+    // What client_golang answers to ACCEPT (and to an Accept without escaping).
+    for (content_type, format) in [
+        (
+            "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=allow-utf-8",
+            Format::OpenMetrics,
+        ),
+        (
+            "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=underscores",
+            Format::OpenMetrics,
+        ),
+        (
+            "text/plain; version=0.0.4; charset=utf-8; escaping=allow-utf-8",
+            Format::Text,
+        ),
+        (
+            "text/plain; version=1.0.0; escaping=allow-utf-8",
+            Format::Text,
+        ),
+    ] {
+        assert_eq!(detect_format(Some(content_type), "x 1\n"), format);
+    }
+}
+
+#[test]
+fn protobuf_is_recognised_by_its_media_type() {
+    // What client_golang answers to ACCEPT.
+    for content_type in [
+        "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited; escaping=allow-utf-8",
+        "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited",
+        "Application/Vnd.Google.Protobuf",
+    ] {
+        assert_eq!(
+            detect_encoding(Some(content_type)),
+            Encoding::Protobuf,
+            "{content_type}"
+        );
+    }
+    for (content_type, format) in [
+        (
+            "application/openmetrics-text; version=1.0.0",
+            Format::OpenMetrics,
+        ),
+        ("text/plain; version=0.0.4", Format::Text),
+        // Malformed parameters: Prometheus falls back to text.
+        ("application/vnd.google.protobuf; proto", Format::Text),
+        ("application/x-protobuf", Format::Text),
+    ] {
+        assert_eq!(
+            detect_encoding(Some(content_type)),
+            Encoding::Text(format),
+            "{content_type}"
+        );
+    }
+    assert_eq!(detect_encoding(None), Encoding::Text(Format::Text));
 }

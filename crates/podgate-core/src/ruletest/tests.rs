@@ -19,14 +19,14 @@ fn run(test: &str) -> Result<FileReport, String> {
     run_with(RULES, test)
 }
 
+/// Runs a test file naming one rule file, `r.yaml`, that holds `rules_text`.
 fn run_with(rules_text: &str, test: &str) -> Result<FileReport, String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let rules = dir.path().join("r.yaml");
-    std::fs::write(&rules, rules_text).map_err(|e| e.to_string())?;
-    let file = dir.path().join("t.test.yaml");
-    std::fs::write(&file, format!("rule_files: [r.yaml]\ntests:\n{test}"))
-        .map_err(|e| e.to_string())?;
-    run_file(&file)
+    let file = Path::new("t.test.yaml");
+    let text = format!("rule_files: [r.yaml]\ntests:\n{test}");
+    super::run(file, &text, |paths| {
+        assert_eq!(paths, [Path::new("r.yaml")]);
+        rules::load_str("r.yaml", rules_text)
+    })
 }
 
 fn failures(test: &str) -> Vec<String> {

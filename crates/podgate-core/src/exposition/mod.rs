@@ -24,7 +24,7 @@ pub mod protobuf;
 mod sample;
 
 pub use float::PromValue;
-pub(crate) use labels::write_series;
+pub use labels::write_series;
 pub use labels::{Labels, LabelsIter, is_legacy_label_name, is_legacy_metric_name};
 pub use parser::Parser;
 pub use sample::{Exemplar, MetricType, Sample};
@@ -76,6 +76,27 @@ impl Encoding {
             Encoding::Protobuf
         } else {
             Encoding::Text(Format::from_content_type(content_type))
+        }
+    }
+}
+
+/// Whether a response is protobuf or text, from its Content-Type; a text body's format is
+/// then picked by [`detect_format`].
+pub fn detect_encoding(content_type: Option<&str>) -> Encoding {
+    content_type.map_or(Encoding::Text(Format::Text), Encoding::from_content_type)
+}
+
+/// Picks the format of a text body: from the Content-Type when there is one, else
+/// OpenMetrics when the body ends with `# EOF`, else text.
+pub fn detect_format(content_type: Option<&str>, body: &str) -> Format {
+    match content_type {
+        Some(ct) if !ct.trim().is_empty() => Format::from_content_type(ct),
+        _ => {
+            if body.trim_end().ends_with("# EOF") {
+                Format::OpenMetrics
+            } else {
+                Format::Text
+            }
         }
     }
 }
@@ -152,7 +173,7 @@ pub struct ParseError {
 /// Parses `body` in `format`, yielding its samples in order.
 ///
 /// ```
-/// use podgate::exposition::{parse, Format};
+/// use podgate_core::exposition::{parse, Format};
 ///
 /// let body = "# TYPE http_requests_total counter\n\
 ///             http_requests_total{code=\"200\",path=\"/api\"} 1042\n";
@@ -160,7 +181,7 @@ pub struct ParseError {
 /// assert_eq!(samples[0].name, "http_requests_total");
 /// assert_eq!(samples[0].labels.get("code").as_deref(), Some("200"));
 /// assert_eq!(samples[0].value, 1042.0);
-/// # Ok::<(), podgate::exposition::ParseError>(())
+/// # Ok::<(), podgate_core::exposition::ParseError>(())
 /// ```
 pub fn parse(body: &str, format: Format) -> Parser<'_> {
     Parser::new(body, format)
