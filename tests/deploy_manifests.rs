@@ -510,7 +510,7 @@ fn dockerfile_builds_with_a_new_enough_rust_and_runs_as_the_manifests_user() {
     assert!(entrypoint.contains("podgate"), "{entrypoint}");
     // Every file the build copies is let through .dockerignore.
     let ignore = std::fs::read_to_string(repo().join(".dockerignore")).expect(".dockerignore");
-    for copied in ["Cargo.toml", "Cargo.lock", "src/", "benches/"] {
+    for copied in ["Cargo.toml", "Cargo.lock", "src/", "crates/", "benches/"] {
         assert!(
             ignore.lines().any(|l| l.trim() == format!("!{copied}")),
             ".dockerignore must let {copied} through"
