@@ -188,15 +188,21 @@ impl Engine {
         self.pods.get(key)?.gates.get(condition_type)?.as_ref()
     }
 
-    /// Every gate whose condition as decided differs from the one last seen on the API
-    /// server: what a writer that just gained the right to write (a new leader, a standby
-    /// taking over) must write. Pods that are gone are not tracked, so nothing is sent for them.
+    /// Every gate whose verdict as decided (status and reason) differs from the one last seen
+    /// on the API server: what a writer that just gained the right to write (a new leader, a
+    /// standby taking over) must write. A condition that shows the same verdict with another
+    /// message is left alone: the message explains the transition the previous leader saw, and
+    /// every replica words its own from the values it scraped, so comparing messages would
+    /// rewrite nearly every gate on each failover. Pods that are gone are not tracked, so
+    /// nothing is sent for them.
     pub fn resync(&self) -> Vec<GateUpdate> {
         let mut out = Vec::new();
         for (key, entry) in &self.pods {
             for (ct, decided) in &entry.gates {
                 let Some(decided) = decided else { continue };
-                if entry.info.conditions.get(ct) != Some(decided) {
+                let shown = entry.info.conditions.get(ct);
+                if !shown.is_some_and(|c| c.status == decided.status && c.reason == decided.reason)
+                {
                     out.push(GateUpdate {
                         pod: key.clone(),
                         uid: entry.info.uid.clone(),
@@ -694,6 +700,39 @@ mod tests {
         // A pod that is gone is not resynced.
         e.remove_pod(&b);
         assert!(e.resync().is_empty());
+    }
+
+    #[test]
+    fn resync_leaves_a_gate_that_shows_the_same_verdict_in_other_words() {
+        let set = rules(&format!("rules:\n{}", rule("r", "")));
+        let mut e = Engine::new(&set);
+        let (a, b) = (PodKey::new("ns", "a"), PodKey::new("ns", "b"));
+        e.upsert_pod(a.clone(), pod("1"));
+        e.upsert_pod(b.clone(), pod("2"));
+        let decided_a = e
+            .observe(&a, "r", &ev(Outcome::Pass), 0)
+            .update
+            .expect("a decided");
+        let decided_b = e
+            .observe(&b, "r", &ev(Outcome::Fail), 0)
+            .update
+            .expect("b decided");
+        // The old leader wrote a's verdict with its own numbers, and b True where this replica
+        // decided False.
+        let mut seen_a = pod("1");
+        let mut worded = decided_a.condition.clone();
+        worded.message = format!("{} (as the previous leader saw it)", worded.message);
+        seen_a.conditions.insert(GATE.into(), worded);
+        e.upsert_pod(a.clone(), seen_a);
+        let mut seen_b = pod("2");
+        seen_b
+            .conditions
+            .insert(GATE.into(), decided_a.condition.clone());
+        e.upsert_pod(b.clone(), seen_b);
+        let ups = e.resync();
+        assert_eq!(ups.len(), 1, "{ups:?}");
+        assert_eq!(ups[0].pod, b);
+        assert_eq!(ups[0].condition, decided_b.condition);
     }
 
     #[test]
