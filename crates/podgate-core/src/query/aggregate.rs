@@ -1,10 +1,11 @@
 //! Aggregations (`sum`, `avg`, `topk`, ... with `by`/`without`), as Prometheus computes them.
 
 use super::ast::{AggOp, Aggregate};
-use super::eval::{Cx, EvalError, NoData, Produced, Sink, scalar, vector};
+use super::context::Cx;
 use super::labels::{Element, Filter, Groups, Labels, Value};
-use super::range::kahan_inc;
-use crate::histogram::HistogramSum;
+use super::outcome::{EvalError, NoData};
+use super::stream::{Produced, Sink};
+use crate::histogram::{HistogramSum, kahan_inc};
 
 /// One group's running aggregate (Prometheus's `groupedAggregation`).
 #[derive(Debug, Clone)]
@@ -198,7 +199,7 @@ pub(crate) fn eval<'a>(
     sink: Sink<'_, 'a>,
 ) -> Result<Produced, EvalError> {
     let param = match &a.param {
-        Some(p) => scalar(cx, p)?,
+        Some(p) => cx.scalar(p)?,
         None => f64::NAN,
     };
     match a.op {
@@ -210,7 +211,7 @@ pub(crate) fn eval<'a>(
         // One group: streamed, nothing collected.
         let mut acc = Acc::new(a.op);
         let mut any = false;
-        let inner = vector(cx, &a.expr, &mut |el| {
+        let inner = cx.vector(&a.expr, &mut |el| {
             any = true;
             acc.add_value(el.value);
             Ok(())
@@ -232,7 +233,7 @@ pub(crate) fn eval<'a>(
     let filter = filter(a);
     let mut groups = Groups::default();
     let mut accs: Vec<Acc> = Vec::new();
-    let inner = vector(cx, &a.expr, &mut |el| {
+    let inner = cx.vector(&a.expr, &mut |el| {
         let (g, created) = groups.find_or_insert(&el.labels, filter);
         if created {
             accs.push(Acc::new(a.op));
@@ -292,7 +293,7 @@ fn collect<'a>(
     let filter = filter(a);
     let mut groups = Groups::default();
     let mut members: Vec<Vec<Element<'a>>> = Vec::new();
-    let inner = vector(cx, &a.expr, &mut |el| {
+    let inner = cx.vector(&a.expr, &mut |el| {
         let (g, created) = groups.find_or_insert(&el.labels, filter);
         if created {
             members.push(Vec::new());

@@ -2,26 +2,7 @@
 
 use super::catalog::Func;
 use super::selector::Selector;
-
-/// PromQL's value types, as the parser checks them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Type {
-    Scalar,
-    Vector,
-    Matrix,
-    String,
-}
-
-impl Type {
-    pub fn name(self) -> &'static str {
-        match self {
-            Type::Scalar => "a scalar",
-            Type::Vector => "an instant vector",
-            Type::Matrix => "a range vector",
-            Type::String => "a string",
-        }
-    }
-}
+use super::types::Type;
 
 /// `x{...} offset 5m`.
 #[derive(Debug, Clone)]

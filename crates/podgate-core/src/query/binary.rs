@@ -1,9 +1,12 @@
 //! Binary operators: arithmetic, comparisons (filtering or `bool`) and `and`/`or`/`unless`,
 //! between numbers and vectors, and between vectors with PromQL's label matching.
 
-use super::ast::{BinOp, Binary, Card, Type};
-use super::eval::{Cx, EvalError, NoData, Produced, Sink, drops_name, scalar, vector};
+use super::ast::{BinOp, Binary, Card};
+use super::context::Cx;
 use super::labels::{Element, Filter, Groups, Labels, Value, same};
+use super::outcome::{EvalError, NoData};
+use super::stream::{Produced, Sink};
+use super::types::Type;
 use crate::histogram::{CounterResetHint, FloatHistogram};
 
 /// `l op r` on floats: the value and, for comparisons, whether it holds.
@@ -81,11 +84,11 @@ pub(crate) fn eval<'a>(
     match (b.lhs.ty(), b.rhs.ty()) {
         (Type::Vector, Type::Vector) => vector_vector(cx, b, sink),
         (Type::Vector, _) => {
-            let r = scalar(cx, &b.rhs)?;
+            let r = cx.scalar(&b.rhs)?;
             with_scalar(cx, b, r, false, sink)
         }
         _ => {
-            let l = scalar(cx, &b.lhs)?;
+            let l = cx.scalar(&b.lhs)?;
             with_scalar(cx, b, l, true, sink)
         }
     }
@@ -103,7 +106,7 @@ fn with_scalar<'a>(
     let drop_name = drops_name(b.op, b.return_bool);
     let (mut count, mut unfit) = (0usize, 0usize);
     let number = Value::Float(number);
-    let inner = vector(cx, side, &mut |el| {
+    let inner = cx.vector(side, &mut |el| {
         let (l, r) = if swapped {
             (&number, &el.value)
         } else {
@@ -162,7 +165,7 @@ fn collect<'a>(
     side: &'a super::ast::Expr,
 ) -> Result<(Vec<Element<'a>>, Produced), EvalError> {
     let mut out = Vec::new();
-    let produced = vector(cx, side, &mut |el| {
+    let produced = cx.vector(side, &mut |el| {
         out.push(el);
         Ok(())
     })?;
@@ -225,7 +228,7 @@ fn vector_vector<'a>(
     // with one and evaluates without allocating.
     let mut first: Option<Element<'a>> = None;
     let mut rest: Vec<Element<'a>> = Vec::new();
-    let one_produced = vector(cx, one_expr, &mut |el| {
+    let one_produced = cx.vector(one_expr, &mut |el| {
         if first.is_none() {
             first = Some(el);
         } else {
@@ -270,7 +273,7 @@ fn vector_vector<'a>(
     let drop_name = drops_name(b.op, b.return_bool);
     let mut count = 0usize;
     let mut unmatched = Unmatched::NoMatch;
-    let many_produced = vector(cx, many_expr, &mut |el| {
+    let many_produced = cx.vector(many_expr, &mut |el| {
         let Some(i) = find(&el.labels) else {
             return Ok(());
         };
@@ -415,7 +418,7 @@ fn set_op<'a>(
             for el in lhs {
                 sink(el)?;
             }
-            let rp = vector(cx, &b.rhs, &mut |el| {
+            let rp = cx.vector(&b.rhs, &mut |el| {
                 if index.find(&el.labels, filter).is_none() {
                     count += 1;
                     sink(el)?;
@@ -434,7 +437,7 @@ fn set_op<'a>(
                 index.find_or_insert(&el.labels, filter);
             }
             let keep_matched = b.op == BinOp::And;
-            let lp = vector(cx, &b.lhs, &mut |el| {
+            let lp = cx.vector(&b.lhs, &mut |el| {
                 if index.find(&el.labels, filter).is_some() == keep_matched {
                     count += 1;
                     sink(el)?;
@@ -456,4 +459,10 @@ fn set_op<'a>(
             Ok(empty_reason(b, lp, rp, Unmatched::NoMatch))
         }
     }
+}
+
+/// Whether an operation with `op` drops the metric name, as Prometheus does for arithmetic and
+/// `bool` comparisons.
+fn drops_name(op: BinOp, return_bool: bool) -> bool {
+    !(op.is_set() || (op.is_comparison() && !return_bool))
 }

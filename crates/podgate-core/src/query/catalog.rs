@@ -1,7 +1,7 @@
 //! The PromQL functions a scrape query may call, their argument types, and the ones it
 //! refuses, each with the nearest supported form.
 
-use super::ast::Type;
+use super::types::Type;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Func {

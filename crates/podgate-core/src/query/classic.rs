@@ -2,7 +2,7 @@
 //! and `BucketFraction` over one histogram's buckets: buckets sorted by bound, bounds matched
 //! by number (`0.2` and `2e-1` are one bucket), counts made monotonic for the quantile.
 
-use super::eval::{NoData, QueryValue};
+use super::outcome::{NoData, QueryValue};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Bucket {

@@ -1,5 +1,6 @@
-//! Evaluation of a compiled scrape query against one pod's [`SeriesStore`]: the tree walk,
-//! and the outcome (one number, no data and why, or an error).
+//! Evaluation of a compiled scrape query against one pod's [`SeriesStore`]: the tree walk
+//! that dispatches each node to the operator that evaluates it, and the outcome (one number,
+//! no data and why, or an error).
 //!
 //! Vectors are streamed element by element to their consumer wherever PromQL allows it
 //! (selectors, range functions, element-wise functions and operations with a number,
@@ -8,251 +9,23 @@
 //! code, so a number computed here matches what Prometheus computes from the same samples at
 //! the same times.
 
-use std::borrow::Cow;
-use std::cell::RefCell;
-use std::fmt;
-
 use super::aggregate;
-use super::ast::{BinOp, Call, Expr, Type, VectorSel};
+use super::ast::{Call, Expr};
 use super::binary;
 use super::catalog::Func;
+use super::context::{Cx, Dispatch};
+use super::elementwise;
 use super::histogram;
+use super::instant;
 use super::labels::{Element, Labels, Value};
+use super::outcome::{EvalError, NoData, QueryValue};
 use super::range;
-use super::selector::Selector;
-use super::store::{Point, Series, SeriesStore};
-use crate::expr::format_value;
+use super::store::SeriesStore;
+use super::stream::{Produced, Sink};
+use super::types::Type;
 
-/// The result of a query: one number, or no data and why.
-#[derive(Debug, Clone, PartialEq)]
-pub enum QueryValue {
-    Number(f64),
-    NoData(NoData),
-}
-
-impl QueryValue {
-    /// The number, or NaN for no data.
-    pub fn as_f64(&self) -> f64 {
-        match self {
-            QueryValue::Number(v) => *v,
-            QueryValue::NoData(_) => f64::NAN,
-        }
-    }
-}
-
-impl fmt::Display for QueryValue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            QueryValue::Number(v) => f.write_str(&format_value(*v)),
-            QueryValue::NoData(reason) => write!(f, "no data: {reason}"),
-        }
-    }
-}
-
-/// Why a query has no value.
-#[derive(Debug, Clone, PartialEq)]
-pub enum NoData {
-    /// The pod has not been scraped successfully yet.
-    NoScrape,
-    /// The latest scrape is older than the lookback window.
-    ScrapeTooOld { age_ms: i64 },
-    /// No series matched. `stale` counts matching series absent from the latest scrape.
-    NoSeries { selector: String, stale: usize },
-    /// Matching series exist but none has the two points in the window a rate needs.
-    NotEnoughHistory {
-        function: &'static str,
-        range: String,
-        points: usize,
-    },
-    /// The buckets have no `le="+Inf"` bucket.
-    NoInfBucket,
-    /// Fewer than two distinct bucket bounds.
-    TooFewBuckets,
-    /// The histogram counted no observations (in the window, for rate/increase).
-    NoObservations,
-    /// An offset reaches back before the pod's first scrape.
-    NoHistoryYet { offset: String },
-    /// Both sides of a vector operation had series, but none matched the other side.
-    NoMatch { expr: String },
-    /// A comparison, `unless` or `clamp` removed every series.
-    Filtered { expr: String },
-    /// `scalar(...)` needs exactly one series.
-    NotOneSeries { expr: String, count: usize },
-    /// A function or aggregation that reads floats found only native histograms (which
-    /// Prometheus skips).
-    HistogramIgnored { expr: String },
-    /// An operator that does not apply to a native histogram (`h + 1`, `h > 0.5`) found
-    /// only such pairs.
-    HistogramOperand { expr: String },
-    /// A histogram function found only float samples.
-    NotNativeHistogram { expr: String },
-    /// Floats and native histograms where they cannot be combined: one aggregation group,
-    /// one range window.
-    MixedFloatsAndHistograms { expr: String },
-    /// A native histogram and classic buckets with the same labels, which
-    /// `histogram_quantile` and `histogram_fraction` leave out, as Prometheus does.
-    NativeAndClassic { expr: String, labels: String },
-}
-
-impl fmt::Display for NoData {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            NoData::NoScrape => f.write_str("no successful scrape yet"),
-            NoData::ScrapeTooOld { age_ms } => write!(
-                f,
-                "the latest successful scrape is {} old",
-                format_duration(*age_ms)
-            ),
-            NoData::NoSeries { selector, stale } => {
-                write!(f, "no series matched {selector}")?;
-                match stale {
-                    0 => Ok(()),
-                    1 => f.write_str(" (1 series went stale: absent from the latest scrape)"),
-                    n => write!(f, " ({n} series went stale: absent from the latest scrape)"),
-                }
-            }
-            NoData::NotEnoughHistory {
-                function,
-                range,
-                points,
-            } => write!(
-                f,
-                "not enough history for {function} over {range} ({points} point{})",
-                if *points == 1 { "" } else { "s" }
-            ),
-            NoData::NoInfBucket => f.write_str("histogram has no le=\"+Inf\" bucket"),
-            NoData::TooFewBuckets => f.write_str("histogram has fewer than 2 buckets"),
-            NoData::NoObservations => f.write_str("histogram has no observations"),
-            NoData::NoHistoryYet { offset } => {
-                write!(f, "no scrape from {offset} ago yet (offset {offset})")
-            }
-            NoData::NoMatch { expr } => write!(
-                f,
-                "no series on one side of {expr} matched a series on the other side \
-                 (compare their labels, or use on (...) / ignoring (...))"
-            ),
-            NoData::Filtered { expr } => write!(f, "{expr} filtered out every series"),
-            NoData::NotOneSeries { expr, count } => {
-                write!(f, "{expr} needs exactly one series, found {count}")
-            }
-            NoData::HistogramIgnored { expr } => write!(
-                f,
-                "{expr} reads float samples, but found only native histograms; read them with \
-                 histogram_quantile, histogram_count, histogram_sum, histogram_fraction or \
-                 histogram_avg"
-            ),
-            NoData::HistogramOperand { expr } => write!(
-                f,
-                "{expr} does not apply to native histograms (they take * and / by a number, \
-                 and +, -, == and != with another histogram); compare a number taken from \
-                 them, e.g. histogram_quantile(0.9, x) > 0.5"
-            ),
-            NoData::NotNativeHistogram { expr } => write!(
-                f,
-                "{expr} reads native histograms, but found only float samples; for a classic \
-                 histogram use its _count and _sum series, or histogram_quantile over its \
-                 _bucket series"
-            ),
-            NoData::MixedFloatsAndHistograms { expr } => write!(
-                f,
-                "{expr} mixes float samples and native histograms, which cannot be combined; \
-                 select one kind with matchers"
-            ),
-            NoData::NativeAndClassic { expr, labels } => write!(
-                f,
-                "{expr}: {labels} is both a native histogram and classic buckets, so neither \
-                 is used; select one of them"
-            ),
-        }
-    }
-}
-
-/// A query that cannot yield a number for reasons the user must fix.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{message}")]
-pub struct EvalError {
-    pub message: String,
-}
-
-pub(crate) fn format_duration(ms: i64) -> String {
-    if ms < 1000 {
-        return format!("{ms}ms");
-    }
-    let mut secs = ms / 1000;
-    let mut out = String::new();
-    for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)] {
-        if secs >= size {
-            out.push_str(&format!("{}{unit}", secs / size));
-            secs %= size;
-        }
-    }
-    out
-}
-
-impl EvalError {
-    pub(crate) fn new(message: impl Into<String>) -> EvalError {
-        EvalError {
-            message: message.into(),
-        }
-    }
-}
-
-/// Receives the elements of a vector as they are produced.
-pub(crate) type Sink<'s, 'a> = &'s mut dyn FnMut(Element<'a>) -> Result<(), EvalError>;
-
-/// What a vector expression produced besides its elements: how many, and why none when none.
-#[derive(Debug)]
-pub(crate) struct Produced {
-    pub count: usize,
-    pub why: Option<NoData>,
-}
-
-impl Produced {
-    pub fn some(count: usize) -> Produced {
-        Produced { count, why: None }
-    }
-
-    pub fn none(why: NoData) -> Produced {
-        Produced {
-            count: 0,
-            why: Some(why),
-        }
-    }
-
-    /// `count` elements; when none, `why()` says why.
-    pub fn counted(count: usize, why: impl FnOnce() -> NoData) -> Produced {
-        if count > 0 {
-            Produced::some(count)
-        } else {
-            Produced::none(why())
-        }
-    }
-
-    /// Why nothing came out (a placeholder when the producer gave no reason).
-    pub fn reason(self) -> NoData {
-        self.why.unwrap_or(NoData::Filtered {
-            expr: "the query".to_string(),
-        })
-    }
-}
-
-/// The evaluation context: the store, the evaluation time, and the first reason a value came
-/// out NaN where Prometheus returns NaN for missing data (a histogram without observations,
-/// `scalar()` of no series), so a NaN result is reported as no data with that reason.
-pub(crate) struct Cx<'a> {
-    pub store: &'a SeriesStore,
-    pub now_ms: i64,
-    nan_reason: RefCell<Option<NoData>>,
-}
-
-impl Cx<'_> {
-    pub fn nan_because(&self, why: NoData) {
-        let mut reason = self.nan_reason.borrow_mut();
-        if reason.is_none() {
-            *reason = Some(why);
-        }
-    }
-}
+/// This dispatcher, as the operators reach it through [`Cx`] for their operands.
+const DISPATCH: Dispatch = Dispatch { vector, scalar };
 
 /// Evaluates `expr` (the query `source`) at `now_ms`.
 pub(crate) fn eval(
@@ -266,11 +39,7 @@ pub(crate) fn eval(
     if reads_series && store.scrape_at_or_before(now_ms).is_none() {
         return Ok(QueryValue::NoData(NoData::NoScrape));
     }
-    let cx = Cx {
-        store,
-        now_ms,
-        nan_reason: RefCell::new(None),
-    };
+    let cx = Cx::new(store, now_ms, DISPATCH);
     let value = if expr.ty() == Type::Scalar {
         scalar(&cx, expr)?
     } else {
@@ -291,7 +60,7 @@ pub(crate) fn eval(
         }
     };
     if value.is_nan()
-        && let Some(why) = cx.nan_reason.into_inner()
+        && let Some(why) = cx.into_nan_reason()
     {
         return Ok(QueryValue::NoData(why));
     }
@@ -333,7 +102,7 @@ fn ambiguous(expr: &Expr, source: &str, n: usize) -> EvalError {
 }
 
 /// Evaluates a scalar-typed expression.
-pub(crate) fn scalar(cx: &Cx<'_>, expr: &Expr) -> Result<f64, EvalError> {
+fn scalar(cx: &Cx<'_>, expr: &Expr) -> Result<f64, EvalError> {
     match expr {
         Expr::Number(n) => Ok(*n),
         Expr::Neg(inner) => Ok(-scalar(cx, inner)?),
@@ -408,13 +177,9 @@ fn internal(expr: &Expr) -> EvalError {
 }
 
 /// Streams the elements of a vector-typed expression to `sink`.
-pub(crate) fn vector<'a>(
-    cx: &Cx<'a>,
-    expr: &'a Expr,
-    sink: Sink<'_, 'a>,
-) -> Result<Produced, EvalError> {
+fn vector<'a>(cx: &Cx<'a>, expr: &'a Expr, sink: Sink<'_, 'a>) -> Result<Produced, EvalError> {
     match expr {
-        Expr::Vector(v) => instant(cx, v, sink),
+        Expr::Vector(v) => instant::eval(cx, v, sink),
         Expr::Neg(inner) => vector(cx, inner, &mut |el| {
             let value = match el.value {
                 Value::Float(v) => Value::Float(-v),
@@ -451,92 +216,10 @@ pub(crate) fn vector<'a>(
             | Func::HistogramStdvar => histogram::statistic(cx, call, sink),
             _ => match call.args.first() {
                 Some(Expr::Matrix(m)) => range::eval(cx, call.func, m, sink),
-                _ => range::elementwise(cx, call, sink),
+                _ => elementwise::eval(cx, call, sink),
             },
         },
         Expr::Number(_) | Expr::String | Expr::Matrix(_) => Err(internal(expr)),
-    }
-}
-
-/// Whether an operation with `op` drops the metric name, as Prometheus does for arithmetic and
-/// `bool` comparisons.
-pub(crate) fn drops_name(op: BinOp, return_bool: bool) -> bool {
-    !(op.is_set() || (op.is_comparison() && !return_bool))
-}
-
-pub(crate) fn matching<'s>(
-    store: &'s SeriesStore,
-    selector: &'s Selector,
-) -> impl Iterator<Item = &'s Series> {
-    store.series().iter().filter(move |s| s.matches(selector))
-}
-
-pub(crate) fn point_at(series: &Series, t: i64) -> Option<&Point> {
-    // The latest scrape is almost always the last point; search otherwise.
-    match series.points.back() {
-        Some(p) if p.t == t => Some(p),
-        _ => {
-            let i = series.points.partition_point(|p| p.t < t);
-            series.points.get(i).filter(|p| p.t == t)
-        }
-    }
-}
-
-/// An instant selector: each matching series' value in the latest scrape at or before the
-/// evaluation time (minus the offset); a series absent from that scrape is stale.
-fn instant<'a>(cx: &Cx<'a>, v: &'a VectorSel, sink: Sink<'_, 'a>) -> Result<Produced, EvalError> {
-    let store = cx.store;
-    let t = cx.now_ms.saturating_sub(v.offset_ms);
-    let Some(scrape) = store.scrape_at_or_before(t) else {
-        return Ok(Produced::none(before_history(cx, v)));
-    };
-    let age_ms = t - scrape;
-    if age_ms > store.limits().lookback_ms {
-        return Ok(Produced::none(NoData::ScrapeTooOld { age_ms }));
-    }
-    let (mut count, mut stale) = (0usize, 0usize);
-    for series in matching(store, &v.selector) {
-        if series.evicted_until_ms.is_some_and(|e| e >= scrape) {
-            return Err(EvalError::new(format!(
-                "{} offset {} needs more than the {} points kept per series at this scrape \
-                 interval; shorten the offset or raise the per-series point limit",
-                v.selector.text,
-                v.offset_text,
-                store.limits().max_points_per_series
-            )));
-        }
-        // Prometheus staleness: a series absent from the latest scrape is gone.
-        let value = match point_at(series, scrape) {
-            Some(p) => Value::Float(p.v),
-            None => match series.histogram_at(scrape) {
-                Some(h) => Value::Histogram(Cow::Borrowed(h)),
-                None => {
-                    stale += 1;
-                    continue;
-                }
-            },
-        };
-        count += 1;
-        sink(Element {
-            labels: Labels::Series { series, name: true },
-            value,
-        })?;
-    }
-    Ok(Produced::counted(count, || NoData::NoSeries {
-        selector: v.selector.text.to_string(),
-        stale,
-    }))
-}
-
-/// No scrape at or before the selector's time: it has an offset reaching before the first
-/// scrape (or there is no scrape at all).
-pub(crate) fn before_history(cx: &Cx<'_>, v: &VectorSel) -> NoData {
-    if v.offset_ms > 0 && cx.store.first_scrape_ms().is_some() {
-        NoData::NoHistoryYet {
-            offset: v.offset_text.to_string(),
-        }
-    } else {
-        NoData::NoScrape
     }
 }
 
@@ -548,11 +231,7 @@ pub(crate) fn eval_elements(
     store: &SeriesStore,
     now_ms: i64,
 ) -> Result<Vec<(String, Value<'static>)>, EvalError> {
-    let cx = Cx {
-        store,
-        now_ms,
-        nan_reason: RefCell::new(None),
-    };
+    let cx = Cx::new(store, now_ms, DISPATCH);
     if expr.ty() == Type::Scalar {
         return Ok(vec![("{}".to_string(), Value::Float(scalar(&cx, expr)?))]);
     }

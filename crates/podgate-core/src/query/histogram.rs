@@ -7,8 +7,10 @@
 use super::ast::Call;
 use super::catalog::Func;
 use super::classic::{Bucket, bucket_fraction, bucket_quantile, parse_bound};
-use super::eval::{Cx, EvalError, NoData, Produced, QueryValue, Sink, scalar, vector};
+use super::context::Cx;
 use super::labels::{Element, Filter, Groups, Labels, Value};
+use super::outcome::{EvalError, NoData, QueryValue};
+use super::stream::{Produced, Sink};
 
 /// What to compute from each histogram.
 #[derive(Debug, Clone, Copy)]
@@ -30,10 +32,10 @@ pub(crate) fn buckets<'a>(
     };
     let (wanted, input) = match call.func {
         Func::HistogramFraction => (
-            Wanted::Fraction(scalar(cx, arg(0)?)?, scalar(cx, arg(1)?)?),
+            Wanted::Fraction(cx.scalar(arg(0)?)?, cx.scalar(arg(1)?)?),
             arg(2)?,
         ),
-        _ => (Wanted::Quantile(scalar(cx, arg(0)?)?), arg(1)?),
+        _ => (Wanted::Quantile(cx.scalar(arg(0)?)?), arg(1)?),
     };
     let le: [Box<str>; 1] = ["le".into()];
     // Every label but `le` (and the name) tells the classic histograms apart.
@@ -41,7 +43,7 @@ pub(crate) fn buckets<'a>(
     let mut natives: Vec<Element<'a>> = Vec::new();
     let mut groups = Groups::default();
     let mut buckets: Vec<Vec<Bucket>> = Vec::new();
-    let inner = vector(cx, input, &mut |el| {
+    let inner = cx.vector(input, &mut |el| {
         if el.value.histogram().is_some() {
             natives.push(el);
             return Ok(());
@@ -197,7 +199,7 @@ pub(crate) fn statistic<'a>(
         )));
     };
     let (mut count, mut floats) = (0usize, 0usize);
-    let inner = vector(cx, input, &mut |el| {
+    let inner = cx.vector(input, &mut |el| {
         let Some(h) = el.value.histogram() else {
             floats += 1;
             return Ok(());

@@ -9,8 +9,8 @@ use std::borrow::Cow;
 use std::ops::Range;
 
 use super::catalog::Func;
+use super::float_range;
 use super::labels::Value;
-use super::range;
 use super::store::Series;
 use crate::histogram::{
     CounterResetHint, FloatHistogram, HistogramPoint, HistogramSum, RateWindow, histogram_rate,
@@ -47,7 +47,7 @@ pub(crate) fn apply<'a>(
     let (nf, nh) = (floats.len(), histograms.len());
     let float_points = || series.points.range(floats.clone());
     let float = |f: Func| {
-        range::apply(
+        float_range::apply(
             f,
             float_points(),
             nf,

@@ -16,14 +16,19 @@ mod classic;
 mod conformance_native_tests;
 #[cfg(test)]
 mod conformance_tests;
+mod context;
+mod elementwise;
 mod eval;
 #[cfg(test)]
 mod expr_tests;
+mod float_range;
 mod histogram;
 mod histogram_range;
+mod instant;
 mod labels;
 #[cfg(test)]
 mod native_tests;
+mod outcome;
 mod parse;
 mod range;
 mod scan;
@@ -31,13 +36,15 @@ mod selector;
 mod store;
 #[cfg(test)]
 mod store_histogram_tests;
+mod stream;
 mod template;
 #[cfg(test)]
 mod test_load;
 #[cfg(test)]
 mod tests;
+mod types;
 
-pub use eval::{EvalError, NoData, QueryValue};
+pub use outcome::{EvalError, NoData, QueryValue};
 pub use parse::MAX_QUERY_BYTES;
 pub use store::{
     DEFAULT_MAX_HISTOGRAM_BUCKETS, DEFAULT_MAX_LABEL_BYTES, IngestError, IngestStats, Interest,

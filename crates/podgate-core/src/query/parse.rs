@@ -4,11 +4,11 @@
 
 use super::QueryError;
 use super::ast::{
-    AggOp, Aggregate, BinOp, Binary, Call, Card, Expr, Grouping, Matching, MatrixSel, Type,
-    VectorSel,
+    AggOp, Aggregate, BinOp, Binary, Call, Card, Expr, Grouping, Matching, MatrixSel, VectorSel,
 };
 use super::catalog::{self, Func};
 use super::scan::{Parser, is_label_char, is_label_start, is_name_char, is_name_start};
+use super::types::Type;
 
 /// Longest accepted query, in bytes.
 pub const MAX_QUERY_BYTES: usize = 4096;

@@ -589,8 +589,18 @@ impl SeriesStore {
         i.checked_sub(1).and_then(|i| self.scrapes.get(i)).copied()
     }
 
+    /// Every stored series (for tests).
+    #[cfg(test)]
     pub(crate) fn series(&self) -> &[Series] {
         &self.series
+    }
+
+    /// The series a selector matches.
+    pub(crate) fn matching<'s>(
+        &'s self,
+        selector: &'s Selector,
+    ) -> impl Iterator<Item = &'s Series> {
+        self.series.iter().filter(move |s| s.matches(selector))
     }
 
     /// Replaces the interest (after a rule reload) and drops series no query reads any more.
