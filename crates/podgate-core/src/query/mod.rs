@@ -46,19 +46,12 @@ mod types;
 
 pub use outcome::{EvalError, NoData, QueryValue};
 pub use parse::MAX_QUERY_BYTES;
+pub use scan::QueryError;
 pub use store::{
     DEFAULT_MAX_HISTOGRAM_BUCKETS, DEFAULT_MAX_LABEL_BYTES, IngestError, IngestStats, Interest,
     SampleValue, ScrapedSample, SeriesStore, StoreLimits,
 };
 pub use template::{MAX_TEMPLATE_BYTES, Placeholder, RenderError, Template};
-
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("column {column}: {message}")]
-pub struct QueryError {
-    /// 1-based column in the query text.
-    pub column: usize,
-    pub message: String,
-}
 
 /// A compiled scrape query.
 #[derive(Debug, Clone)]

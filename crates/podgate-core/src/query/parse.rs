@@ -2,12 +2,11 @@
 //! aggregations, function calls, selectors with ranges and offsets), type-checked as
 //! Prometheus does, so an error names the construct and its 1-based column.
 
-use super::QueryError;
 use super::ast::{
     AggOp, Aggregate, BinOp, Binary, Call, Card, Expr, Grouping, Matching, MatrixSel, VectorSel,
 };
 use super::catalog::{self, Func};
-use super::scan::{Parser, is_label_char, is_label_start, is_name_char, is_name_start};
+use super::scan::{Parser, QueryError, is_label_char, is_label_start, is_name_char, is_name_start};
 use super::types::Type;
 
 /// Longest accepted query, in bytes.

@@ -1,7 +1,14 @@
 //! The lexical layer of the scrape-query parser: position, whitespace and comments, words,
 //! string literals, numbers and durations, and errors that name the 1-based column.
 
-use super::QueryError;
+/// A query or template that does not parse, at the 1-based column where it goes wrong.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("column {column}: {message}")]
+pub struct QueryError {
+    /// 1-based column in the query text.
+    pub column: usize,
+    pub message: String,
+}
 
 pub(crate) struct Parser<'a> {
     pub src: &'a str,

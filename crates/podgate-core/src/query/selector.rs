@@ -2,8 +2,7 @@
 
 use regex::Regex;
 
-use super::QueryError;
-use super::scan::{Parser, is_label_char, is_label_start};
+use super::scan::{Parser, QueryError, is_label_char, is_label_start};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum MatchOp {

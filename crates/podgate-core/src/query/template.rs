@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use super::QueryError;
+use super::scan::QueryError;
 
 /// Longest accepted PromQL template, in bytes (before substitution).
 pub const MAX_TEMPLATE_BYTES: usize = 16 * 1024;
