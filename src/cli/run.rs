@@ -70,7 +70,7 @@ pub struct Args {
     #[arg(long, env = "PODGATE_LEASE_NAMESPACE")]
     lease_namespace: Option<String>,
     /// Lease duration: a standby takes over this long after a leader vanishes.
-    #[arg(long, env = "PODGATE_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    #[arg(long, env = "PODGATE_LEASE_DURATION", default_value = "15s", value_parser = rules::duration::parse_duration)]
     lease_duration: Duration,
     /// Node-local mode (DaemonSet): only the pods of --node-name, no election.
     #[arg(long, env = "PODGATE_NODE_LOCAL")]
@@ -111,10 +111,6 @@ pub struct Args {
     /// The webhook's private key (PEM); re-read when it changes.
     #[arg(long, env = "PODGATE_WEBHOOK_KEY_FILE", requires = "webhook_addr")]
     webhook_key_file: Option<PathBuf>,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    rules::duration::parse_duration(s)
 }
 
 pub fn run(args: Args) -> i32 {

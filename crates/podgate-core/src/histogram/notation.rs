@@ -9,42 +9,61 @@ use super::{CounterResetHint, FloatHistogram, MAX_SCHEMA, MIN_SCHEMA};
 /// The most values one `xN` may expand to (as for float series in `podgate test`).
 const MAX_REPETITIONS: usize = 100_000;
 
+/// Text that is not in the notation: the message says what is wrong where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct NotationError {
+    pub message: String,
+}
+
+impl NotationError {
+    fn new(message: impl Into<String>) -> NotationError {
+        NotationError {
+            message: message.into(),
+        }
+    }
+}
+
 /// Parses one literal, `{{` to `}}`. Keys: `schema`, `count`, `sum`, `z_bucket` (zero
 /// count), `z_bucket_w` (zero threshold), `buckets:[...]` and `offset` (index of the first
 /// positive bucket, the one ending at 1 by default), `n_buckets:[...]` and `n_offset`,
 /// `counter_reset_hint` (`unknown`, `reset`, `not_reset`, `gauge`).
-pub fn parse_literal(text: &str) -> Result<FloatHistogram, String> {
+pub fn parse_literal(text: &str) -> Result<FloatHistogram, NotationError> {
     let inner = text
         .trim()
         .strip_prefix("{{")
         .and_then(|s| s.strip_suffix("}}"))
         .ok_or_else(|| {
-            format!("{text:?} is not a histogram like {{{{count:2 sum:3 buckets:[1 1]}}}}")
+            NotationError::new(format!(
+                "{text:?} is not a histogram like {{{{count:2 sum:3 buckets:[1 1]}}}}"
+            ))
         })?;
     let mut out = FloatHistogram::default();
     let (mut positive, mut negative) = (Vec::new(), Vec::new());
     let (mut offset, mut n_offset) = (0i32, 0i32);
     let mut rest = inner.trim();
     while !rest.is_empty() {
-        let (key, after) = rest
-            .split_once(':')
-            .ok_or_else(|| format!("expected `key:value` in the histogram, found {rest:?}"))?;
+        let (key, after) = rest.split_once(':').ok_or_else(|| {
+            NotationError::new(format!(
+                "expected `key:value` in the histogram, found {rest:?}"
+            ))
+        })?;
         let key = key.trim();
         let (value, next) = match after.strip_prefix('[') {
             Some(list) => list
                 .split_once(']')
-                .ok_or_else(|| format!("{key}: the list has no closing ']'"))?,
+                .ok_or_else(|| NotationError::new(format!("{key}: the list has no closing ']'")))?,
             None => after.split_at(after.find(' ').unwrap_or(after.len())),
         };
-        let bad = |what: &str| format!("{key}: {value:?} is not {what}");
+        let bad = |what: &str| NotationError::new(format!("{key}: {value:?} is not {what}"));
         match key {
             "schema" => {
                 out.schema = value.parse().map_err(|_| bad("a whole number"))?;
                 if !(MIN_SCHEMA..=MAX_SCHEMA).contains(&out.schema) {
-                    return Err(format!(
+                    return Err(NotationError::new(format!(
                         "schema {} is outside {MIN_SCHEMA}..={MAX_SCHEMA}",
                         out.schema
-                    ));
+                    )));
                 }
             }
             "count" => out.count = number(value).ok_or_else(|| bad("a number"))?,
@@ -65,10 +84,10 @@ pub fn parse_literal(text: &str) -> Result<FloatHistogram, String> {
                 }
             }
             _ => {
-                return Err(format!(
+                return Err(NotationError::new(format!(
                     "unknown histogram key {key:?} (schema, count, sum, z_bucket, z_bucket_w, \
                      buckets, offset, n_buckets, n_offset, counter_reset_hint)"
-                ));
+                )));
             }
         }
         rest = next.trim();
@@ -78,7 +97,7 @@ pub fn parse_literal(text: &str) -> Result<FloatHistogram, String> {
             .ok()
             .and_then(|n| start.checked_add(n))
             .map(|end| start..end)
-            .ok_or_else(|| "bucket indexes out of range".to_string())
+            .ok_or_else(|| NotationError::new("bucket indexes out of range"))
     };
     out.positive = indexes(offset, positive.len())?.zip(positive).collect();
     out.negative = indexes(n_offset, negative.len())?.zip(negative).collect();
@@ -87,7 +106,7 @@ pub fn parse_literal(text: &str) -> Result<FloatHistogram, String> {
 
 /// Expands the series item at the start of `text` (a literal, `{{..}}xN`, `{{a}}+{{b}}xN`,
 /// `{{a}}-{{b}}xN`); returns its values and the text after it.
-pub fn expand_item(text: &str) -> Result<(Vec<FloatHistogram>, &str), String> {
+pub fn expand_item(text: &str) -> Result<(Vec<FloatHistogram>, &str), NotationError> {
     let (first, rest) = take_literal(text)?;
     let first = parse_literal(first)?;
     let signed = match (rest.strip_prefix('+'), rest.strip_prefix('-')) {
@@ -108,15 +127,19 @@ pub fn expand_item(text: &str) -> Result<(Vec<FloatHistogram>, &str), String> {
                 .find(|c: char| !c.is_ascii_digit())
                 .unwrap_or(after.len());
             let (n, rest) = after.split_at(digits);
-            let n: usize = n
-                .parse()
-                .map_err(|_| format!("{n:?} after 'x' is not a whole number"))?;
+            let n: usize = n.parse().map_err(|_| {
+                NotationError::new(format!("{n:?} after 'x' is not a whole number"))
+            })?;
             if n > MAX_REPETITIONS {
-                return Err(format!("more than {MAX_REPETITIONS} repetitions"));
+                return Err(NotationError::new(format!(
+                    "more than {MAX_REPETITIONS} repetitions"
+                )));
             }
             (n, rest)
         }
-        None if step.is_some() => return Err("`{{a}}+{{b}}` needs a count: `xN`".to_string()),
+        None if step.is_some() => {
+            return Err(NotationError::new("`{{a}}+{{b}}` needs a count: `xN`"));
+        }
         None => (0, rest),
     };
     let mut out = Vec::with_capacity(times + 1);
@@ -137,7 +160,7 @@ pub fn expand_item(text: &str) -> Result<(Vec<FloatHistogram>, &str), String> {
 }
 
 /// A whole series of histograms: items separated by spaces, `_` for a step without one.
-pub fn expand(spec: &str) -> Result<Vec<Option<FloatHistogram>>, String> {
+pub fn expand(spec: &str) -> Result<Vec<Option<FloatHistogram>>, NotationError> {
     let mut out = Vec::new();
     let mut rest = spec.trim();
     while !rest.is_empty() {
@@ -154,16 +177,16 @@ pub fn expand(spec: &str) -> Result<Vec<Option<FloatHistogram>>, String> {
 }
 
 /// The literal at the start of `text` and what follows it.
-fn take_literal(text: &str) -> Result<(&str, &str), String> {
+fn take_literal(text: &str) -> Result<(&str, &str), NotationError> {
     if !text.starts_with("{{") {
-        return Err(format!(
+        return Err(NotationError::new(format!(
             "expected a histogram `{{{{...}}}}`, found {text:?}"
-        ));
+        )));
     }
     let end = text
         .find("}}")
         .map(|i| i + 2)
-        .ok_or_else(|| "the histogram has no closing `}}`".to_string())?;
+        .ok_or_else(|| NotationError::new("the histogram has no closing `}}`"))?;
     Ok(text.split_at(end))
 }
 
@@ -218,31 +241,46 @@ mod tests {
 
     #[test]
     fn errors_name_the_problem() {
-        assert!(parse_literal("{{count:x}}").unwrap_err().contains("count"));
+        assert!(
+            parse_literal("{{count:x}}")
+                .unwrap_err()
+                .message
+                .contains("count")
+        );
         assert!(
             parse_literal("{{schema:9}}")
                 .unwrap_err()
+                .message
                 .contains("schema")
         );
         assert!(
             parse_literal("{{colour:1}}")
                 .unwrap_err()
+                .message
                 .contains("unknown")
         );
         assert!(
             parse_literal("{{buckets:[1 2}}")
                 .unwrap_err()
+                .message
                 .contains("']'")
         );
-        assert!(expand("{{count:1}").unwrap_err().contains("closing"));
+        assert!(
+            expand("{{count:1}")
+                .unwrap_err()
+                .message
+                .contains("closing")
+        );
         assert!(
             expand("{{count:1}}+{{count:1}}")
                 .unwrap_err()
+                .message
                 .contains("xN")
         );
         assert!(
             expand("{{count:1}}x999999999")
                 .unwrap_err()
+                .message
                 .contains("repetitions")
         );
     }

@@ -22,25 +22,42 @@ const UNITS: &[(&str, u128)] = &[
     ("h", 3600 * 1_000_000_000),
 ];
 
-/// Parses a duration string. The error is a complete sentence for the user.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+/// A duration that does not parse: the message is a complete sentence for the user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct DurationError {
+    pub message: String,
+}
+
+impl DurationError {
+    fn new(message: impl Into<String>) -> DurationError {
+        DurationError {
+            message: message.into(),
+        }
+    }
+}
+
+/// Parses a duration string.
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let s = text.trim();
     if s.is_empty() {
-        return Err("empty duration; write e.g. 10s, 1m30s or 500ms".to_string());
+        return Err(DurationError::new(
+            "empty duration; write e.g. 10s, 1m30s or 500ms",
+        ));
     }
     if s == "0" {
         return Ok(Duration::ZERO);
     }
     if s.starts_with('-') {
-        return Err(format!(
+        return Err(DurationError::new(format!(
             "duration {text:?} is negative; durations must be >= 0"
-        ));
+        )));
     }
     let s = s.strip_prefix('+').unwrap_or(s);
     if s.chars().all(|c| c.is_ascii_digit() || c == '.') {
-        return Err(format!(
+        return Err(DurationError::new(format!(
             "duration {text:?} has no unit; add one, e.g. {s}s (units: ns, us, ms, s, m, h)"
-        ));
+        )));
     }
 
     let mut total: u128 = 0;
@@ -53,17 +70,19 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             .map_or(rest.len(), |(i, _)| i);
         let (num, after) = rest.split_at(num_len);
         if num.is_empty() {
-            return Err(format!(
+            return Err(DurationError::new(format!(
                 "invalid duration {text:?}: expected a number before {after:?} \
                  (write e.g. 10s, 1m30s or 500ms)"
-            ));
+            )));
         }
         let (int_part, frac_part) = match num.split_once('.') {
             Some((i, f)) => (i, f),
             None => (num, ""),
         };
         if frac_part.contains('.') || (int_part.is_empty() && frac_part.is_empty()) {
-            return Err(format!("invalid duration {text:?}: bad number {num:?}"));
+            return Err(DurationError::new(format!(
+                "invalid duration {text:?}: bad number {num:?}"
+            )));
         }
         let unit_len = after
             .char_indices()
@@ -71,10 +90,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             .map_or(after.len(), |(i, _)| i);
         let (unit, next) = after.split_at(unit_len);
         if unit.is_empty() {
-            return Err(format!(
+            return Err(DurationError::new(format!(
                 "duration {text:?} has no unit after {num:?}; add one, e.g. {num}s \
                  (units: ns, us, ms, s, m, h)"
-            ));
+            )));
         }
         let Some(&(_, scale)) = UNITS.iter().find(|(name, _)| *name == unit) else {
             let hint = match unit {
@@ -83,10 +102,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
                 "y" => " (write years as hours: 1y = 8760h)",
                 _ => "",
             };
-            return Err(format!(
+            return Err(DurationError::new(format!(
                 "invalid duration {text:?}: unknown unit {unit:?}{hint}; \
                  units are ns, us, ms, s, m, h"
-            ));
+            )));
         };
         total = total.saturating_add(term_nanos(int_part, frac_part, scale));
         rest = next;
@@ -94,9 +113,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
     let max = MAX_DURATION.as_nanos();
     if total > max {
-        return Err(format!(
+        return Err(DurationError::new(format!(
             "duration {text:?} is too long; the maximum is 8760h (365 days)"
-        ));
+        )));
     }
     // `total <= max` fits in u64 nanoseconds.
     let nanos = u64::try_from(total).unwrap_or(u64::MAX);
@@ -175,7 +194,7 @@ mod tests {
     fn err(s: &str) -> String {
         match parse_duration(s) {
             Ok(d) => panic!("{s:?} should fail, got {d:?}"),
-            Err(e) => e,
+            Err(e) => e.message,
         }
     }
 

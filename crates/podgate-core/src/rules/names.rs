@@ -1,7 +1,7 @@
 //! Syntax checks for the names that appear in rule files, following Kubernetes'
 //! `apimachinery/pkg/util/validation` rules, plus "did you mean" suggestions.
 //!
-//! Each check returns `Err(reason)` with a sentence the user can act on.
+//! Each check returns a [`NameError`] whose reason is a sentence the user can act on.
 
 const DNS1123_LABEL_MAX: usize = 63;
 const DNS1123_SUBDOMAIN_MAX: usize = 253;
@@ -9,41 +9,58 @@ const QUALIFIED_NAME_MAX: usize = 63;
 const LABEL_VALUE_MAX: usize = 63;
 const IANA_SVC_NAME_MAX: usize = 15;
 
+/// Why a name is not valid: a sentence the user can act on (the caller says which name).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct NameError {
+    pub reason: String,
+}
+
+impl NameError {
+    fn new(reason: impl Into<String>) -> NameError {
+        NameError {
+            reason: reason.into(),
+        }
+    }
+}
+
 fn is_lower_alnum(c: char) -> bool {
     c.is_ascii_lowercase() || c.is_ascii_digit()
 }
 
 /// A DNS-1123 label (namespace names): `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63 chars.
-pub fn dns1123_label(s: &str) -> Result<(), String> {
+pub fn dns1123_label(s: &str) -> Result<(), NameError> {
     if s.is_empty() {
-        return Err("must not be empty".to_string());
+        return Err(NameError::new("must not be empty"));
     }
     if s.len() > DNS1123_LABEL_MAX {
-        return Err(format!(
+        return Err(NameError::new(format!(
             "must be at most {DNS1123_LABEL_MAX} characters (has {})",
             s.chars().count()
-        ));
+        )));
     }
     if !s.chars().all(|c| is_lower_alnum(c) || c == '-') {
-        return Err(
+        return Err(NameError::new(
             "must consist of lower case letters, digits and '-' (a DNS-1123 label)".to_string(),
-        );
+        ));
     }
     if s.starts_with('-') || s.ends_with('-') {
-        return Err("must start and end with a lower case letter or digit".to_string());
+        return Err(NameError::new(
+            "must start and end with a lower case letter or digit",
+        ));
     }
     Ok(())
 }
 
 /// A DNS-1123 subdomain: dot-separated DNS-1123 labels, at most 253 chars.
-pub fn dns1123_subdomain(s: &str) -> Result<(), String> {
+pub fn dns1123_subdomain(s: &str) -> Result<(), NameError> {
     if s.is_empty() {
-        return Err("must not be empty".to_string());
+        return Err(NameError::new("must not be empty"));
     }
     if s.len() > DNS1123_SUBDOMAIN_MAX {
-        return Err(format!(
+        return Err(NameError::new(format!(
             "must be at most {DNS1123_SUBDOMAIN_MAX} characters"
-        ));
+        )));
     }
     for part in s.split('.') {
         if part.is_empty()
@@ -51,10 +68,10 @@ pub fn dns1123_subdomain(s: &str) -> Result<(), String> {
             || part.starts_with('-')
             || part.ends_with('-')
         {
-            return Err(format!(
+            return Err(NameError::new(format!(
                 "{s:?} is not a DNS-1123 subdomain (lower case letters, digits, '-' and '.', \
                  each part starting and ending with a letter or digit)"
-            ));
+            )));
         }
     }
     Ok(())
@@ -73,9 +90,9 @@ fn name_part_chars_ok(s: &str) -> bool {
 
 /// A Kubernetes qualified name (label keys, condition types): an optional DNS-1123 subdomain
 /// prefix and `/`, then a name of at most 63 characters.
-pub fn qualified_name(s: &str) -> Result<(), String> {
+pub fn qualified_name(s: &str) -> Result<(), NameError> {
     if s.is_empty() {
-        return Err("must not be empty".to_string());
+        return Err(NameError::new("must not be empty"));
     }
     let (prefix, name) = match s.split_once('/') {
         Some((p, n)) => (Some(p), n),
@@ -83,97 +100,105 @@ pub fn qualified_name(s: &str) -> Result<(), String> {
     };
     if let Some(prefix) = prefix {
         if prefix.is_empty() {
-            return Err("the prefix before '/' must not be empty".to_string());
+            return Err(NameError::new("the prefix before '/' must not be empty"));
         }
-        dns1123_subdomain(prefix).map_err(|e| format!("prefix: {e}"))?;
+        dns1123_subdomain(prefix).map_err(|e| NameError::new(format!("prefix: {e}")))?;
     }
     if name.is_empty() {
-        return Err("the name after the prefix must not be empty".to_string());
-    }
-    if name.contains('/') {
-        return Err("may contain at most one '/'".to_string());
-    }
-    if name.len() > QUALIFIED_NAME_MAX {
-        return Err(format!(
-            "the name part must be at most {QUALIFIED_NAME_MAX} characters (has {})",
-            name.chars().count()
+        return Err(NameError::new(
+            "the name after the prefix must not be empty",
         ));
     }
+    if name.contains('/') {
+        return Err(NameError::new("may contain at most one '/'"));
+    }
+    if name.len() > QUALIFIED_NAME_MAX {
+        return Err(NameError::new(format!(
+            "the name part must be at most {QUALIFIED_NAME_MAX} characters (has {})",
+            name.chars().count()
+        )));
+    }
     if !name_part_chars_ok(name) {
-        return Err(
+        return Err(NameError::new(
             "the name part must consist of letters, digits, '-', '_' or '.', and must start \
              and end with a letter or digit"
                 .to_string(),
-        );
+        ));
     }
     Ok(())
 }
 
 /// A label value: empty, or at most 63 characters of `[-A-Za-z0-9_.]` starting and ending
 /// with a letter or digit.
-pub fn label_value(s: &str) -> Result<(), String> {
+pub fn label_value(s: &str) -> Result<(), NameError> {
     if s.is_empty() {
         return Ok(());
     }
     if s.len() > LABEL_VALUE_MAX {
-        return Err(format!(
+        return Err(NameError::new(format!(
             "must be at most {LABEL_VALUE_MAX} characters (has {})",
             s.chars().count()
-        ));
+        )));
     }
     if !name_part_chars_ok(s) {
-        return Err(
+        return Err(NameError::new(
             "must be empty or consist of letters, digits, '-', '_' or '.', and start and end \
              with a letter or digit"
                 .to_string(),
-        );
+        ));
     }
     Ok(())
 }
 
 /// A container port name (IANA_SVC_NAME): at most 15 characters of `[a-z0-9-]`, at least
 /// one letter, no leading, trailing or doubled '-'.
-pub fn iana_svc_name(s: &str) -> Result<(), String> {
+pub fn iana_svc_name(s: &str) -> Result<(), NameError> {
     if s.is_empty() {
-        return Err("must not be empty".to_string());
+        return Err(NameError::new("must not be empty"));
     }
     if s.len() > IANA_SVC_NAME_MAX {
-        return Err(format!(
+        return Err(NameError::new(format!(
             "a port name must be at most {IANA_SVC_NAME_MAX} characters (has {})",
             s.chars().count()
-        ));
+        )));
     }
     if !s.chars().all(|c| is_lower_alnum(c) || c == '-') {
-        return Err("a port name must consist of lower case letters, digits and '-'".to_string());
+        return Err(NameError::new(
+            "a port name must consist of lower case letters, digits and '-'",
+        ));
     }
     if !s.chars().any(|c| c.is_ascii_lowercase()) {
-        return Err("a port name must contain at least one letter".to_string());
+        return Err(NameError::new(
+            "a port name must contain at least one letter",
+        ));
     }
     if s.starts_with('-') || s.ends_with('-') {
-        return Err("a port name must not start or end with '-'".to_string());
+        return Err(NameError::new("a port name must not start or end with '-'"));
     }
     if s.contains("--") {
-        return Err("a port name must not contain '--'".to_string());
+        return Err(NameError::new("a port name must not contain '--'"));
     }
     Ok(())
 }
 
 /// A rule name: `[a-z0-9-]`, 1–63 characters, not starting or ending with '-'.
-pub fn rule_name(s: &str) -> Result<(), String> {
+pub fn rule_name(s: &str) -> Result<(), NameError> {
     if s.is_empty() {
-        return Err("must not be empty".to_string());
+        return Err(NameError::new("must not be empty"));
     }
     if s.chars().count() > 63 {
-        return Err(format!(
+        return Err(NameError::new(format!(
             "must be at most 63 characters (has {})",
             s.chars().count()
-        ));
+        )));
     }
     if !s.chars().all(|c| is_lower_alnum(c) || c == '-') {
-        return Err("must consist of lower case letters, digits and '-'".to_string());
+        return Err(NameError::new(
+            "must consist of lower case letters, digits and '-'",
+        ));
     }
     if s.starts_with('-') || s.ends_with('-') {
-        return Err("must not start or end with '-'".to_string());
+        return Err(NameError::new("must not start or end with '-'"));
     }
     Ok(())
 }
@@ -189,12 +214,16 @@ pub fn is_identifier(s: &str) -> bool {
 }
 
 /// A Prometheus label name: `[a-zA-Z_][a-zA-Z0-9_]*`, not starting with `__` (reserved).
-pub fn prometheus_label_name(s: &str) -> Result<(), String> {
+pub fn prometheus_label_name(s: &str) -> Result<(), NameError> {
     if !is_identifier(s) {
-        return Err("a Prometheus label name must match [a-zA-Z_][a-zA-Z0-9_]*".to_string());
+        return Err(NameError::new(
+            "a Prometheus label name must match [a-zA-Z_][a-zA-Z0-9_]*",
+        ));
     }
     if s.starts_with("__") {
-        return Err("label names starting with '__' are reserved for Prometheus".to_string());
+        return Err(NameError::new(
+            "label names starting with '__' are reserved for Prometheus",
+        ));
     }
     Ok(())
 }

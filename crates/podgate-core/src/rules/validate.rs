@@ -299,7 +299,7 @@ impl Walker<'_> {
             Kind::Str(s) => match parse_duration(s) {
                 Ok(d) => Some(d),
                 Err(e) => {
-                    self.error(node.at, path, e);
+                    self.error(node.at, path, e.message);
                     None
                 }
             },
@@ -307,7 +307,7 @@ impl Walker<'_> {
             Kind::Int(_) | Kind::UInt(_) | Kind::Float(_) => {
                 let raw = node.raw(self.src).unwrap_or("the number");
                 let message = match parse_duration(raw) {
-                    Err(e) => e,
+                    Err(e) => e.message,
                     Ok(_) => format!("duration {raw} has no unit; add one, e.g. {raw}s"),
                 };
                 self.error(node.at, path, message);

@@ -173,14 +173,24 @@ struct Series {
     values: Vec<Option<series::StepValue>>,
 }
 
+/// A series identity that does not parse; the message quotes it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct IdentityError {
+    pub message: String,
+}
+
 /// A series' identity written as in PromQL (`name{a="1"}`): its name and labels.
-pub(crate) fn parse_identity(series: &str) -> Result<(String, Vec<(String, String)>), String> {
+pub(crate) fn parse_identity(
+    series: &str,
+) -> Result<(String, Vec<(String, String)>), IdentityError> {
+    let invalid = |message| IdentityError { message };
     // Reuse the exposition parser for `name{labels}` by giving it a value.
     let line = format!("{} 0\n", series.trim());
     let sample = exposition::parse(&line, Format::Text)
         .next()
-        .ok_or_else(|| format!("series {series:?} is empty"))?
-        .map_err(|e| format!("series {series:?}: {}", e.message))?;
+        .ok_or_else(|| invalid(format!("series {series:?} is empty")))?
+        .map_err(|e| invalid(format!("series {series:?}: {}", e.message)))?;
     let labels = sample
         .labels
         .iter()
@@ -190,7 +200,7 @@ pub(crate) fn parse_identity(series: &str) -> Result<(String, Vec<(String, Strin
 }
 
 fn parse_series(input: &InputSeries) -> Result<Series, String> {
-    let (name, labels) = parse_identity(&input.series)?;
+    let (name, labels) = parse_identity(&input.series).map_err(|e| e.message)?;
     let values =
         series::expand(&input.values).map_err(|e| format!("series {:?}: {e}", input.series))?;
     Ok(Series {

@@ -12,16 +12,31 @@ pub enum StepValue {
     Histogram(FloatHistogram),
 }
 
+/// A values string that does not expand: the message names the value and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ValuesError {
+    pub message: String,
+}
+
+impl ValuesError {
+    fn new(message: impl Into<String>) -> ValuesError {
+        ValuesError {
+            message: message.into(),
+        }
+    }
+}
+
 /// Expands a values string into one entry per step; `None` is a step without a sample.
-pub fn expand(values: &str) -> Result<Vec<Option<StepValue>>, String> {
+pub fn expand(values: &str) -> Result<Vec<Option<StepValue>>, ValuesError> {
     let mut out = Vec::new();
     let mut rest = values.trim_start();
     let mut i = 0;
     while !rest.is_empty() {
         i += 1;
         if rest.starts_with("{{") {
-            let (histograms, after) =
-                notation::expand_item(rest).map_err(|e| format!("value {i}: {e}"))?;
+            let (histograms, after) = notation::expand_item(rest)
+                .map_err(|e| ValuesError::new(format!("value {i}: {e}")))?;
             out.extend(
                 histograms
                     .into_iter()
@@ -39,22 +54,26 @@ pub fn expand(values: &str) -> Result<Vec<Option<StepValue>>, String> {
 }
 
 /// [`expand`] for values that must be numbers (`promql:` variables).
-pub fn expand_floats(values: &str) -> Result<Vec<Option<f64>>, String> {
+pub fn expand_floats(values: &str) -> Result<Vec<Option<f64>>, ValuesError> {
     expand(values)?
         .into_iter()
         .map(|v| match v {
             None => Ok(None),
             Some(StepValue::Float(f)) => Ok(Some(f)),
             Some(StepValue::Histogram(_)) => {
-                Err("a histogram where a number is expected".to_string())
+                Err(ValuesError::new("a histogram where a number is expected"))
             }
         })
         .collect()
 }
 
 /// Expands float token `i` into `out`.
-fn expand_float(i: usize, token: &str, out: &mut Vec<Option<StepValue>>) -> Result<(), String> {
-    let at = |msg: String| format!("value {i} ({token:?}): {msg}");
+fn expand_float(
+    i: usize,
+    token: &str,
+    out: &mut Vec<Option<StepValue>>,
+) -> Result<(), ValuesError> {
+    let at = |msg: String| ValuesError::new(format!("value {i} ({token:?}): {msg}"));
     if token == "_" || token == "stale" {
         out.push(None);
         return Ok(());
@@ -117,7 +136,7 @@ mod tests {
     }
 
     fn expand(values: &str) -> Result<Vec<Option<f64>>, String> {
-        expand_floats(values)
+        expand_floats(values).map_err(|e| e.message)
     }
 
     #[test]
@@ -156,9 +175,9 @@ mod tests {
         assert_eq!(v[0], Some(StepValue::Float(1.0)));
         assert_eq!((count(1), count(2)), (2.0, 3.0));
         assert_eq!(v[3..], [None, Some(StepValue::Float(3.0))]);
-        let e = expand_floats("1 {{count:2}}").unwrap_err();
+        let e = expand_floats("1 {{count:2}}").unwrap_err().message;
         assert!(e.contains("a histogram where a number"), "{e}");
-        let e = super::expand("1 {{count:x}}").unwrap_err();
+        let e = super::expand("1 {{count:x}}").unwrap_err().message;
         assert!(e.starts_with("value 2: count"), "{e}");
     }
 
