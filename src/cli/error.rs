@@ -1,5 +1,6 @@
 //! Why `podgate run` could not start: each message says what to fix (a flag, a rule file, a
-//! credentials or certificate file, the cluster connection).
+//! credentials or certificate file, the cluster connection). The one-shot commands share its
+//! `Runtime` case.
 
 use std::path::PathBuf;
 

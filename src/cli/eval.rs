@@ -98,7 +98,8 @@ pub fn run(args: Args) -> i32 {
     let pod = match &args.pod {
         Some(p) => match super::block_on(live_pod(&args, p)) {
             Ok(Ok(pod)) => Some(pod),
-            Ok(Err(e)) | Err(e) => return fail(EXIT_INVALID, e),
+            Ok(Err(e)) => return fail(EXIT_INVALID, e),
+            Err(e) => return fail(EXIT_INVALID, e),
         },
         None => None,
     };
@@ -107,7 +108,8 @@ pub fn run(args: Args) -> i32 {
         (Some(p), true) => {
             match super::block_on(eval_peers::list(args.kubeconfig.as_deref(), &rule, p)) {
                 Ok(Ok(peers)) => peers,
-                Ok(Err(e)) | Err(e) => return fail(EXIT_INVALID, e),
+                Ok(Err(e)) => return fail(EXIT_INVALID, e),
+                Err(e) => return fail(EXIT_INVALID, e),
             }
         }
         _ => Vec::new(),
@@ -148,7 +150,8 @@ pub fn run(args: Args) -> i32 {
                     given.entry(k).or_insert(v);
                 }
             }
-            Ok(Err(e)) | Err(e) => return fail(EXIT_INVALID, e),
+            Ok(Err(e)) => return fail(EXIT_INVALID, e),
+            Err(e) => return fail(EXIT_INVALID, e),
         }
     }
     let step = crate::time::millis(rule.interval);
@@ -249,9 +252,12 @@ fn peer_index(
             None => ScrapeInput::Store(&store),
         };
         let values = match &args.prometheus_url {
-            Some(prom) => match super::block_on(pod_promql(args, prom, rule, peer)) {
-                Ok(Ok(v)) => v,
-                Ok(Err(e)) | Err(e) => {
+            Some(prom) => match super::block_on(pod_promql(args, prom, rule, peer))
+                .map_err(|e| e.to_string())
+                .and_then(|fetched| fetched)
+            {
+                Ok(v) => v,
+                Err(e) => {
                     eprintln!("podgate: peer {}: {e}", peer.key);
                     BTreeMap::new()
                 }
@@ -400,7 +406,8 @@ fn collect_bodies(
             rounds,
             rule.interval,
             timeout,
-        ))??
+        ))
+        .map_err(|e| e.to_string())??
     };
     let target = if from_files {
         args.metrics_file

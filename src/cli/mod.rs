@@ -82,10 +82,10 @@ pub(crate) fn fail(code: i32, message: impl std::fmt::Display) -> i32 {
 }
 
 /// A current-thread runtime for the commands that do network I/O once.
-pub(crate) fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, String> {
+pub(crate) fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, error::Error> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map(|rt| rt.block_on(f))
-        .map_err(|e| format!("cannot start the async runtime: {e}"))
+        .map_err(error::Error::Runtime)
 }
