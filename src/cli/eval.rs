@@ -18,6 +18,7 @@ use crate::rules_dir;
 use crate::source::prometheus::{PodFacts, PrometheusClient, PrometheusConfig};
 use k8s_openapi::api::core::v1::Pod;
 
+use super::error::Error;
 use super::eval_peers::{self, Body};
 use super::samples::{InputFormat, read_file};
 use super::{EXIT_FAIL, EXIT_INVALID, EXIT_OK, EXIT_USAGE, fail};
@@ -96,9 +97,8 @@ pub fn run(args: Args) -> i32 {
         }
     }
     let pod = match &args.pod {
-        Some(p) => match super::block_on(live_pod(&args, p)) {
-            Ok(Ok(pod)) => Some(pod),
-            Ok(Err(e)) => return fail(EXIT_INVALID, e),
+        Some(p) => match super::block_on(live_pod(&args, p)).and_then(|got| got) {
+            Ok(pod) => Some(pod),
             Err(e) => return fail(EXIT_INVALID, e),
         },
         None => None,
@@ -106,9 +106,10 @@ pub fn run(args: Args) -> i32 {
     // With --pod, a rule comparing the pod with its peers reads them live too.
     let peer_pods = match (&pod, rule.uses_peers()) {
         (Some(p), true) => {
-            match super::block_on(eval_peers::list(args.kubeconfig.as_deref(), &rule, p)) {
-                Ok(Ok(peers)) => peers,
-                Ok(Err(e)) => return fail(EXIT_INVALID, e),
+            match super::block_on(eval_peers::list(args.kubeconfig.as_deref(), &rule, p))
+                .and_then(|listed| listed)
+            {
+                Ok(peers) => peers,
                 Err(e) => return fail(EXIT_INVALID, e),
             }
         }
@@ -118,39 +119,41 @@ pub fn run(args: Args) -> i32 {
         (_, Some(u)) => Some(u.clone()),
         (Some(p), None) if rule.uses_scrape() => match pod_endpoint(&rule, p) {
             Ok(u) => Some(u),
-            Err(e) => return fail(EXIT_INVALID, format!("pod {}: {e}", p.key)),
+            Err(e) => return fail(EXIT_INVALID, e),
         },
         _ => None,
     };
     // Each peer's endpoint, or why it has none.
-    let peer_urls: Vec<Result<String, String>> = peer_pods
+    let peer_urls: Vec<Result<String, Error>> = peer_pods
         .iter()
         .filter(|_| rule.uses_scrape())
-        .map(|p| pod_endpoint(&rule, p).map_err(|e| format!("pod {}: {e}", p.key)))
+        .map(|p| pod_endpoint(&rule, p))
         .collect();
-    let live_peer_urls: Vec<String> = peer_urls.iter().filter_map(|u| u.clone().ok()).collect();
+    let live_peer_urls: Vec<String> = peer_urls
+        .iter()
+        .filter_map(|u| u.as_ref().ok().cloned())
+        .collect();
     let (bodies, mut peer_scrapes) =
         match collect_bodies(&args, url.as_deref(), &live_peer_urls, &rule) {
             Ok(b) => b,
             Err(e) => return fail(EXIT_INVALID, e),
         };
-    let mut peer_bodies: Vec<Result<Vec<Body>, String>> = Vec::new();
-    for u in &peer_urls {
+    let mut peer_bodies: Vec<PeerBodies> = Vec::new();
+    for u in peer_urls {
         peer_bodies.push(match u {
             Ok(_) if !peer_scrapes.is_empty() => peer_scrapes.remove(0),
-            Ok(_) => Err("not scraped".to_string()),
-            Err(e) => Err(e.clone()),
+            Ok(_) => Err(Error::NotScraped),
+            Err(e) => Err(e),
         });
     }
     if let (Some(p), Some(prom)) = (&pod, &args.prometheus_url) {
-        let fetched = super::block_on(pod_promql(&args, prom, &rule, p));
+        let fetched = super::block_on(pod_promql(&args, prom, &rule, p)).and_then(|got| got);
         match fetched {
-            Ok(Ok(values)) => {
+            Ok(values) => {
                 for (k, v) in values {
                     given.entry(k).or_insert(v);
                 }
             }
-            Ok(Err(e)) => return fail(EXIT_INVALID, e),
             Err(e) => return fail(EXIT_INVALID, e),
         }
     }
@@ -235,7 +238,7 @@ fn peer_index(
     args: &Args,
     rule: &Rule,
     peers: &[PodSnapshot],
-    bodies: &[Result<Vec<Body>, String>],
+    bodies: &[PeerBodies],
     now: i64,
     step: i64,
 ) -> PeerIndex {
@@ -244,7 +247,7 @@ fn peer_index(
         let scraped = bodies.get(i);
         let (store, error) = match scraped {
             Some(Ok(b)) => ingest_all(rule, b, now, step),
-            Some(Err(e)) => (ingest_all(rule, &[], now, step).0, Some(e.clone())),
+            Some(Err(e)) => (ingest_all(rule, &[], now, step).0, Some(e.to_string())),
             None => (ingest_all(rule, &[], now, step).0, None),
         };
         let input = match &error {
@@ -253,7 +256,6 @@ fn peer_index(
         };
         let values = match &args.prometheus_url {
             Some(prom) => match super::block_on(pod_promql(args, prom, rule, peer))
-                .map_err(|e| e.to_string())
                 .and_then(|fetched| fetched)
             {
                 Ok(v) => v,
@@ -287,7 +289,7 @@ fn peer_index(
 }
 
 /// One endpoint's bodies, or why it has none.
-type PeerBodies = Result<Vec<Body>, String>;
+type PeerBodies = Result<Vec<Body>, Error>;
 
 /// `--set` values for `peers:` variables win over what the peers say.
 struct Given<'a> {
@@ -307,23 +309,24 @@ impl PeerLookup for Given<'_> {
     }
 }
 
-async fn live_pod(args: &Args, pod: &str) -> Result<PodSnapshot, String> {
+async fn live_pod(args: &Args, pod: &str) -> Result<PodSnapshot, Error> {
     let Some((ns, name)) = pod.split_once('/') else {
-        return Err(format!("--pod {pod:?}: expected NAMESPACE/NAME"));
+        return Err(Error::PodName(pod.to_string()));
     };
-    let client = crate::kube::client::connect(args.kubeconfig.as_deref())
-        .await
-        .map_err(|e| e.to_string())?;
+    let client = crate::kube::client::connect(args.kubeconfig.as_deref()).await?;
     let api: ::kube::Api<Pod> = ::kube::Api::namespaced(client, ns);
-    let live = api
-        .get(name)
-        .await
-        .map_err(|e| format!("pod {ns}/{name}: {e}"))?;
+    let live = api.get(name).await.map_err(|source| Error::FetchPod {
+        pod: format!("{ns}/{name}"),
+        source,
+    })?;
     Ok(pod_snapshot(&live, false))
 }
 
-fn pod_endpoint(rule: &Rule, pod: &PodSnapshot) -> Result<String, String> {
-    let ip = pod.pod_ip.ok_or("the pod has no IP yet")?;
+/// The URL the daemon would scrape `pod` at for `rule`.
+fn pod_endpoint(rule: &Rule, pod: &PodSnapshot) -> Result<String, Error> {
+    let ip = pod
+        .pod_ip
+        .ok_or_else(|| Error::PodNoIp(pod.key.to_string()))?;
     let target = Target {
         ip,
         port_annotation: pod.prometheus_port.clone(),
@@ -332,7 +335,10 @@ fn pod_endpoint(rule: &Rule, pod: &PodSnapshot) -> Result<String, String> {
     };
     resolve(&rule.scrape, &target)
         .map(|e| e.url)
-        .map_err(|e| e.to_string())
+        .map_err(|source| Error::PodEndpoint {
+            pod: pod.key.to_string(),
+            source,
+        })
 }
 
 /// The rule's promql: variables for one pod: templated ones rendered for it, batched ones
@@ -342,13 +348,12 @@ async fn pod_promql(
     url: &str,
     rule: &Rule,
     pod: &PodSnapshot,
-) -> Result<BTreeMap<String, Option<f64>>, String> {
+) -> Result<BTreeMap<String, Option<f64>>, Error> {
     let client = PrometheusClient::new(PrometheusConfig {
         url: url.to_string(),
         bearer_token_file: args.prometheus_bearer_token_file.clone(),
         ..PrometheusConfig::default()
-    })
-    .map_err(|e| e.to_string())?;
+    })?;
     let ip = pod.pod_ip.map(|i| i.to_string());
     let facts = PodFacts {
         name: &pod.key.name,
@@ -362,18 +367,25 @@ async fn pod_promql(
         let VarSource::Promql(t) = &v.source else {
             continue;
         };
+        let failed = |source| Error::Promql {
+            var: v.name.clone(),
+            source,
+        };
         let value = if t.is_batched() {
             client
                 .query_batched(t, &rule.prometheus, rule.timeout)
                 .await
-                .map_err(|e| format!("{}: {e}", v.name))?
+                .map_err(failed)?
                 .get(&pod.key.namespace, &pod.key.name)
-                .map_err(|e| format!("{}: {e}", v.name))?
+                .map_err(|source| Error::PromqlJoin {
+                    var: v.name.clone(),
+                    source: Box::new(source),
+                })?
         } else {
             client
                 .query_for_pod(t, &facts, rule.timeout)
                 .await
-                .map_err(|e| format!("{}: {e}", v.name))?
+                .map_err(failed)?
         };
         out.insert(v.name.clone(), value);
     }
@@ -387,7 +399,7 @@ fn collect_bodies(
     url: Option<&str>,
     peer_urls: &[String],
     rule: &Rule,
-) -> Result<(Vec<Body>, Vec<PeerBodies>), String> {
+) -> Result<(Vec<Body>, Vec<PeerBodies>), Error> {
     let from_files = !args.metrics_file.is_empty();
     let mut urls: Vec<String> = Vec::new();
     let target_live = !from_files && url.is_some();
@@ -406,8 +418,7 @@ fn collect_bodies(
             rounds,
             rule.interval,
             timeout,
-        ))
-        .map_err(|e| e.to_string())??
+        ))??
     };
     let target = if from_files {
         args.metrics_file
@@ -419,7 +430,11 @@ fn collect_bodies(
     } else {
         Vec::new()
     };
-    Ok((target, scraped))
+    let peers = scraped
+        .into_iter()
+        .map(|s| s.map_err(Error::from))
+        .collect();
+    Ok((target, peers))
 }
 
 fn print_report(rule: &Rule, r: &RuleEvaluation) {

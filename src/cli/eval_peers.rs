@@ -10,7 +10,10 @@ use k8s_openapi::api::core::v1::Pod;
 
 use crate::kube::watch::{PodSnapshot, pod_snapshot};
 use crate::rules::Rule;
-use crate::source::scrape;
+use crate::source::http::HttpClientError;
+use crate::source::scrape::{self, ScrapeError};
+
+use super::error::Error;
 
 /// A scraped body, as the daemon reads it.
 pub type Body = scrape::Scraped;
@@ -22,18 +25,19 @@ pub async fn list(
     kubeconfig: Option<&Path>,
     rule: &Rule,
     pod: &PodSnapshot,
-) -> Result<Vec<PodSnapshot>, String> {
+) -> Result<Vec<PodSnapshot>, Error> {
     let Some(group) = rule.peers.group(&pod.info.labels, pod.owner.as_ref()) else {
         return Ok(Vec::new());
     };
-    let client = crate::kube::client::connect(kubeconfig)
-        .await
-        .map_err(|e| e.to_string())?;
+    let client = crate::kube::client::connect(kubeconfig).await?;
     let api: ::kube::Api<Pod> = ::kube::Api::namespaced(client, &pod.key.namespace);
     let listed = api
         .list(&::kube::api::ListParams::default())
         .await
-        .map_err(|e| format!("listing the pods of {}: {e}", pod.key.namespace))?;
+        .map_err(|source| Error::ListPeers {
+            namespace: pod.key.namespace.clone(),
+            source,
+        })?;
     let mut peers: Vec<PodSnapshot> = listed
         .items
         .iter()
@@ -57,11 +61,12 @@ pub async fn scrape_rounds(
     rounds: usize,
     interval: Duration,
     timeout: Duration,
-) -> Result<Vec<Result<Vec<Body>, String>>, String> {
+) -> Result<Vec<Result<Vec<Body>, ScrapeError>>, Error> {
     let client = reqwest::Client::builder()
         .build()
-        .map_err(|e| format!("HTTP client: {e}"))?;
-    let mut out: Vec<Result<Vec<Body>, String>> = urls.iter().map(|_| Ok(Vec::new())).collect();
+        .map_err(|e| HttpClientError::Build(e.to_string()))?;
+    let mut out: Vec<Result<Vec<Body>, ScrapeError>> =
+        urls.iter().map(|_| Ok(Vec::new())).collect();
     for round in 0..rounds {
         if round > 0 {
             eprintln!(
@@ -79,7 +84,7 @@ pub async fn scrape_rounds(
             if let Ok(bodies) = slot {
                 match got {
                     Ok(s) => bodies.push(s),
-                    Err(e) => *slot = Err(e.to_string()),
+                    Err(e) => *slot = Err(e),
                 }
             }
         }

@@ -9,6 +9,7 @@ use crate::exposition::protobuf::{self, HistogramOptions, ProtoSample, ProtoValu
 use crate::exposition::{self, Format, Sample};
 use crate::source::scrape;
 
+use super::error::Error;
 use super::{EXIT_INVALID, EXIT_OK, fail};
 
 #[derive(Debug, clap::Args)]
@@ -49,7 +50,7 @@ pub(crate) enum InputFormat {
 
 impl InputFormat {
     /// The body read as this format says; `path` and the bytes decide for `auto`.
-    fn resolve(self, path: &std::path::Path, bytes: Vec<u8>) -> Result<Scraped, String> {
+    fn resolve(self, path: &std::path::Path, bytes: Vec<u8>) -> Result<Scraped, Error> {
         let protobuf = match self {
             InputFormat::Protobuf => true,
             InputFormat::Auto => {
@@ -61,7 +62,10 @@ impl InputFormat {
             return Ok(Scraped::Protobuf { body: bytes });
         }
         let body = exposition::decode_body(&bytes)
-            .map_err(|e| format!("{}: {e}", path.display()))?
+            .map_err(|source| Error::SamplesBody {
+                path: path.to_path_buf(),
+                source,
+            })?
             .to_string();
         let format = match self {
             InputFormat::Openmetrics => Format::OpenMetrics,
@@ -72,7 +76,8 @@ impl InputFormat {
     }
 }
 
-pub(crate) fn parse_secs(s: &str) -> Result<Duration, String> {
+/// `--timeout`'s value parser; clap prints its message after the flag's name.
+fn parse_secs(s: &str) -> Result<Duration, String> {
     let n = s.strip_suffix('s').unwrap_or(s);
     n.parse::<f64>()
         .ok()
@@ -82,14 +87,16 @@ pub(crate) fn parse_secs(s: &str) -> Result<Duration, String> {
 }
 
 /// Reads a body from a file (`-` = stdin) and picks its format.
-pub(crate) fn read_file(path: &PathBuf, input: InputFormat) -> Result<Scraped, String> {
+pub(crate) fn read_file(path: &PathBuf, input: InputFormat) -> Result<Scraped, Error> {
     let bytes = if path.as_os_str() == "-" {
         let mut b = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)
-            .map_err(|e| format!("stdin: {e}"))?;
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut b).map_err(Error::ReadStdin)?;
         b
     } else {
-        std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?
+        std::fs::read(path).map_err(|source| Error::ReadFile {
+            path: path.clone(),
+            source,
+        })?
     };
     input.resolve(path, bytes)
 }

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use crate::{rules_dir, ruletest};
 
+use super::error::Error;
 use super::{EXIT_FAIL, EXIT_INVALID, EXIT_OK};
 
 #[derive(Debug, clap::Args)]
@@ -43,7 +44,10 @@ pub fn run(args: Args) -> i32 {
 
 /// Reads a test file and runs it on the rule files it names. `Err` is an invalid test file
 /// (exit 2), not a failing test.
-fn run_file(path: &Path) -> Result<ruletest::FileReport, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    ruletest::run(path, &text, rules_dir::load_files)
+fn run_file(path: &Path) -> Result<ruletest::FileReport, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::ReadFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(ruletest::run(path, &text, rules_dir::load_files)?)
 }

@@ -6,6 +6,7 @@
 //! one evaluation of every rule covering each pod, `interval` apart, through the same engine
 //! the daemon uses; pods of one owner are each other's peers for `peers:` variables.
 
+mod error;
 pub mod series;
 
 use std::collections::BTreeMap;
@@ -22,6 +23,8 @@ use crate::exposition::{self, Format};
 use crate::peers::{GroupId, NoPeers, PeerIndex, PeerLookup, PodOwner, PodPeers};
 use crate::query::{Interest, SampleValue, SeriesStore, StoreLimits};
 use crate::rules::{self, Rule, RuleSet, RulesError, VarSource, duration::parse_duration};
+
+pub use error::RuleTestError;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -142,12 +145,14 @@ pub fn run(
     path: &Path,
     text: &str,
     load_rules: impl FnOnce(&[PathBuf]) -> Result<RuleSet, RulesError>,
-) -> Result<FileReport, String> {
-    let file: TestFile =
-        serde_saphyr::from_str(text).map_err(|e| format!("{}: {e}", path.display()))?;
+) -> Result<FileReport, RuleTestError> {
+    let file: TestFile = serde_saphyr::from_str(text).map_err(|source| RuleTestError::Parse {
+        path: path.to_path_buf(),
+        source: Box::new(source),
+    })?;
     let base = path.parent().unwrap_or(Path::new("."));
     let rule_paths: Vec<PathBuf> = file.rule_files.iter().map(|f| base.join(f)).collect();
-    let set = load_rules(&rule_paths).map_err(|e| e.to_string())?;
+    let set = load_rules(&rule_paths)?;
     let mut report = FileReport::default();
     for (i, case) in file.tests.iter().enumerate() {
         let label = case
@@ -155,8 +160,11 @@ pub fn run(
             .clone()
             .unwrap_or_else(|| format!("test #{}", i + 1));
         report.tests += 1;
-        let failures =
-            run_case(&set, case).map_err(|e| format!("{}: {label}: {e}", path.display()))?;
+        let failures = run_case(&set, case).map_err(|message| RuleTestError::Test {
+            path: path.to_path_buf(),
+            test: label.clone(),
+            message,
+        })?;
         report
             .failures
             .extend(failures.into_iter().map(|f| format!("{label}: {f}")));

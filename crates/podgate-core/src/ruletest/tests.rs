@@ -15,6 +15,7 @@ rules:
     expr: 'isnan(base) || err <= 2 * base'
 ";
 
+/// The report, or the invalid test file's message as `podgate test` prints it.
 fn run(test: &str) -> Result<FileReport, String> {
     run_with(RULES, test)
 }
@@ -27,6 +28,7 @@ fn run_with(rules_text: &str, test: &str) -> Result<FileReport, String> {
         assert_eq!(paths, [Path::new("r.yaml")]);
         rules::load_str("r.yaml", rules_text)
     })
+    .map_err(|e| e.to_string())
 }
 
 fn failures(test: &str) -> Vec<String> {
