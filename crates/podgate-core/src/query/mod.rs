@@ -36,6 +36,10 @@ mod selector;
 mod store;
 #[cfg(test)]
 mod store_histogram_tests;
+#[cfg(test)]
+mod store_property_tests;
+#[cfg(test)]
+mod store_reference;
 mod stream;
 mod template;
 #[cfg(test)]
