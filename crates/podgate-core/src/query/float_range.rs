@@ -7,9 +7,9 @@ use crate::histogram::kahan_inc;
 
 /// `func` over the `n` float points `points` of the window `(start, end]`; `None` where the
 /// function gives nothing (too few points, or not a range function).
-pub(crate) fn apply<'p>(
+pub(crate) fn apply(
     func: Func,
-    points: impl Iterator<Item = &'p Point> + Clone,
+    points: impl Iterator<Item = Point> + Clone,
     n: usize,
     start: i64,
     end: i64,
@@ -39,8 +39,8 @@ pub(crate) fn apply<'p>(
 /// window, for counters corrected for resets, extrapolated towards the window boundaries (all
 /// the way when the gap is within 1.1× the average interval, else half an interval), for
 /// counters never below zero; divided by the range for `rate`. `delta` is the gauge form.
-fn extrapolated_rate<'p>(
-    points: impl Iterator<Item = &'p Point> + Clone,
+fn extrapolated_rate(
+    points: impl Iterator<Item = Point> + Clone,
     count: usize,
     range_start_ms: i64,
     range_end_ms: i64,
@@ -49,7 +49,7 @@ fn extrapolated_rate<'p>(
     is_rate: bool,
 ) -> f64 {
     let mut iter = points.clone();
-    let Some(first) = iter.next().copied() else {
+    let Some(first) = iter.next() else {
         return f64::NAN;
     };
     let mut last = first;
@@ -60,7 +60,7 @@ fn extrapolated_rate<'p>(
         if is_counter && p.v < last.v {
             resets += last.v;
         }
-        last = *p;
+        last = p;
     }
     let mut result = last.v - first.v + resets;
 
@@ -91,7 +91,7 @@ fn extrapolated_rate<'p>(
 }
 
 /// `min_over_time`/`max_over_time`: NaN loses against any number.
-fn extreme<'p>(mut points: impl Iterator<Item = &'p Point>, better: fn(f64, f64) -> bool) -> f64 {
+fn extreme(mut points: impl Iterator<Item = Point>, better: fn(f64, f64) -> bool) -> f64 {
     let mut best = points.next().map_or(f64::NAN, |p| p.v);
     for p in points {
         if better(p.v, best) || best.is_nan() {
@@ -132,11 +132,11 @@ fn avg(mut values: impl Iterator<Item = f64>) -> f64 {
 }
 
 /// `irate` (`is_rate`) and `idelta`: from the last two points.
-fn instant_value<'p>(points: impl Iterator<Item = &'p Point>, is_rate: bool) -> Option<f64> {
+fn instant_value(points: impl Iterator<Item = Point>, is_rate: bool) -> Option<f64> {
     let (mut previous, mut last) = (None::<Point>, None::<Point>);
     for p in points {
         previous = last;
-        last = Some(*p);
+        last = Some(p);
     }
     let (previous, last) = (previous?, last?);
     let interval = last.t - previous.t;
@@ -156,9 +156,9 @@ fn instant_value<'p>(points: impl Iterator<Item = &'p Point>, is_rate: bool) -> 
 }
 
 /// `deriv`: the slope of the least-squares line, times relative to the first point.
-fn deriv<'p>(points: impl Iterator<Item = &'p Point> + Clone) -> f64 {
+fn deriv(points: impl Iterator<Item = Point> + Clone) -> f64 {
     let mut iter = points.clone();
-    let Some(first) = iter.next().copied() else {
+    let Some(first) = iter.next() else {
         return f64::NAN;
     };
     let (mut n, mut sx, mut cx, mut sy, mut cy) = (0.0, 0.0, 0.0, 0.0, 0.0);

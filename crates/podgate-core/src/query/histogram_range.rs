@@ -11,7 +11,7 @@ use std::ops::Range;
 use super::catalog::Func;
 use super::float_range;
 use super::labels::Value;
-use super::store::Series;
+use super::store::{FloatWindow, SeriesRef};
 use crate::histogram::{
     CounterResetHint, FloatHistogram, HistogramPoint, HistogramSum, RateWindow, histogram_rate,
 };
@@ -36,16 +36,16 @@ pub(crate) enum Skip {
 }
 
 /// `func` over the float points `floats` and the histogram points `histograms` (indexes into
-/// the series' points, `histograms` not empty) of `series` in `window`.
+/// the series' histogram points, not empty) of `series` in `window`.
 pub(crate) fn apply<'a>(
     func: Func,
-    series: &'a Series,
-    floats: Range<usize>,
+    series: SeriesRef<'a>,
+    floats: FloatWindow<'a>,
     histograms: Range<usize>,
     window: Window,
 ) -> Result<Value<'a>, Skip> {
     let (nf, nh) = (floats.len(), histograms.len());
-    let float_points = || series.points.range(floats.clone());
+    let float_points = || floats.clone();
     let float = |f: Func| {
         float_range::apply(
             f,
@@ -57,7 +57,11 @@ pub(crate) fn apply<'a>(
         )
         .map(Value::Float)
     };
-    let hist_points = series.histograms.range(histograms);
+    let hist_points = series
+        .histograms()
+        .get(histograms)
+        .unwrap_or_default()
+        .iter();
     match func {
         Func::Rate | Func::Increase | Func::Delta => {
             if nf > 0 {
@@ -80,7 +84,7 @@ pub(crate) fn apply<'a>(
                 return Err(Skip::Short);
             }
             // The last two samples, of either kind.
-            let last_float = float_points().last().map(|p| p.t);
+            let last_float = float_points().next_back().map(|p| p.t);
             let mut last_two = hist_points.rev().take(2);
             let (Some(last), before) = (last_two.next(), last_two.next()) else {
                 return Err(Skip::Short);
@@ -127,7 +131,7 @@ pub(crate) fn apply<'a>(
         Func::CountOverTime => Ok(Value::Float((nf + nh) as f64)),
         Func::LastOverTime => {
             let last = hist_points.last().ok_or(Skip::Short)?;
-            match float_points().last() {
+            match float_points().next_back() {
                 Some(p) if p.t > last.t => Ok(Value::Float(p.v)),
                 _ => Ok(Value::Histogram(Cow::Borrowed(&last.h))),
             }

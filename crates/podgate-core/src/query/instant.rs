@@ -7,7 +7,6 @@ use super::ast::VectorSel;
 use super::context::Cx;
 use super::labels::{Element, Labels, Value};
 use super::outcome::{EvalError, NoData};
-use super::store::{Point, Series};
 use super::stream::{Produced, Sink};
 
 /// An instant selector: each matching series' value in the latest scrape at or before the
@@ -28,7 +27,7 @@ pub(crate) fn eval<'a>(
     }
     let (mut count, mut stale) = (0usize, 0usize);
     for series in store.matching(&v.selector) {
-        if series.evicted_until_ms.is_some_and(|e| e >= scrape) {
+        if series.evicted_until_ms().is_some_and(|e| e >= scrape) {
             return Err(EvalError::new(format!(
                 "{} offset {} needs more than the {} points kept per series at this scrape \
                  interval; shorten the offset or raise the per-series point limit",
@@ -38,7 +37,7 @@ pub(crate) fn eval<'a>(
             )));
         }
         // Prometheus staleness: a series absent from the latest scrape is gone.
-        let value = match point_at(series, scrape) {
+        let value = match series.floats().at(scrape) {
             Some(p) => Value::Float(p.v),
             None => match series.histogram_at(scrape) {
                 Some(h) => Value::Histogram(Cow::Borrowed(h)),
@@ -58,16 +57,4 @@ pub(crate) fn eval<'a>(
         selector: v.selector.text.to_string(),
         stale,
     }))
-}
-
-/// The series' float point at the scrape at `t`, if it has one.
-fn point_at(series: &Series, t: i64) -> Option<&Point> {
-    // The latest scrape is almost always the last point; search otherwise.
-    match series.points.back() {
-        Some(p) if p.t == t => Some(p),
-        _ => {
-            let i = series.points.partition_point(|p| p.t < t);
-            series.points.get(i).filter(|p| p.t == t)
-        }
-    }
 }

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
-use super::store::Series;
+use super::store::SeriesRef;
 use crate::histogram::FloatHistogram;
 
 /// A sample value: a float, or a native histogram (borrowed from the store, or computed by
@@ -53,7 +53,7 @@ pub(crate) enum Labels<'a> {
     /// No labels: an aggregation into one group, `vector(1)`.
     Empty,
     /// A stored series' labels, with its metric name or without (after a function).
-    Series { series: &'a Series, name: bool },
+    Series { series: SeriesRef<'a>, name: bool },
     /// Labels picked by an aggregation or an operation: sorted by name, non-empty values.
     Owned(Vec<(&'a str, &'a str)>),
 }

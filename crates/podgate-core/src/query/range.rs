@@ -9,6 +9,7 @@ use super::float_range;
 use super::histogram_range::{self, Skip, Window};
 use super::labels::{Element, Labels, Value};
 use super::outcome::{EvalError, NoData};
+use super::store::histogram_window;
 use super::stream::{Produced, Sink};
 
 /// A range function over every series its selector matches.
@@ -25,22 +26,16 @@ pub(crate) fn eval<'a>(
     let (mut short, mut mixed, mut ignored) = (0usize, 0usize, 0usize);
     for series in store.matching(&m.vector.selector) {
         // The window is left-open, right-closed: (t - range, t].
-        let lo = series.points.partition_point(|p| p.t <= start);
-        let hi = series.points.partition_point(|p| p.t <= t);
-        let n = hi.saturating_sub(lo);
-        let histograms = if series.histograms.is_empty() {
-            0..0
-        } else {
-            let hlo = series.histograms.partition_point(|p| p.t <= start);
-            hlo..series.histograms.partition_point(|p| p.t <= t).max(hlo)
-        };
+        let floats = series.floats().window(start, t);
+        let n = floats.len();
+        let histograms = histogram_window(series.histograms(), start, t);
         let total = n + histograms.len();
         if total == 0 {
             continue;
         }
         matched += 1;
         max_points = max_points.max(total);
-        if series.evicted_until_ms.is_some_and(|e| e > start) {
+        if series.evicted_until_ms().is_some_and(|e| e > start) {
             return Err(EvalError::new(format!(
                 "{}({}[{}]) needs more than the {} points kept per series at this scrape \
                  interval; shorten the range or raise the per-series point limit",
@@ -51,9 +46,8 @@ pub(crate) fn eval<'a>(
             )));
         }
         let value = if histograms.is_empty() {
-            let points = series.points.range(lo..hi);
             match (n >= func.min_points())
-                .then(|| float_range::apply(func, points, n, start, t, m.range_ms))
+                .then(|| float_range::apply(func, floats, n, start, t, m.range_ms))
                 .flatten()
             {
                 Some(v) => Value::Float(v),
@@ -68,7 +62,7 @@ pub(crate) fn eval<'a>(
                 end: t,
                 range_ms: m.range_ms,
             };
-            match histogram_range::apply(func, series, lo..hi, histograms, window) {
+            match histogram_range::apply(func, series, floats, histograms, window) {
                 Ok(v) => v,
                 Err(Skip::Short) => {
                     short += 1;

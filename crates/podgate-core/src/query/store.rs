@@ -11,17 +11,24 @@
 //! A series holds float points, native histogram points (from the protobuf exposition), or
 //! both when its kind changed over time; each kind is bounded the same way.
 
+mod ring;
+mod series;
+mod strings;
+
+use std::collections::HashSet;
 use std::collections::hash_map::RandomState;
-use std::collections::{HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
 use std::hash::BuildHasher;
-use std::sync::Arc;
 
 use super::Query;
 use super::selector::Selector;
 use crate::exposition;
 use crate::exposition::protobuf::ProtoSample;
-use crate::histogram::{FloatHistogram, HistogramPoint};
+use crate::histogram::FloatHistogram;
+use ring::Ring;
+pub(crate) use series::{FloatWindow, HistPoint, Point, Series, SeriesRef, histogram_window};
+use series::{Histograms, Slots};
+use strings::Strings;
 
 /// One sample of a scrape, as the store needs it. Implemented for the exposition parser's
 /// [`exposition::Sample`]; tests and tools can implement it for their own types.
@@ -232,7 +239,7 @@ pub struct StoreLimits {
     /// Extra history kept beyond the longest range, so an evaluation a little after the
     /// scrape still sees a full window. podgate evaluates at the time of the scrape it just
     /// ingested, so a few seconds cover clock steps; every point kept costs memory on every
-    /// series of every pod (16 bytes; 10,000 pods × 70 series × one point = 11 MB).
+    /// series of every pod (8 bytes a slot; 10,000 pods × 70 series × one slot = 5.6 MB).
     pub retention_margin_ms: i64,
     /// How old the latest scrape may be for instant selectors to use it (Prometheus's
     /// lookback delta).
@@ -256,162 +263,6 @@ impl Default for StoreLimits {
             lookback_ms: 300_000,
             max_label_bytes: DEFAULT_MAX_LABEL_BYTES,
             max_histogram_buckets: DEFAULT_MAX_HISTOGRAM_BUCKETS,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Point {
-    pub t: i64,
-    pub v: f64,
-}
-
-/// A native histogram point.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct HistPoint {
-    pub t: i64,
-    pub h: FloatHistogram,
-}
-
-/// One series' identity and recent points (oldest first, strictly increasing times).
-#[derive(Debug, Clone)]
-pub(crate) struct Series {
-    /// Names and label strings are shared within a store (series repeat them).
-    name: Arc<str>,
-    /// Sorted by label name; labels with an empty value are dropped, as Prometheus does.
-    labels: Box<[(Arc<str>, Arc<str>)]>,
-    pub points: VecDeque<Point>,
-    /// Native histogram points (oldest first, strictly increasing times).
-    pub histograms: VecDeque<HistPoint>,
-    /// Time of the newest point dropped because of `max_points_per_series`.
-    pub evicted_until_ms: Option<i64>,
-    hash: u64,
-}
-
-impl Series {
-    /// A label's value; the empty string when absent (`__name__` gives the metric name).
-    pub fn label(&self, name: &str) -> &str {
-        if name == "__name__" {
-            return &self.name;
-        }
-        match self.labels.binary_search_by(|(k, _)| (**k).cmp(name)) {
-            Ok(i) => self.labels.get(i).map_or("", |(_, v)| v),
-            Err(_) => "",
-        }
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Calls `f` with every label (name, value), sorted by name, `__name__` excluded.
-    pub fn each_label<'s>(&'s self, f: &mut dyn FnMut(&'s str, &'s str)) {
-        for (k, v) in self.labels.iter() {
-            f(k, v);
-        }
-    }
-
-    pub fn matches(&self, selector: &Selector) -> bool {
-        if let Some(name) = &selector.name
-            && **name != *self.name
-        {
-            return false;
-        }
-        selector
-            .matchers
-            .iter()
-            .all(|m| m.matches(self.label(&m.label)))
-    }
-
-    /// Whether `sample` is this series (same name and same non-empty labels).
-    fn is<S: ScrapedSample + ?Sized>(&self, sample: &S) -> bool {
-        if *self.name != *sample.metric_name() {
-            return false;
-        }
-        let mut count = 0usize;
-        let mut same = true;
-        sample.visit_labels(&mut |name, value| {
-            if !same || value.is_empty() {
-                return;
-            }
-            count += 1;
-            same = self
-                .labels
-                .binary_search_by(|(k, _)| (**k).cmp(name))
-                .ok()
-                .and_then(|i| self.labels.get(i))
-                .is_some_and(|(_, v)| **v == *value);
-        });
-        same && count == self.labels.len()
-    }
-
-    /// The native histogram points in `(start_ms, end_ms]`, oldest first: the input of
-    /// [`crate::histogram::histogram_rate`] for `rate()`/`increase()` over a native histogram.
-    pub fn histogram_points(
-        &self,
-        start_ms: i64,
-        end_ms: i64,
-    ) -> impl Iterator<Item = HistogramPoint<'_>> {
-        let lo = self.histograms.partition_point(|p| p.t <= start_ms);
-        let hi = self.histograms.partition_point(|p| p.t <= end_ms);
-        self.histograms
-            .range(lo..hi.max(lo))
-            .map(|p| HistogramPoint { t: p.t, h: &p.h })
-    }
-
-    /// The native histogram scraped at exactly `t_ms` (an instant selector reads the
-    /// latest scrape, [`SeriesStore::scrape_at_or_before`]).
-    pub fn histogram_at(&self, t_ms: i64) -> Option<&FloatHistogram> {
-        let i = self.histograms.partition_point(|p| p.t < t_ms);
-        self.histograms.get(i).filter(|p| p.t == t_ms).map(|p| &p.h)
-    }
-
-    /// Whether the series holds a point of either kind at `t_ms`.
-    fn has_point_at(&self, t_ms: i64) -> bool {
-        self.points.back().is_some_and(|p| p.t == t_ms)
-            || self.histograms.back().is_some_and(|p| p.t == t_ms)
-    }
-
-    /// The series as `name{a="1", b="2"}`, for messages; a name outside the legacy character
-    /// set is quoted inside the braces, as PromQL 3 writes it
-    /// (`{"http.server.duration", "service.name"="x"}`).
-    pub fn describe(&self) -> String {
-        let legacy_name = exposition::is_legacy_metric_name(&self.name);
-        let mut out = String::new();
-        if legacy_name {
-            out.push_str(&self.name);
-            out.push('{');
-        } else {
-            out.push_str(&format!("{{{:?}", &*self.name));
-        }
-        for (i, (k, v)) in self.labels.iter().enumerate() {
-            if i > 0 || !legacy_name {
-                out.push_str(", ");
-            }
-            if exposition::is_legacy_label_name(k) {
-                out.push_str(&format!("{k}={v:?}"));
-            } else {
-                out.push_str(&format!("{:?}={v:?}", &**k));
-            }
-        }
-        out.push('}');
-        out
-    }
-}
-
-/// A stored series, seen as a sample: lets [`Interest::wants`] re-check kept series.
-impl ScrapedSample for Series {
-    fn metric_name(&self) -> &str {
-        &self.name
-    }
-
-    fn value(&self) -> f64 {
-        self.points.back().map_or(f64::NAN, |p| p.v)
-    }
-
-    fn visit_labels(&self, visit: &mut dyn FnMut(&str, &str)) {
-        for (k, v) in self.labels.iter() {
-            visit(k, v);
         }
     }
 }
@@ -513,29 +364,28 @@ fn label_too_long<S: ScrapedSample + ?Sized, E>(
 }
 
 /// The recent history of one pod's series. See the module docs.
+///
+/// Laid out for a small footprint per series: the scrape times in one ring ([`Ring`]) and
+/// the float values of every series in one block beside it (no timestamp per point, no
+/// buffer per series); label sets as ids in one arena over one buffer of strings; the index
+/// a sorted list of series numbers. Native histogram points are kept per series (rare).
 #[derive(Debug)]
 pub struct SeriesStore {
     interest: Interest,
     limits: StoreLimits,
     hasher: RandomState,
     series: Vec<Series>,
-    /// Identity hash → index into `series` of the first series with that hash.
-    index: HashMap<u64, usize>,
-    /// Series whose hash another series already holds in `index` (rare: 64-bit hashes).
-    collided: Vec<usize>,
-    /// The names and label strings of the series, each held once.
-    strings: HashSet<Arc<str>>,
-    /// Times of recent successful scrapes, oldest first.
-    scrapes: VecDeque<i64>,
+    /// Series numbers sorted by identity hash (then number), to find a sample's series.
+    index: Vec<u32>,
+    strings: Strings,
+    /// The label sets of the series, in series order (see [`Series`]).
+    labels: Vec<u32>,
+    ring: Ring,
     /// Time of the first successful scrape: where this store's history begins, so where a
     /// range function's window can first be full (the warm-up).
     first_scrape: Option<i64>,
-    /// Series given a point in the scrape being ingested (reused between scrapes).
+    /// Series given a histogram point in the scrape being ingested (reused between scrapes).
     touched: Vec<usize>,
-    /// Points dropped early during the scrape being ingested, put back on rollback.
-    dropped: Vec<(usize, Point)>,
-    /// The same for histogram points.
-    dropped_histograms: Vec<(usize, HistPoint)>,
 }
 
 impl SeriesStore {
@@ -545,14 +395,12 @@ impl SeriesStore {
             limits,
             hasher: RandomState::new(),
             series: Vec::new(),
-            index: HashMap::new(),
-            collided: Vec::new(),
-            strings: HashSet::new(),
-            scrapes: VecDeque::new(),
+            index: Vec::new(),
+            strings: Strings::default(),
+            labels: Vec::new(),
+            ring: Ring::default(),
             first_scrape: None,
             touched: Vec::new(),
-            dropped: Vec::new(),
-            dropped_histograms: Vec::new(),
         }
     }
 
@@ -575,7 +423,7 @@ impl SeriesStore {
 
     /// Time of the latest ingested scrape.
     pub fn last_scrape_ms(&self) -> Option<i64> {
-        self.scrapes.back().copied()
+        self.ring.latest()
     }
 
     /// Time of the first successful scrape, kept however old it gets.
@@ -585,32 +433,51 @@ impl SeriesStore {
 
     /// The latest scrape at or before `now_ms`.
     pub(crate) fn scrape_at_or_before(&self, now_ms: i64) -> Option<i64> {
-        let i = self.scrapes.partition_point(|&t| t <= now_ms);
-        i.checked_sub(1).and_then(|i| self.scrapes.get(i)).copied()
+        let seqs = self.ring.seqs();
+        let after = self.ring.first_after(seqs.clone(), now_ms);
+        (after > seqs.start).then(|| self.ring.time(after - 1))
     }
 
-    /// Every stored series (for tests).
+    /// What the store keeps per series, in order (for tests: readers use [`Self::matching`]).
     #[cfg(test)]
     pub(crate) fn series(&self) -> &[Series] {
         &self.series
     }
 
-    /// The series a selector matches.
+    /// The series a selector matches, as readers see them.
     pub(crate) fn matching<'s>(
         &'s self,
         selector: &'s Selector,
-    ) -> impl Iterator<Item = &'s Series> {
-        self.series.iter().filter(move |s| s.matches(selector))
+    ) -> impl Iterator<Item = SeriesRef<'s>> {
+        self.iter().filter(move |s| s.matches(selector))
+    }
+
+    /// Every series as readers see them, in order.
+    fn iter(&self) -> impl Iterator<Item = SeriesRef<'_>> {
+        self.series
+            .iter()
+            .enumerate()
+            .map(move |(row, series)| SeriesRef {
+                store: self,
+                series,
+                row,
+            })
+    }
+
+    fn get(&self, row: usize) -> Option<SeriesRef<'_>> {
+        self.series.get(row).map(|series| SeriesRef {
+            store: self,
+            series,
+            row,
+        })
     }
 
     /// Replaces the interest (after a rule reload) and drops series no query reads any more.
     pub fn set_interest(&mut self, interest: Interest) {
         self.interest = interest;
-        let before = self.series.len();
-        let interest = &self.interest;
-        self.series.retain(|s| interest.wants(s));
-        if self.series.len() != before {
-            self.rebuild_index();
+        let keep: Vec<bool> = self.iter().map(|s| self.interest.wants(&s)).collect();
+        if keep.contains(&false) {
+            self.retain_series(&keep);
         }
         self.apply_retention();
     }
@@ -640,18 +507,20 @@ impl SeriesStore {
                 previous_ms,
             });
         }
-        let existing = self.series.len();
+        let before = Before {
+            series: self.series.len(),
+            strings: self.strings.len(),
+            labels: self.labels.len(),
+        };
         self.touched.clear();
-        self.dropped.clear();
-        self.dropped_histograms.clear();
-        let keep_after = self.keep_after(scrape_ms);
+        let slot = self.next_slot(scrape_ms);
         let mut stats = IngestStats::default();
         for item in samples {
             let result = match item {
                 Ok(sample) => {
                     stats.samples += 1;
                     if self.interest.wants(&sample) {
-                        self.append(&sample, scrape_ms, keep_after)
+                        self.append(&sample, scrape_ms, slot)
                     } else {
                         continue;
                     }
@@ -662,15 +531,43 @@ impl SeriesStore {
                 Ok(true) => stats.kept += 1,
                 Ok(false) => stats.duplicates += 1,
                 Err(e) => {
-                    self.rollback(existing, scrape_ms);
+                    self.rollback(before, scrape_ms, slot);
                     return Err(e);
                 }
             }
         }
-        self.scrapes.push_back(scrape_ms);
+        self.ring.commit();
         self.first_scrape.get_or_insert(scrape_ms);
         self.commit();
         Ok(stats)
+    }
+
+    /// The slot of the scrape at `t`, emptied; the ring grows first when it is full.
+    fn next_slot(&mut self, t: i64) -> usize {
+        let (slot, grown) = self.ring.next_slot(t, self.series.len());
+        if let Some(old) = grown {
+            self.relayout_slots(old);
+        }
+        for series in &mut self.series {
+            series.points.clear(slot);
+        }
+        slot
+    }
+
+    /// Lays the series' slots out as the ring's values were, from `old` slots to the ring's
+    /// capacity now.
+    fn relayout_slots(&mut self, old: usize) {
+        let cap = self.ring.capacity();
+        let seqs = self.ring.seqs();
+        for series in &mut self.series {
+            let mut slots = Slots::new(cap);
+            for seq in seqs.clone() {
+                if old > 0 && series.points.get((seq % old as u64) as usize) {
+                    slots.set((seq % cap as u64) as usize);
+                }
+            }
+            series.points = slots;
+        }
     }
 
     fn identity_hash<S: ScrapedSample + ?Sized>(&self, sample: &S) -> u64 {
@@ -685,13 +582,26 @@ impl SeriesStore {
         acc
     }
 
+    /// The series `sample` belongs to, if held.
+    fn find<S: ScrapedSample + ?Sized>(&self, sample: &S, hash: u64) -> Option<usize> {
+        let hash_of = |id: &u32| self.series.get(*id as usize).map_or(0, |s| s.hash);
+        let start = self.index.partition_point(|id| hash_of(id) < hash);
+        self.index
+            .get(start..)
+            .unwrap_or_default()
+            .iter()
+            .take_while(|id| hash_of(id) == hash)
+            .map(|&id| id as usize)
+            .find(|&id| self.get(id).is_some_and(|s| s.is(sample)))
+    }
+
     /// Appends the sample's value; `Ok(false)` when its series already has a point at this
     /// time (a duplicate within the scrape).
     fn append<S: ScrapedSample + ?Sized, E>(
         &mut self,
         sample: &S,
         scrape_ms: i64,
-        keep_after: i64,
+        slot: usize,
     ) -> Result<bool, IngestError<E>> {
         let hash = self.identity_hash(sample);
         let histogram = match sample.histogram() {
@@ -707,146 +617,172 @@ impl SeriesStore {
             }),
             None => None,
         };
-        let point = Point {
-            t: scrape_ms,
-            v: sample.value(),
+        let id = match self.find(sample, hash) {
+            Some(id) => id,
+            None => self.add_series(sample, hash)?,
         };
-        if let Some(&first) = self.index.get(&hash) {
-            let found = std::iter::once(first)
-                .chain(self.collided.iter().copied())
-                .find(|&id| {
-                    self.series
-                        .get(id)
-                        .is_some_and(|s| s.hash == hash && s.is(sample))
-                });
-            if let (Some(id), Some(series)) = (found, found.and_then(|id| self.series.get_mut(id)))
-            {
-                if series.has_point_at(scrape_ms) {
-                    return Ok(false);
-                }
-                // Drop what retention would drop at commit before pushing, so the
-                // buffer never grows past what the window needs (memory per series).
-                while series.points.front().is_some_and(|p| p.t <= keep_after) {
-                    if let Some(p) = series.points.pop_front() {
-                        self.dropped.push((id, p));
-                    }
-                }
-                while series.histograms.front().is_some_and(|p| p.t <= keep_after) {
-                    if let Some(p) = series.histograms.pop_front() {
-                        self.dropped_histograms.push((id, p));
-                    }
-                }
-                match histogram {
-                    Some(h) => series.histograms.push_back(h),
-                    None => series.points.push_back(point),
-                }
+        let Some(series) = self.series.get_mut(id) else {
+            return Ok(false);
+        };
+        if series.points.get(slot)
+            || series
+                .histograms
+                .as_slice()
+                .last()
+                .is_some_and(|p| p.t == scrape_ms)
+        {
+            return Ok(false);
+        }
+        match histogram {
+            Some(h) => {
+                series.histograms.push(h);
                 self.touched.push(id);
-                return Ok(true);
+            }
+            None => {
+                series.points.set(slot);
+                self.ring.set(id, slot, sample.value());
             }
         }
-        // Checked for new series only: a series already held passed it.
+        Ok(true)
+    }
+
+    /// Adds the series of `sample`, without points; its number.
+    fn add_series<S: ScrapedSample + ?Sized, E>(
+        &mut self,
+        sample: &S,
+        hash: u64,
+    ) -> Result<usize, IngestError<E>> {
         if let Some(e) = label_too_long(sample, self.limits.max_label_bytes) {
             return Err(e);
         }
+        let too_many = || IngestError::TooManySeries {
+            limit: self.limits.max_series,
+        };
         if self.series.len() >= self.limits.max_series {
-            return Err(IngestError::TooManySeries {
-                limit: self.limits.max_series,
-            });
+            return Err(too_many());
         }
-        let mut labels: Vec<(Arc<str>, Arc<str>)> = Vec::new();
+        let id = self.series.len();
+        let labels_at = self.labels.len();
         let strings = &mut self.strings;
+        let arena = &mut self.labels;
+        let mut full = strings
+            .intern(sample.metric_name())
+            .map(|id| arena.push(id))
+            .is_none();
         sample.visit_labels(&mut |name, value| {
             if !value.is_empty() && name != "__name__" {
-                labels.push((intern(strings, name), intern(strings, value)));
+                match (strings.intern(name), strings.intern(value)) {
+                    (Some(k), Some(v)) => arena.extend([k, v]),
+                    _ => full = true,
+                }
             }
         });
-        labels.sort();
-        if let Some(pair) = labels
+        let pairs = self.labels.get_mut(labels_at + 1..).unwrap_or_default();
+        // Sorted by label name, then value, as strings.
+        let strings = &self.strings;
+        let mut sorted: Vec<(u32, u32)> = pairs
+            .chunks_exact(2)
+            .filter_map(|p| match p {
+                [k, v] => Some((*k, *v)),
+                _ => None,
+            })
+            .collect();
+        sorted.sort_by(|a, b| {
+            (strings.get(a.0), strings.get(a.1)).cmp(&(strings.get(b.0), strings.get(b.1)))
+        });
+        let twice = sorted
             .windows(2)
             .find(|w| matches!(w, [a, b] if a.0 == b.0))
-        {
-            let label = pair.first().map(|(k, _)| k.to_string()).unwrap_or_default();
+            .and_then(|w| w.first())
+            .map(|(k, _)| strings.get(*k).to_string());
+        for (pair, (k, v)) in pairs.chunks_exact_mut(2).zip(&sorted) {
+            pair.copy_from_slice(&[*k, *v]);
+        }
+        let (Ok(labels_at), Ok(labels_len), false) =
+            (u32::try_from(labels_at), u32::try_from(sorted.len()), full)
+        else {
+            self.labels.truncate(labels_at);
+            return Err(too_many());
+        };
+        if let Some(label) = twice {
+            self.labels.truncate(labels_at as usize);
             return Err(IngestError::DuplicateLabel {
                 series: sample.metric_name().to_string(),
                 label,
             });
         }
-        let id = self.series.len();
-        let (points, histograms) = match histogram {
-            Some(h) => (VecDeque::new(), VecDeque::from([h])),
-            None => (VecDeque::from([point]), VecDeque::new()),
-        };
         self.series.push(Series {
-            name: intern(&mut self.strings, sample.metric_name()),
-            labels: labels.into_boxed_slice(),
-            points,
-            histograms,
-            evicted_until_ms: None,
+            labels_at,
+            labels_len,
             hash,
+            points: Slots::new(self.ring.capacity()),
+            histograms: Histograms::default(),
+            evicted_until_ms: None,
         });
-        self.index_series(id, hash);
-        Ok(true)
+        self.ring.push_row();
+        let at = self.index.partition_point(|&other| {
+            self.series
+                .get(other as usize)
+                .is_some_and(|s| (s.hash, other as usize) < (hash, id))
+        });
+        self.index.insert(at, id as u32);
+        Ok(id)
     }
 
-    fn rollback(&mut self, existing: usize, scrape_ms: i64) {
+    fn rollback(&mut self, before: Before, scrape_ms: i64, slot: usize) {
+        for series in &mut self.series {
+            series.points.clear(slot);
+        }
         for &id in &self.touched {
             if let Some(series) = self.series.get_mut(id) {
-                if series.points.back().is_some_and(|p| p.t == scrape_ms) {
-                    series.points.pop_back();
-                }
-                if series.histograms.back().is_some_and(|p| p.t == scrape_ms) {
-                    series.histograms.pop_back();
-                }
-            }
-        }
-        // Newest first, so each series gets its points back in order.
-        for (id, p) in self.dropped.drain(..).rev() {
-            if let Some(series) = self.series.get_mut(id) {
-                series.points.push_front(p);
-            }
-        }
-        for (id, p) in self.dropped_histograms.drain(..).rev() {
-            if let Some(series) = self.series.get_mut(id) {
-                series.histograms.push_front(p);
+                series.histograms.pop_at(scrape_ms);
             }
         }
         self.touched.clear();
-        if self.series.len() > existing {
-            self.series.truncate(existing);
-            self.rebuild_index();
+        if self.series.len() > before.series {
+            self.series.truncate(before.series);
+            self.ring.truncate_rows(before.series);
+            self.labels.truncate(before.labels);
+            self.index.retain(|&id| (id as usize) < before.series);
         }
+        self.strings.truncate(before.strings);
     }
 
     fn commit(&mut self) {
+        self.touched.clear();
+        self.apply_retention();
         let cap = self.limits.max_points_per_series.max(1);
+        let seqs = self.ring.seqs();
         for series in &mut self.series {
-            while series.points.len() > cap {
-                if let Some(p) = series.points.pop_front() {
-                    series.evicted_until_ms = series.evicted_until_ms.max(Some(p.t));
+            // The oldest points beyond the cap, floats and histograms alike.
+            let mut over = series.points.len().saturating_sub(cap);
+            for seq in seqs.clone() {
+                if over == 0 {
+                    break;
                 }
-            }
-            while series.histograms.len() > cap {
-                if let Some(p) = series.histograms.pop_front() {
-                    series.evicted_until_ms = series.evicted_until_ms.max(Some(p.t));
+                let slot = self.ring.slot(seq);
+                if series.points.get(slot) {
+                    series.points.clear(slot);
+                    series.evicted_until_ms =
+                        series.evicted_until_ms.max(Some(self.ring.time(seq)));
+                    over -= 1;
                 }
             }
         }
-        self.touched.clear();
-        self.dropped.clear();
-        self.dropped_histograms.clear();
-        self.apply_retention();
         // A store grows its series once, on the first scrapes; give back the doubling's
         // slack then (held per pod, it adds up over a fleet).
         if self.series.capacity() > self.series.len() + self.series.len() / 4 + 4 {
             self.series.shrink_to_fit();
+            self.index.shrink_to_fit();
+            self.labels.shrink_to_fit();
         }
-        for series in &mut self.series {
-            if series.points.capacity() > 2 * series.points.len() + 4 {
-                series.points.shrink_to_fit();
-            }
-            if series.histograms.capacity() > 2 * series.histograms.len() + 4 {
-                series.histograms.shrink_to_fit();
-            }
+        self.ring.shrink();
+        // A ring far larger than the history kept (a range shortened, scrapes slowed down).
+        let needed = self.ring.len() + 1;
+        if self.ring.capacity() > 2 * needed + 2 {
+            let old = self.ring.capacity();
+            self.ring.relayout(needed, self.series.len());
+            self.relayout_slots(old);
         }
     }
 
@@ -862,50 +798,84 @@ impl SeriesStore {
         }
     }
 
-    /// Drops points and scrape times older than any query can use, and series left empty.
+    /// Drops points and scrape times older than any query can use, then histogram points
+    /// beyond the cap, and series left empty.
     fn apply_retention(&mut self) {
         let Some(last) = self.last_scrape_ms() else {
             return;
         };
         let keep_after = self.keep_after(last);
-        while self.scrapes.len() > 1 && self.scrapes.front().is_some_and(|&t| t <= keep_after) {
-            self.scrapes.pop_front();
+        while self.ring.len() > 1 && self.ring.oldest().is_some_and(|t| t <= keep_after) {
+            if let Some(slot) = self.ring.pop_oldest() {
+                for series in &mut self.series {
+                    series.points.clear(slot);
+                }
+            }
         }
-        let before = self.series.len();
+        let cap = self.limits.max_points_per_series.max(1);
+        let mut empty = false;
         for series in &mut self.series {
-            while series.points.front().is_some_and(|p| p.t <= keep_after) {
-                series.points.pop_front();
+            if !series.histograms.is_empty()
+                && let Some(t) = series.histograms.trim(keep_after, cap)
+            {
+                series.evicted_until_ms = series.evicted_until_ms.max(Some(t));
             }
-            while series.histograms.front().is_some_and(|p| p.t <= keep_after) {
-                series.histograms.pop_front();
-            }
+            empty |= series.points.is_empty() && series.histograms.is_empty();
         }
-        self.series
-            .retain(|s| !s.points.is_empty() || !s.histograms.is_empty());
-        if self.series.len() != before {
-            self.rebuild_index();
+        if empty {
+            let keep: Vec<bool> = self
+                .series
+                .iter()
+                .map(|s| !s.points.is_empty() || !s.histograms.is_empty())
+                .collect();
+            self.retain_series(&keep);
         }
     }
 
-    fn index_series(&mut self, id: usize, hash: u64) {
-        if let std::collections::hash_map::Entry::Vacant(e) = self.index.entry(hash) {
-            e.insert(id);
-        } else {
-            self.collided.push(id);
+    /// Keeps the series `keep` marks (in order) with their values and label sets, and the
+    /// strings they still use.
+    fn retain_series(&mut self, keep: &[bool]) {
+        self.ring.retain_rows(keep);
+        let mut arena = Vec::with_capacity(self.labels.len());
+        let mut kept = Vec::with_capacity(self.series.len());
+        for (series, &kept_it) in self.series.drain(..).zip(keep) {
+            if !kept_it {
+                continue;
+            }
+            let at = series.labels_at as usize;
+            let len = 1 + 2 * series.labels_len as usize;
+            let new_at = arena.len() as u32;
+            arena.extend_from_slice(self.labels.get(at..at + len).unwrap_or_default());
+            kept.push(Series {
+                labels_at: new_at,
+                ..series
+            });
         }
-    }
-
-    fn rebuild_index(&mut self) {
-        self.index.clear();
-        self.collided.clear();
-        for id in 0..self.series.len() {
-            if let Some(hash) = self.series.get(id).map(|s| s.hash) {
-                self.index_series(id, hash);
+        self.series = kept;
+        let mut used = vec![false; self.strings.len()];
+        for &id in &arena {
+            if let Some(u) = used.get_mut(id as usize) {
+                *u = true;
             }
         }
-        // Strings no series holds any more.
-        self.strings.retain(|s| Arc::strong_count(s) > 1);
+        let remap = self.strings.compact(&used);
+        for id in &mut arena {
+            *id = remap.get(*id as usize).copied().unwrap_or(u32::MAX);
+        }
+        self.labels = arena;
+        self.index = (0..self.series.len() as u32).collect();
+        let series = &self.series;
+        self.index
+            .sort_by_key(|&id| (series.get(id as usize).map_or(0, |s| s.hash), id));
     }
+}
+
+/// Where a scrape being ingested started, to roll it back.
+#[derive(Debug, Clone, Copy)]
+struct Before {
+    series: usize,
+    strings: usize,
+    labels: usize,
 }
 
 /// `h`, with its resolution reduced until it has at most `limit` buckets; `None` when even
@@ -919,14 +889,4 @@ fn within_bucket_limit(h: &FloatHistogram, limit: usize) -> Option<FloatHistogra
         h = h.copy_to_schema(h.schema - 1);
     }
     Some(h)
-}
-
-/// The store's shared copy of `s`.
-fn intern(strings: &mut HashSet<Arc<str>>, s: &str) -> Arc<str> {
-    if let Some(shared) = strings.get(s) {
-        return shared.clone();
-    }
-    let shared: Arc<str> = Arc::from(s);
-    strings.insert(shared.clone());
-    shared
 }

@@ -495,7 +495,7 @@ impl RefStore {
             }
             let float = |f: Func| {
                 (nf >= f.min_points())
-                    .then(|| float_range::apply(f, floats.iter(), nf, start, t, range_ms))
+                    .then(|| float_range::apply(f, floats.iter().copied(), nf, start, t, range_ms))
                     .flatten()
             };
             let value = if nh == 0 {
