@@ -14,6 +14,9 @@ pub struct ReportArgs {
     /// Parser result files: one JSON object per line (benches/parser.rs, the Go peer).
     #[arg(long = "parser")]
     parser: Vec<PathBuf>,
+    /// Reload result files: one JSON object per line (benches/reload.rs).
+    #[arg(long = "reload")]
+    reload: Vec<PathBuf>,
     /// The command that produced the figures.
     #[arg(long)]
     command: String,
@@ -61,6 +64,14 @@ pub fn run(a: ReportArgs) -> Result<(), String> {
             let v: Value =
                 serde_json::from_str(line).map_err(|e| format!("{}: {e}", p.display()))?;
             parser.push(v);
+        }
+    }
+    let mut reload = Vec::new();
+    for p in &a.reload {
+        for line in read(p)?.lines().filter(|l| !l.trim().is_empty()) {
+            let v: Value =
+                serde_json::from_str(line).map_err(|e| format!("{}: {e}", p.display()))?;
+            reload.push(v);
         }
     }
     let date = k8s_openapi::jiff::Timestamp::now()
@@ -349,6 +360,30 @@ pub fn run(a: ReportArgs) -> Result<(), String> {
         );
     }
 
+    if !reload.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n## What a reload costs the controller loop\n\n\
+             `cargo bench --bench reload`: a rule set put in force on the loop's state of N pods \
+             (benches/reload.rs); reading and validating it runs on a blocking thread, off the \
+             loop. Median and range of the repeats.\n"
+        );
+        let _ = writeln!(md, "| measure | pods | rules | median | range |");
+        let _ = writeln!(md, "|---|---|---|---|---|");
+        for v in &reload {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} s | {}–{} s |",
+                v["measure"].as_str().unwrap_or("?"),
+                v["pods"],
+                v["rules"],
+                f(&v["median_s"], 3),
+                f(&v["min_s"], 3),
+                f(&v["max_s"], 3),
+            );
+        }
+    }
+
     let machine_json: serde_json::Map<String, Value> = machine
         .into_iter()
         .map(|(k, v)| (k, Value::String(v)))
@@ -359,6 +394,7 @@ pub fn run(a: ReportArgs) -> Result<(), String> {
         "machine": machine_json,
         "fleet": fleets,
         "parser": parser,
+        "reload": reload,
     });
     std::fs::create_dir_all(&a.out_dir).map_err(|e| format!("{}: {e}", a.out_dir.display()))?;
     let md_path = a.out_dir.join("BENCHMARKS.md");

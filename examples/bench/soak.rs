@@ -116,9 +116,15 @@ impl Replica {
     }
 }
 
-/// The controller loop's turn histogram, every event summed: cumulative counts by bucket
-/// bound.
-async fn turn_buckets(http: &reqwest::Client, url: &str) -> Result<Vec<(f64, f64)>, String> {
+/// Cumulative counts by bucket bound of one histogram.
+type Buckets = Vec<(f64, f64)>;
+
+/// The controller loop's turn histogram by event (`pod`, `result`, `reload`, `lease`, `tick`):
+/// cumulative counts by bucket bound.
+async fn turn_buckets(
+    http: &reqwest::Client,
+    url: &str,
+) -> Result<BTreeMap<String, Buckets>, String> {
     let body = http
         .get(url)
         .send()
@@ -127,7 +133,7 @@ async fn turn_buckets(http: &reqwest::Client, url: &str) -> Result<Vec<(f64, f64
         .text()
         .await
         .map_err(|e| format!("{url}: {e}"))?;
-    let mut by_le: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
+    let mut by_event: BTreeMap<String, BTreeMap<u64, (f64, f64)>> = BTreeMap::new();
     for s in podgate::exposition::parse(&body, podgate::exposition::Format::Text) {
         let s = s.map_err(|e| format!("{url}: {e}"))?;
         if s.name != "podgate_controller_turn_duration_seconds_bucket" {
@@ -136,11 +142,25 @@ async fn turn_buckets(http: &reqwest::Client, url: &str) -> Result<Vec<(f64, f64
         let Some(le) = s.labels.get("le").and_then(|v| v.parse::<f64>().ok()) else {
             continue;
         };
-        by_le.entry(le.to_bits()).or_insert((le, 0.0)).1 += s.value;
+        let event = s
+            .labels
+            .get("event")
+            .map_or_else(String::new, |e| e.to_string());
+        by_event
+            .entry(event)
+            .or_default()
+            .entry(le.to_bits())
+            .or_insert((le, 0.0))
+            .1 += s.value;
     }
-    let mut buckets: Vec<(f64, f64)> = by_le.into_values().collect();
-    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
-    Ok(buckets)
+    Ok(by_event
+        .into_iter()
+        .map(|(event, by_le)| {
+            let mut buckets: Buckets = by_le.into_values().collect();
+            buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+            (event, buckets)
+        })
+        .collect())
 }
 
 /// The bound of the smallest bucket holding every turn between two readings: the longest
@@ -156,6 +176,24 @@ fn longest_turn(before: &[(f64, f64)], after: &[(f64, f64)]) -> Option<f64> {
         .iter()
         .find(|(le, c)| *c - count(before, *le) >= total)
         .map(|(le, _)| *le)
+}
+
+/// The longest turn between two readings, of every event together and of each event that
+/// had a turn: which kind of turn was slow, not only how slow.
+fn longest_turns(
+    before: &BTreeMap<String, Buckets>,
+    after: &BTreeMap<String, Buckets>,
+) -> serde_json::Value {
+    let mut by_event = serde_json::Map::new();
+    let mut overall: Option<f64> = None;
+    for (event, now) in after {
+        let then = before.get(event).map_or(&[][..], |b| b.as_slice());
+        if let Some(longest) = longest_turn(then, now) {
+            overall = Some(overall.map_or(longest, |o: f64| o.max(longest)));
+            by_event.insert(event.clone(), json!(longest));
+        }
+    }
+    json!({"all": overall, "by_event": by_event})
 }
 
 /// The soak's rule and 999 more that own gates no pod declares: a set at the rule limit.
@@ -396,7 +434,7 @@ pub async fn run(a: SoakArgs) -> Result<(), String> {
         // A few seconds of normal work after it, so a turn it delayed is counted too.
         tokio::time::sleep(Duration::from_secs(5)).await;
         let after = turn_buckets(&http, &r.url).await?;
-        reload_turns.insert(r.role.to_string(), json!(longest_turn(&before, &after)));
+        reload_turns.insert(r.role.to_string(), longest_turns(&before, &after));
     }
 
     // Growth is the last quarter's mean over the second quarter's (the first holds warm-up).
