@@ -503,19 +503,21 @@ async fn hang_reset_huge_body_and_invalid_exposition_per_on_error_policy() {
         "podgate's peak RSS reached {} MiB while refusing 1 GiB bodies",
         rss >> 20
     );
+    // Counted at least once for each of the `fail` and `pass` pods, whose gates showed the
+    // fault; the `keep` pod's scrape may fall outside a fault's window (its gate never says).
     let m = daemon.samples().await;
     let invalid = support::daemon::sum_of(
         &m,
         "podgate_source_requests_total",
         &[("source", "scrape"), ("result", "invalid")],
     );
-    assert!(invalid >= 3.0, "invalid bodies counted: {invalid}");
+    assert!(invalid >= 2.0, "invalid bodies counted: {invalid}");
     let timeouts = support::daemon::sum_of(
         &m,
         "podgate_source_requests_total",
         &[("source", "scrape"), ("result", "timeout")],
     );
-    assert!(timeouts >= 3.0, "hangs counted as timeouts: {timeouts}");
+    assert!(timeouts >= 2.0, "hangs counted as timeouts: {timeouts}");
 }
 
 #[tokio::test]
