@@ -32,6 +32,17 @@ fn read(path: &PathBuf) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// Every JSON object of files holding one per line.
+fn read_lines(paths: &[PathBuf]) -> Result<Vec<Value>, String> {
+    let mut all = Vec::new();
+    for p in paths {
+        for line in read(p)?.lines().filter(|l| !l.trim().is_empty()) {
+            all.push(serde_json::from_str(line).map_err(|e| format!("{}: {e}", p.display()))?);
+        }
+    }
+    Ok(all)
+}
+
 fn f(v: &Value, digits: usize) -> String {
     match v.as_f64() {
         Some(x) if x.is_finite() => format!("{x:.digits$}"),
@@ -58,22 +69,8 @@ pub fn run(a: ReportArgs) -> Result<(), String> {
         fleets.push(v);
     }
     fleets.sort_by_key(|v| v["pods"].as_u64().unwrap_or(0));
-    let mut parser = Vec::new();
-    for p in &a.parser {
-        for line in read(p)?.lines().filter(|l| !l.trim().is_empty()) {
-            let v: Value =
-                serde_json::from_str(line).map_err(|e| format!("{}: {e}", p.display()))?;
-            parser.push(v);
-        }
-    }
-    let mut reload = Vec::new();
-    for p in &a.reload {
-        for line in read(p)?.lines().filter(|l| !l.trim().is_empty()) {
-            let v: Value =
-                serde_json::from_str(line).map_err(|e| format!("{}: {e}", p.display()))?;
-            reload.push(v);
-        }
-    }
+    let parser = read_lines(&a.parser)?;
+    let reload = read_lines(&a.reload)?;
     let date = k8s_openapi::jiff::Timestamp::now()
         .strftime("%Y-%m-%d %H:%M UTC")
         .to_string();
